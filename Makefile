@@ -1,0 +1,43 @@
+# cinder-csi build and test entry points. `make help` lists them.
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/cinder-csi/cinder-csi/pkg/version.Version=$(VERSION)
+CSI_SANITY_VERSION := v5.6.0
+
+.PHONY: help build test unit sanity sanity-binary bench lint demo fuzz clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build the plugin, the emulator and the tools into bin/
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+lint: ## go vet plus a gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit: ## every package's tests, emulator and loop-device tests included
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz: ## run each fuzz target briefly over its seed corpus
+	./hack/fuzz.sh 10s
+
+sanity: ## csi-sanity in-process: default cloud, named cloud, injected faults
+	$(GO) test -count=1 -timeout 20m -v ./tests/sanity/... 2>&1 | tee /tmp/cinder-csi-sanity.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|Ran )' | grep -vE '^=== RUN' ; \
+	  ./hack/sanity-summary.sh /tmp/cinder-csi-sanity.log
+
+sanity-binary: build ## the standalone csi-sanity binary against bin/cinder-csi-plugin and bin/openstack-emulator
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$(CSI_SANITY_VERSION)
+	./hack/sanity-binary.sh
+
+test: lint unit fuzz sanity sanity-binary ## what CI runs
+
+bench: build ## benchmarks; writes the tables in docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 5 ./tests/bench/...
+
+demo: build ## the plugin against the emulator, one volume through its whole life
+	./$(BIN)/csi-demo
+
+clean:
+	rm -rf $(BIN)
