@@ -303,3 +303,24 @@ type Clouds interface {
 	// Names returns the configured cloud names, sorted, "" first.
 	Names() []string
 }
+
+// Observer receives what the cloud layer does, for metrics (pkg/metrics
+// implements it). Every method must be cheap and safe for concurrent use.
+// Nothing passed here may contain a secret.
+type Observer interface {
+	// ObserveRequest is called once per HTTP request (each retry counts).
+	// service is "identity", "volumev3" or "compute"; operation is a
+	// stable name such as "volume_create"; statusCode is 0 when no response
+	// arrived.
+	ObserveRequest(service, operation string, statusCode int, d time.Duration)
+	// ObserveRetry is called before a retry; reason is "5xx", "429" or "conn".
+	ObserveRetry(service, operation, reason string)
+	// ObserveRateLimitWait records time spent waiting on the client-side
+	// limiter or on a Retry-After.
+	ObserveRateLimitWait(service string, d time.Duration)
+	// ObserveTokenRenewal is called each time a token is (re)issued.
+	ObserveTokenRenewal(cloud string)
+	// ObserveWait records a state wait; outcome is "done", "error" or
+	// "timeout".
+	ObserveWait(operation string, d time.Duration, outcome string)
+}
