@@ -1,0 +1,7 @@
+package emulator
+
+func (e *Emulator) cinderSnapshotRoutes(add addFunc) {}
+func (e *Emulator) cinderBackupRoutes(add addFunc)   {}
+func (e *Emulator) cinderMiscRoutes(add addFunc)     {}
+func (e *Emulator) adminRoutes(add addFunc)          {}
+func (e *Emulator) metadataRoutes(add addFunc)       {}
