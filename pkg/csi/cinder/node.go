@@ -1,0 +1,318 @@
+package cinder
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"k8s.io/klog/v2"
+	"k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/metadata"
+	"github.com/cinder-csi/cinder-csi/pkg/util/volumelock"
+)
+
+// PublishContextVolumeSizeBytes optionally carries the Cinder volume size in
+// bytes (decimal) from ControllerPublish. NodeStage then refuses a device
+// smaller than the volume before formatting it. Without it only the serial
+// is checked.
+const PublishContextVolumeSizeBytes = "cinder.csi.openstack.org/volumeSizeBytes"
+
+// defaultDeviceWait bounds the device lookup of a request that carries no
+// deadline. kubelet gives node calls 2 minutes; so do we.
+const defaultDeviceWait = 2 * time.Minute
+
+// NodeOptions configure the node service. Zero values take the defaults.
+type NodeOptions struct {
+	// DriverName is only logged; the identity server reports it.
+	DriverName string
+	// Metadata gives the server UUID, AZ and tagged devices. Required.
+	Metadata metadata.Provider
+	// WithTopology reports the AZ as the topology segment TopologyKey.
+	WithTopology bool
+	// AdditionalTopology segments are reported beside the zone.
+	AdditionalTopology map[string]string
+	// NodeVolumeAttachLimit is MaxVolumesPerNode. 0 means
+	// device.DefaultMaxDisks minus the disks present that are not Cinder
+	// volumes (root, ephemeral, config drive), counted at each NodeGetInfo.
+	NodeVolumeAttachLimit int64
+	// RescanOnResize makes NodeExpandVolume ask the kernel to re-read a
+	// device that is smaller than the requested size.
+	RescanOnResize bool
+	// DevRoot (default /dev) and SysRoot (default /sys) locate devices.
+	DevRoot string
+	SysRoot string
+	// Mounter formats, mounts and runs filesystem tools. Default: the host
+	// mounter and exec.
+	Mounter *mount.SafeFormatAndMount
+	// Kata, when set, takes publishes of pods that opt into Kata direct
+	// volumes.
+	Kata KataPublisher
+	// UdevTrigger replaces the udev trigger run between device lookups
+	// (default: udevadm, only when DevRoot is /dev).
+	UdevTrigger func(ctx context.Context) error
+	// MountInfoPath is the mount table to read (default
+	// /proc/self/mountinfo).
+	MountInfoPath string
+}
+
+// NodeServer implements the CSI Node service. It makes no OpenStack API
+// calls and holds no credentials.
+type NodeServer struct {
+	csi.UnimplementedNodeServer
+
+	opts    NodeOptions
+	finder  *device.Finder
+	mounter *mount.SafeFormatAndMount
+	resizer *mount.ResizeFs
+	locks   *volumelock.Locks
+}
+
+var _ csi.NodeServer = (*NodeServer)(nil)
+
+// NewNodeServer validates opts and builds the server. It does no I/O, so a
+// node whose metadata is not reachable yet still starts and registers once
+// NodeGetInfo succeeds.
+func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
+	if opts.Metadata == nil {
+		return nil, fmt.Errorf("node service: a metadata provider is required")
+	}
+	if opts.NodeVolumeAttachLimit < 0 {
+		return nil, fmt.Errorf("node service: node-volume-attach-limit %d is negative", opts.NodeVolumeAttachLimit)
+	}
+	for k, v := range opts.AdditionalTopology {
+		if k == "" || k == TopologyKey {
+			return nil, fmt.Errorf("node service: additional topology key %q=%q is empty or the zone key", k, v)
+		}
+	}
+	if opts.DriverName == "" {
+		opts.DriverName = DefaultDriverName
+	}
+	if opts.DevRoot == "" {
+		opts.DevRoot = "/dev"
+	}
+	if opts.SysRoot == "" {
+		opts.SysRoot = "/sys"
+	}
+	if opts.MountInfoPath == "" {
+		opts.MountInfoPath = "/proc/self/mountinfo"
+	}
+	mounter := opts.Mounter
+	if mounter == nil {
+		mounter = mount.NewSafeFormatAndMount(mount.New(""), utilexec.New())
+	}
+	return &NodeServer{
+		opts: opts,
+		finder: device.NewFinder(device.Options{
+			DevRoot:  opts.DevRoot,
+			SysRoot:  opts.SysRoot,
+			Metadata: opts.Metadata,
+			Trigger:  opts.UdevTrigger,
+		}),
+		mounter: mounter,
+		resizer: mount.NewResizeFs(mounter.Exec),
+		locks:   volumelock.New(),
+	}, nil
+}
+
+var nodeCapabilities = []csi.NodeServiceCapability_RPC_Type{
+	csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
+	csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
+	csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+	csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
+	csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+}
+
+// NodeGetCapabilities implements csi.NodeServer.
+func (ns *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	caps := make([]*csi.NodeServiceCapability, 0, len(nodeCapabilities))
+	for _, c := range nodeCapabilities {
+		caps = append(caps, &csi.NodeServiceCapability{
+			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: c}},
+		})
+	}
+	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+// NodeGetInfo implements csi.NodeServer: the node id is the Nova server
+// UUID, the topology the sanitized AZ plus the additional segments.
+func (ns *NodeServer) NodeGetInfo(ctx context.Context, _ *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	md, err := ns.opts.Metadata.Get(ctx)
+	if err != nil {
+		return nil, StatusFromError(err, "reading the instance metadata (config drive or metadata service)")
+	}
+	resp := &csi.NodeGetInfoResponse{
+		NodeId:            md.UUID,
+		MaxVolumesPerNode: ns.maxVolumes(),
+	}
+	if ns.opts.WithTopology {
+		segments := maps.Clone(ns.opts.AdditionalTopology)
+		if segments == nil {
+			segments = map[string]string{}
+		}
+		if zone := metadata.SanitizeLabel(md.AvailabilityZone); zone != "" {
+			segments[TopologyKey] = zone
+		}
+		resp.AccessibleTopology = &csi.Topology{Segments: segments}
+	}
+	klog.FromContext(ctx).Info("Node identity", "nodeID", md.UUID, "zone", md.AvailabilityZone, "maxVolumes", resp.MaxVolumesPerNode)
+	return resp, nil
+}
+
+// maxVolumes is the configured limit, or the virtio default minus the
+// node's own disks. It is never below 1, because 0 means "no limit".
+func (ns *NodeServer) maxVolumes() int64 {
+	if ns.opts.NodeVolumeAttachLimit > 0 {
+		return ns.opts.NodeVolumeAttachLimit
+	}
+	return int64(max(1, device.DefaultMaxDisks-device.ForeignDisks(ns.opts.SysRoot)))
+}
+
+// withDefaultDeadline bounds a request that came without a deadline.
+func withDefaultDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, defaultDeviceWait)
+}
+
+// lock takes the per-volume lock or answers Aborted.
+func (ns *NodeServer) lock(volumeID string) (unlock func(), err error) {
+	if !ns.locks.TryLock(volumeID) {
+		return nil, errBusy("volume", volumeID)
+	}
+	return func() { ns.locks.Unlock(volumeID) }, nil
+}
+
+// maxVolumeIDLength bounds volume ids; Cinder's are 36-character UUIDs.
+const maxVolumeIDLength = 128
+
+// validateVolumeID refuses ids that could not be a Cinder volume id. The id
+// is spliced into /dev/disk/by-id names, so a '/' or '..' must never pass.
+func validateVolumeID(id string) error {
+	if id == "" {
+		return errInvalid("volume_id is required")
+	}
+	if len(id) > maxVolumeIDLength {
+		return errInvalid("volume_id is %d characters long; at most %d are allowed", len(id), maxVolumeIDLength)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return errInvalid("volume_id %q has characters a Cinder volume id cannot have", id)
+		}
+	}
+	if strings.Trim(id, ".") == "" {
+		return errInvalid("volume_id %q is not a volume id", id)
+	}
+	return nil
+}
+
+// validatePath requires an absolute path for the named request field.
+func validatePath(field, path string) error {
+	if path == "" {
+		return errInvalid("%s is required", field)
+	}
+	if !strings.HasPrefix(path, "/") {
+		return errInvalid("%s %q must be an absolute path", field, path)
+	}
+	if strings.ContainsRune(path, 0) {
+		return errInvalid("%s contains a NUL byte", field)
+	}
+	return nil
+}
+
+// supportedAccessModes are the modes the node serves; MULTI_NODE modes are
+// the controller's business (multiattach block volumes), the node treats
+// them like any other block attachment.
+var supportedAccessModes = map[csi.VolumeCapability_AccessMode_Mode]bool{
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER:        true,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY:   true,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER: true,
+	csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER:  true,
+	csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:    true,
+	csi.VolumeCapability_AccessMode_MULTI_NODE_SINGLE_WRITER:  true,
+	csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER:   true,
+}
+
+// supportedFsTypes are the filesystems the node formats and grows.
+var supportedFsTypes = map[string]bool{"ext4": true, "ext3": true, "xfs": true}
+
+// defaultFsType is used when the capability names none (as the reference
+// plugin and the provisioner's --default-fstype do).
+const defaultFsType = "ext4"
+
+// validateCapability checks the capability in the named request field and
+// reports whether it asks for raw block access.
+func validateCapability(field string, vc *csi.VolumeCapability) (block bool, err error) {
+	if vc == nil {
+		return false, errInvalid("%s is required", field)
+	}
+	if am := vc.GetAccessMode(); am == nil || !supportedAccessModes[am.GetMode()] {
+		return false, errInvalid("%s.access_mode %v is not supported", field, vc.GetAccessMode().GetMode())
+	}
+	switch {
+	case vc.GetBlock() != nil:
+		return true, nil
+	case vc.GetMount() != nil:
+		fs := vc.GetMount().GetFsType()
+		if fs != "" && !supportedFsTypes[fs] {
+			return false, errInvalid("%s.mount.fs_type %q is not supported (use ext4, ext3 or xfs)", field, fs)
+		}
+		for _, f := range vc.GetMount().GetMountFlags() {
+			if strings.ContainsAny(f, " \t\n\x00") || f == "" {
+				return false, errInvalid("%s.mount.mount_flags has an invalid flag %q", field, f)
+			}
+		}
+		return false, nil
+	default:
+		return false, errInvalid("%s needs an access_type (mount or block)", field)
+	}
+}
+
+func fsTypeOf(vc *csi.VolumeCapability) string {
+	if fs := vc.GetMount().GetFsType(); fs != "" {
+		return fs
+	}
+	return defaultFsType
+}
+
+// expectedSize reads PublishContextVolumeSizeBytes (0 when absent).
+func expectedSize(publishContext map[string]string) (int64, error) {
+	v, ok := publishContext[PublishContextVolumeSizeBytes]
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errInvalid("publish_context[%q] = %q is not a byte count", PublishContextVolumeSizeBytes, v)
+	}
+	return n, nil
+}
+
+// findDevice resolves and verifies the device of a volume within ctx.
+func (ns *NodeServer) findDevice(ctx context.Context, volumeID string, publishContext map[string]string) (*device.Device, error) {
+	minSize, err := expectedSize(publishContext)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	dev, err := ns.finder.Find(ctx, volumeID, publishContext[PublishContextDevicePath])
+	if err != nil {
+		return nil, deviceError(volumeID, err)
+	}
+	if err := device.Verify(dev, volumeID, minSize); err != nil {
+		return nil, deviceError(volumeID, err)
+	}
+	klog.FromContext(ctx).V(2).Info("Found device", "volumeID", volumeID, "device", dev.Path, "node", dev.Node, "foundBy", dev.FoundBy, "sizeBytes", dev.SizeBytes)
+	return dev, nil
+}

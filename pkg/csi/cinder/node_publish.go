@@ -1,0 +1,190 @@
+package cinder
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/device"
+)
+
+// NodePublishVolume implements csi.NodeServer. Mount access: bind-mount the
+// staging path at the target, read-only when asked. Block access: bind-mount
+// the device onto a file at the target. A repeat finds the mount in place
+// and succeeds; mounts never stack.
+func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	target := req.GetTargetPath()
+	if err := validatePath("target_path", target); err != nil {
+		return nil, err
+	}
+	staging := req.GetStagingTargetPath()
+	if err := validatePath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
+	block, err := validateCapability("volume_capability", req.GetVolumeCapability())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := expectedSize(req.GetPublishContext()); err != nil {
+		return nil, err
+	}
+	if target == staging {
+		return nil, errInvalid("target_path and staging_target_path are both %s", target)
+	}
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
+
+	kata := false
+	if ns.opts.Kata != nil {
+		// Asked before the lock: it may call the Kubernetes API.
+		if kata, err = ns.opts.Kata.Wants(ctx, req); err != nil {
+			if _, ok := status.FromError(err); ok {
+				return nil, err
+			}
+			return nil, errNotReady("deciding whether volume %s goes to Kata Containers: %v", volumeID, err)
+		}
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if kata || block {
+		dev, err := ns.findDevice(ctx, volumeID, req.GetPublishContext())
+		if err != nil {
+			return nil, err
+		}
+		if kata {
+			logger.Info("Publishing through Kata direct volume", "targetPath", target, "device", dev.Path)
+			return ns.opts.Kata.Publish(ctx, req, dev.Path)
+		}
+		if err := ns.publishBlock(logger, volumeID, dev, target, req.GetReadonly()); err != nil {
+			return nil, err
+		}
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
+	if err := ns.publishMount(logger, volumeID, staging, target, req.GetReadonly()); err != nil {
+		return nil, err
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target string, readOnly bool) error {
+	table, err := ns.readMounts()
+	if err != nil {
+		return StatusFromError(err, "publishing volume %s", volumeID)
+	}
+	src, staged := table.top(staging)
+	if !staged {
+		return errPrecondition("volume %s is not staged at %s; call NodeStageVolume first", volumeID, staging)
+	}
+	if m, mounted := table.top(target); mounted {
+		if m.Major != src.Major || m.Minor != src.Minor || m.Root != src.Root {
+			return errAlreadyExists("target_path %s already holds another mount (%s, device %d:%d)", target, m.Source, m.Major, m.Minor)
+		}
+		if hasOption(m.MountOptions, "ro") != readOnly {
+			return errAlreadyExists("volume %s is already published at %s with readonly=%t", volumeID, target, !readOnly)
+		}
+		logger.Info("Volume already published", "targetPath", target)
+		return nil
+	}
+	if err := ensureDir(target); err != nil {
+		return err
+	}
+	options := []string{"bind"}
+	if readOnly {
+		options = append(options, "ro")
+	}
+	if err := ns.mounter.Mount(staging, target, "", options); err != nil {
+		return StatusFromError(err, "bind-mounting volume %s at %s", volumeID, target)
+	}
+	logger.Info("Published volume", "targetPath", target, "readonly", readOnly)
+	return nil
+}
+
+func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *device.Device, target string, readOnly bool) error {
+	rdev, err := rdevOf(dev.Node)
+	if err != nil {
+		return errPrecondition("device %s of volume %s: %v", dev.Path, volumeID, err)
+	}
+	table, err := ns.readMounts()
+	if err != nil {
+		return StatusFromError(err, "publishing volume %s", volumeID)
+	}
+	if m, mounted := table.top(target); mounted {
+		// A bind-mounted device node shows devtmpfs in the mount table;
+		// the node itself tells which device it is.
+		var st unix.Stat_t
+		if err := unix.Stat(target, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFBLK || st.Rdev != rdev {
+			return errAlreadyExists("target_path %s already holds another mount (%s)", target, m.Source)
+		}
+		if hasOption(m.MountOptions, "ro") != readOnly {
+			return errAlreadyExists("volume %s is already published at %s with readonly=%t", volumeID, target, !readOnly)
+		}
+		logger.Info("Block volume already published", "targetPath", target)
+		return nil
+	}
+	if err := ensureDir(filepath.Dir(target)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o640)
+	if err != nil {
+		if errors.Is(err, unix.EISDIR) {
+			return errPrecondition("target_path %s is a directory; a block volume is published onto a file", target)
+		}
+		return StatusFromError(err, "creating the block target %s", target)
+	}
+	_ = f.Close()
+	options := []string{"bind"}
+	if readOnly {
+		options = append(options, "ro")
+	}
+	if err := ns.mounter.Mount(dev.Node, target, "", options); err != nil {
+		return StatusFromError(err, "bind-mounting device %s of volume %s at %s", dev.Node, volumeID, target)
+	}
+	logger.Info("Published block volume", "targetPath", target, "device", dev.Path, "readonly", readOnly)
+	return nil
+}
+
+// NodeUnpublishVolume implements csi.NodeServer: unmount everything at the
+// target and remove it. A target that is already gone is success.
+func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	target := req.GetTargetPath()
+	if err := validatePath("target_path", target); err != nil {
+		return nil, err
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
+
+	if ns.opts.Kata != nil && ns.opts.Kata.Holds(target) {
+		logger.Info("Unpublishing Kata direct volume", "targetPath", target)
+		return ns.opts.Kata.Unpublish(ctx, req)
+	}
+	if err := ns.unmountAll(target); err != nil {
+		return nil, StatusFromError(err, "unpublishing volume %s", volumeID)
+	}
+	if err := removePath(target); err != nil {
+		return nil, StatusFromError(err, "unpublishing volume %s", volumeID)
+	}
+	logger.Info("Unpublished volume", "targetPath", target)
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}

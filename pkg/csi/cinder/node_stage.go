@@ -1,0 +1,242 @@
+package cinder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/device"
+)
+
+// NodeStageVolume implements csi.NodeServer. Mount access: format a blank
+// device (never one holding a filesystem), grow the filesystem when the
+// device is larger, mount it at the staging path. Block access: find and
+// verify the device only.
+func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	staging := req.GetStagingTargetPath()
+	if err := validatePath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
+	block, err := validateCapability("volume_capability", req.GetVolumeCapability())
+	if err != nil {
+		return nil, err
+	}
+	resizeRequired, err := parseResizeRequired(req.GetVolumeContext())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := expectedSize(req.GetPublishContext()); err != nil {
+		return nil, err
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
+
+	dev, err := ns.findDevice(ctx, volumeID, req.GetPublishContext())
+	if err != nil {
+		return nil, err
+	}
+	if block {
+		logger.Info("Staged block volume", "device", dev.Path)
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+	if err := ns.stageFilesystem(logger, volumeID, dev, staging, req.GetVolumeCapability(), resizeRequired); err != nil {
+		return nil, err
+	}
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// parseResizeRequired reads VolumeContextResizeRequired.
+func parseResizeRequired(volumeContext map[string]string) (bool, error) {
+	v, ok := volumeContext[VolumeContextResizeRequired]
+	if !ok || v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errInvalid("volume_context[%q] = %q is not a boolean", VolumeContextResizeRequired, v)
+	}
+	return b, nil
+}
+
+func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *device.Device, staging string, vc *csi.VolumeCapability, resizeRequired bool) error {
+	rdev, err := rdevOf(dev.Node)
+	if err != nil {
+		return errPrecondition("device %s of volume %s: %v", dev.Path, volumeID, err)
+	}
+	table, err := ns.readMounts()
+	if err != nil {
+		return StatusFromError(err, "staging volume %s", volumeID)
+	}
+	requested := vc.GetMount().GetFsType()
+
+	if m, mounted := table.top(staging); mounted {
+		if uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev) || m.Root != "/" {
+			return errPrecondition("staging_target_path %s already holds another mount (%s, device %d:%d), not volume %s (%s)",
+				staging, m.Source, m.Major, m.Minor, volumeID, dev.Node)
+		}
+		if requested != "" && fsFamily(requested) != fsFamily(m.FsType) {
+			return errAlreadyExists("volume %s is already staged at %s as %s, not %s", volumeID, staging, m.FsType, requested)
+		}
+		if m.FsType == "xfs" && !hasOption(m.SuperOptions, "ro") {
+			if err := growXFS(ns.mounter.Exec, staging); err != nil {
+				return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
+			}
+		}
+		logger.Info("Volume already staged", "stagingTargetPath", staging, "device", dev.Path)
+		return nil
+	}
+
+	if err := ensureDir(staging); err != nil {
+		return err
+	}
+	existing, err := ns.mounter.GetDiskFormat(dev.Path)
+	if err != nil {
+		return StatusFromError(err, "reading the filesystem type on %s", dev.Path)
+	}
+	fsType := fsTypeOf(vc)
+	switch {
+	case existing == partitionedFormat:
+		return errPrecondition("device %s of volume %s holds a partition table; refusing to format or mount it", dev.Path, volumeID)
+	case existing != "" && !supportedFsTypes[existing] && existing != "ext2":
+		return errPrecondition("device %s of volume %s holds %s, which this driver does not mount", dev.Path, volumeID, existing)
+	case existing != "" && requested == "":
+		fsType = existing
+	case existing != "" && fsFamily(existing) != fsFamily(requested):
+		return errPrecondition("device %s of volume %s already holds %s but %s was requested; refusing to reformat it", dev.Path, volumeID, existing, requested)
+	}
+
+	// Grow ext before mounting: offline growth needs no CAP_SYS_RESOURCE
+	// and covers restores and clones into a larger size as well as an
+	// expansion done while the volume was not staged.
+	if isExt(existing) {
+		grow, err := extNeedsGrowth(ns.mounter.Exec, dev.Path, dev.SizeBytes)
+		if err != nil {
+			return StatusFromError(err, "checking the filesystem size of volume %s", volumeID)
+		}
+		if grow {
+			if err := growExtOffline(ns.mounter.Exec, dev.Path); err != nil {
+				return StatusFromError(err, "growing the filesystem of volume %s", volumeID)
+			}
+			logger.Info("Grew the filesystem before mounting", "device", dev.Path, "sizeBytes", dev.SizeBytes, "resizeRequired", resizeRequired)
+		}
+	}
+
+	options := slices.Clone(vc.GetMount().GetMountFlags())
+	if fsType == "xfs" && !slices.Contains(options, "nouuid") {
+		// Clones and restores carry their source's UUID; XFS refuses to
+		// mount a second filesystem with the same UUID without this.
+		options = append(options, "nouuid")
+	}
+	if err := ns.mounter.FormatAndMount(dev.Path, staging, fsType, options); err != nil {
+		return StatusFromError(err, "formatting or mounting volume %s (%s) at %s", volumeID, dev.Path, staging)
+	}
+	if fsType == "xfs" && existing != "" && !slices.Contains(options, "ro") {
+		if err := growXFS(ns.mounter.Exec, staging); err != nil {
+			return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
+		}
+	}
+	logger.Info("Staged volume", "stagingTargetPath", staging, "device", dev.Path, "foundBy", dev.FoundBy,
+		"fsType", fsType, "formatted", existing == "", "resizeRequired", resizeRequired)
+	return nil
+}
+
+// ensureDir makes a mount point directory, refusing a non-directory.
+func ensureDir(path string) error {
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, os.ErrExist) {
+			return errPrecondition("%s exists and is not a directory", path)
+		}
+		return StatusFromError(err, "creating %s", path)
+	}
+	return nil
+}
+
+// NodeUnstageVolume implements csi.NodeServer: sync and unmount the staging
+// path. It refuses while the filesystem is still mounted anywhere else (a
+// publish that was not undone), and succeeds when there is nothing to do.
+func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	staging := req.GetStagingTargetPath()
+	if err := validatePath("staging_target_path", staging); err != nil {
+		return nil, err
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
+
+	table, err := ns.readMounts()
+	if err != nil {
+		return nil, StatusFromError(err, "unstaging volume %s", volumeID)
+	}
+	m, mounted := table.top(staging)
+	if !mounted {
+		// Block volumes are never mounted at the staging path; a Kata
+		// publish unmounts it and restores it on unpublish.
+		if err := removePath(staging); err != nil && !isNotEmpty(err) {
+			return nil, StatusFromError(err, "unstaging volume %s", volumeID)
+		}
+		logger.Info("Volume not staged; nothing to do", "stagingTargetPath", staging)
+		return &csi.NodeUnstageVolumeResponse{}, nil
+	}
+	stagingPath := canonical(staging)
+	var others []string
+	for _, o := range table.ofDevice(unix.Mkdev(uint32(m.Major), uint32(m.Minor))) {
+		if o.MountPoint != stagingPath {
+			others = append(others, o.MountPoint)
+		}
+	}
+	if len(others) > 0 {
+		return nil, errPrecondition("volume %s is still mounted at %v; unpublish it before unstaging", volumeID, others)
+	}
+	if err := syncFilesystem(staging); err != nil {
+		return nil, StatusFromError(err, "flushing volume %s before unmounting", volumeID)
+	}
+	if err := ns.unmountAll(staging); err != nil {
+		return nil, StatusFromError(err, "unstaging volume %s", volumeID)
+	}
+	if err := removePath(staging); err != nil && !isNotEmpty(err) {
+		return nil, StatusFromError(err, "unstaging volume %s", volumeID)
+	}
+	logger.Info("Unstaged volume", "stagingTargetPath", staging)
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// syncFilesystem flushes the filesystem mounted at path, so that an unmount
+// that follows cannot be the first to discover a write error.
+func syncFilesystem(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
+
+// isNotEmpty is true for a remove that failed because a directory still
+// has entries: the CO owns that directory, so we leave it.
+func isNotEmpty(err error) bool { return errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) }
