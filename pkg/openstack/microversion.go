@@ -1,0 +1,165 @@
+package openstack
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/utils"
+)
+
+// Microversions we use. The cloud layer asks for the highest of these the
+// cloud offers and switches features off below it.
+const (
+	baseCinderMicroversion = "3.0"
+	baseNovaMicroversion   = "2.1"
+
+	mvNameFilter       = "3.34" // name and metadata filters on lists
+	mvExtendInUse      = "3.42" // extend an attached volume
+	mvBackupMetadata   = "3.43" // metadata on backups
+	mvCreateFromBackup = "3.47" // backup_id in a volume create
+	mvBackupAZ         = "3.51" // availability_zone in a backup create
+	// wantCinder is the highest Cinder microversion any call needs.
+	wantCinder = mvBackupAZ
+
+	mvNovaMultiattach = "2.60"
+	wantNova          = mvNovaMultiattach
+)
+
+type microversion struct{ major, minor int }
+
+func parseMV(s string) (microversion, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	maj, min, ok := strings.Cut(s, ".")
+	if !ok {
+		return microversion{}, fmt.Errorf("bad microversion %q", s)
+	}
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(min)
+	if err1 != nil || err2 != nil {
+		return microversion{}, fmt.Errorf("bad microversion %q", s)
+	}
+	return microversion{a, b}, nil
+}
+
+func mustMV(s string) microversion {
+	v, err := parseMV(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func (v microversion) less(o microversion) bool {
+	return v.major < o.major || v.major == o.major && v.minor < o.minor
+}
+
+func (v microversion) String() string { return fmt.Sprintf("%d.%d", v.major, v.minor) }
+
+// versionDoc is a service's version document: {"version": {...}} for a
+// versioned endpoint, {"versions": [...]} for the root.
+type versionDoc struct {
+	Version  *versionEntry  `json:"version"`
+	Versions []versionEntry `json:"versions"`
+}
+
+type versionEntry struct {
+	ID         string `json:"id"`
+	Status     string `json:"status"`
+	Version    string `json:"version"`
+	MinVersion string `json:"min_version"`
+}
+
+// maxMicroversion reads the version document of the API behind endpoint
+// (e.g. http://host/volume/v3/<project>/) and returns the highest
+// microversion for that major version, or ok=false when the service does
+// not announce microversions.
+func maxMicroversion(ctx context.Context, pc *gophercloud.ProviderClient, endpoint string, major int) (microversion, bool, error) {
+	docURL, err := utils.BaseVersionedEndpoint(endpoint)
+	if err != nil {
+		return microversion{}, false, err
+	}
+	if !strings.HasSuffix(docURL, "/") {
+		docURL += "/"
+	}
+	var doc versionDoc
+	_, err = pc.Request(ctx, "GET", docURL, &gophercloud.RequestOpts{
+		JSONResponse: &doc,
+		OkCodes:      []int{200, 300},
+	})
+	if err != nil {
+		return microversion{}, false, err
+	}
+	entries := doc.Versions
+	if doc.Version != nil {
+		entries = append(entries, *doc.Version)
+	}
+	best, found := microversion{}, false
+	for _, e := range entries {
+		id, err := parseMV(strings.TrimPrefix(e.ID, "v") + ".0")
+		if err != nil {
+			if id2, err2 := parseMV(e.ID); err2 == nil {
+				id = id2
+			} else {
+				continue
+			}
+		}
+		if id.major != major || e.Version == "" {
+			continue
+		}
+		v, err := parseMV(e.Version)
+		if err != nil {
+			continue
+		}
+		if !found || best.less(v) {
+			best, found = v, true
+		}
+	}
+	return best, found, nil
+}
+
+// discoverFeatures reads the Cinder and Nova version documents once per
+// connection and picks the microversions to use.
+func discoverFeatures(ctx context.Context, pc *gophercloud.ProviderClient, volumeEndpoint, computeEndpoint string, ignoreVolumeMV bool) (Features, error) {
+	f := Features{CinderMicroversion: baseCinderMicroversion, NovaMicroversion: baseNovaMicroversion}
+	if !ignoreVolumeMV {
+		max, ok, err := maxMicroversion(withCall(ctx, serviceVolume, "version_get"), pc, volumeEndpoint, 3)
+		if err != nil {
+			return f, classify(err, "version_get", "cinder")
+		}
+		if ok {
+			f.CinderMicroversion = capMV(max, wantCinder).String()
+		}
+	}
+	cur := mustMV(f.CinderMicroversion)
+	f.NameFilter = !cur.less(mustMV(mvNameFilter))
+	f.ExtendInUse = !cur.less(mustMV(mvExtendInUse))
+	f.BackupMetadata = !cur.less(mustMV(mvBackupMetadata))
+	f.CreateFromBackup = !cur.less(mustMV(mvCreateFromBackup))
+
+	max, ok, err := maxMicroversion(withCall(ctx, serviceCompute, "version_get"), pc, computeEndpoint, 2)
+	if err != nil {
+		return f, classify(err, "version_get", "nova")
+	}
+	if ok && !max.less(mustMV(mvNovaMultiattach)) {
+		f.NovaMultiattach = true
+		f.NovaMicroversion = mvNovaMultiattach
+	}
+	return f, nil
+}
+
+func capMV(have microversion, want string) microversion {
+	w := mustMV(want)
+	if w.less(have) {
+		return w
+	}
+	return have
+}
+
+// backupAZSupported reports 3.51, the availability_zone of a backup.
+func (f Features) backupAZSupported() bool {
+	v, err := parseMV(f.CinderMicroversion)
+	return err == nil && !v.less(mustMV(mvBackupAZ))
+}

@@ -1,0 +1,176 @@
+package openstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+)
+
+// Retry policy.
+//
+// Idempotent requests (GET, HEAD) are retried on any 5xx, on 429 and on
+// connection errors, including a response body cut short.
+//
+// Mutating requests (POST, PUT, DELETE) are retried only when the service
+// cannot have acted on them:
+//   - 429: OpenStack's rate limiting middleware rejects before the API
+//     handler runs;
+//   - 503: answered by the load balancer with no backend, or by the API
+//     before it dispatched the work;
+//   - a connection that failed while dialling, so no byte was sent.
+//
+// A 500, 502 or 504 on a create may come after the resource was made, so it
+// is returned to the caller, whose retry finds the resource by name (the
+// CSI idempotency key) instead of creating a second one.
+//
+// Every wait, for a backoff or a Retry-After, ends with the caller's
+// context; a wait that cannot finish before the deadline is not started.
+const (
+	// maxAttempts bounds one call to 6 tries (5 retries). With the backoff
+	// below that is about 3 s of sleeping without Retry-After, which
+	// covers an API worker restart or a failover of the load balancer's
+	// backend without holding a CSI call (sidecar timeout 3 min) long.
+	maxAttempts = 6
+	// retryBase and retryCap shape the exponential backoff: 100 ms, 200 ms,
+	// 400 ms, 800 ms, 1.6 s, each with up to 50% jitter so that many
+	// waiters do not come back in step.
+	retryBase = 100 * time.Millisecond
+	retryCap  = 5 * time.Second
+	// maxRetryAfter caps an honoured Retry-After: a service asking for
+	// more than a minute is not coming back within one CSI call anyway.
+	maxRetryAfter = time.Minute
+)
+
+type retryPolicy struct {
+	obs Observer
+}
+
+func idempotent(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
+}
+
+// backoff returns the jittered delay before retry number n (1-based).
+func backoff(n uint) time.Duration {
+	d := retryBase << (n - 1)
+	if d > retryCap || d <= 0 {
+		d = retryCap
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// sleepCtx sleeps for d unless ctx ends first or cannot last that long.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		return context.DeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func callFor(ctx context.Context, rawURL string) call {
+	if strings.HasSuffix(rawURL, "/auth/tokens") {
+		return call{service: serviceIdentity, op: "token_issue"}
+	}
+	if c, ok := ctx.Value(callKey{}).(call); ok {
+		return c
+	}
+	path := rawURL
+	if u, err := url.Parse(rawURL); err == nil {
+		path = u.Path
+	}
+	return call{service: "unknown", op: deriveOp("", path)}
+}
+
+// onRateLimited is gophercloud's RetryBackoffFunc: called for a 429.
+func (p retryPolicy) onRateLimited(ctx context.Context, respErr *gophercloud.ErrUnexpectedResponseCode, _ error, n uint) error {
+	if n >= maxAttempts {
+		return *respErr
+	}
+	wait := retryAfter(respErr.ResponseHeader)
+	if wait <= 0 {
+		wait = backoff(n)
+	}
+	if wait > maxRetryAfter {
+		return *respErr
+	}
+	c := callFor(ctx, respErr.URL)
+	if err := sleepCtx(ctx, wait); err != nil {
+		// The caller learns the service's Retry-After through the
+		// classified error and can hand it on.
+		return *respErr
+	}
+	p.obs.ObserveRateLimitWait(c.service, wait)
+	p.obs.ObserveRetry(c.service, c.op, "429")
+	return nil
+}
+
+// onFailure is gophercloud's RetryFunc: called for every other failed
+// request. Returning nil retries it.
+func (p retryPolicy) onFailure(ctx context.Context, method, rawURL string, _ *gophercloud.RequestOpts, err error, n uint) error {
+	if n >= maxAttempts || ctx.Err() != nil {
+		return err
+	}
+	reason, ok := retryReason(method, err)
+	if !ok {
+		return err
+	}
+	wait := backoff(n)
+	var code gophercloud.ErrUnexpectedResponseCode
+	if errors.As(err, &code) {
+		if ra := retryAfter(code.ResponseHeader); ra > 0 && ra <= maxRetryAfter {
+			wait = ra
+		}
+	}
+	if sleepErr := sleepCtx(ctx, wait); sleepErr != nil {
+		return err
+	}
+	c := callFor(ctx, rawURL)
+	p.obs.ObserveRetry(c.service, c.op, reason)
+	return nil
+}
+
+// retryReason decides whether a failed request may be repeated, and names
+// why for the retry metric.
+func retryReason(method string, err error) (string, bool) {
+	var code gophercloud.ErrUnexpectedResponseCode
+	if errors.As(err, &code) {
+		switch {
+		case code.Actual == http.StatusTooManyRequests:
+			return "429", true
+		case code.Actual == http.StatusServiceUnavailable:
+			return "5xx", true
+		case code.Actual >= 500:
+			return "5xx", idempotent(method)
+		}
+		return "", false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "", false
+	}
+	if idempotent(method) {
+		var syn *json.SyntaxError
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &syn) || isConnError(err) {
+			return "conn", true
+		}
+		return "", false
+	}
+	if notSent(err) {
+		return "conn", true
+	}
+	return "", false
+}
