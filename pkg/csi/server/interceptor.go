@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -64,16 +66,14 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 		klogV.InfoS("CSI call", append(kv, "request", sanitized{req})...)
 	}
 
-	resp, err = callRecovering(ctx, req, info, handler, kv)
+	resp, err = callRecovering(ctx, req, handler, kv)
 
 	took := time.Since(start)
 	code := status.Code(err)
 	ic.metrics.ObserveRPC(method, code.String(), took)
 
-	if len(ids) == 0 {
-		// CreateVolume and CreateSnapshot learn their ids from the response.
-		kv = append(kv, idsOfResponse(resp)...)
-	}
+	// CreateVolume and CreateSnapshot learn their ids from the response.
+	kv = append(kv, idsOfResponse(resp)...)
 	kv = append(kv, "code", code.String(), "took", took)
 	slow := ic.slowThreshold >= 0 && took > ic.slowThreshold
 	switch {
@@ -98,16 +98,28 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 }
 
 // callRecovering runs the handler and turns a panic into codes.Internal,
-// logging the stack once. The message names no request detail, since the
-// panic value could hold anything, secrets included.
-func callRecovering(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler, kv []any) (resp any, err error) {
+// logging the stack once. Neither the log nor the caller gets the panic
+// value unless the runtime made it (see describePanic).
+func callRecovering(ctx context.Context, req any, handler grpc.UnaryHandler, kv []any) (resp any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			klog.ErrorS(fmt.Errorf("panic: %v", r), "CSI handler panicked", append(kv, "stack", string(debug.Stack()))...)
+			klog.ErrorS(errors.New(describePanic(r)), "CSI handler panicked", append(kv, "stack", string(debug.Stack()))...)
 			resp, err = nil, status.Error(codes.Internal, "internal error: the driver panicked; see the plugin log for the stack")
 		}
 	}()
 	return handler(ctx, req)
+}
+
+// describePanic names a panic without risking a secret: a runtime error
+// ("invalid memory address or nil pointer dereference", "index out of
+// range [3] with length 2") says only what went wrong, but a value passed
+// to panic() by code may be built from the request, secrets included, so
+// only its type is logged. The stack has the line either way.
+func describePanic(r any) string {
+	if re, ok := r.(runtime.Error); ok {
+		return "panic: " + re.Error()
+	}
+	return fmt.Sprintf("panic with a %T value (withheld: it may hold request data)", r)
 }
 
 // shortMethod turns "/csi.v1.Controller/CreateVolume" into "CreateVolume".
