@@ -596,6 +596,7 @@ func (e *Emulator) finishExtend(id string, newSize int) {
 		v.Status = "available"
 	}
 	v.PreviousStatus = ""
+	e.recomputeVolumeStatusLocked(v)
 	v.UpdatedAt = time.Now().UTC()
 	e.markDirty()
 }
