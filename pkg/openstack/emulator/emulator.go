@@ -42,7 +42,7 @@ type Options struct {
 	// MaxCinderMicroversion defaults to "3.70".
 	MaxCinderMicroversion string
 	// MaxNovaMicroversion defaults to "2.96".
-	MaxNovaMicroversion                                       string
+	MaxNovaMicroversion                                        string
 	QuotaGigabytes, QuotaVolumes, QuotaSnapshots, QuotaBackups int // defaults 1000,100,100,100; -1 unlimited
 	// MaxDevicesPerServer counts the root disk, like Nova's device letters; default 26.
 	MaxDevicesPerServer int

@@ -89,7 +89,7 @@ func (e *Emulator) writeSysfs(a *attachment, volID string, size int64) {
 	_ = os.WriteFile(filepath.Join(dir, "dev"), []byte(devNum+"\n"), 0o644)
 }
 
-func unixMajor(dev uint64) uint32 { return uint32((dev >> 8) & 0xfff) | uint32((dev>>32)&^0xfff) }
+func unixMajor(dev uint64) uint32 { return uint32((dev>>8)&0xfff) | uint32((dev>>32)&^0xfff) }
 func unixMinor(dev uint64) uint32 { return uint32(dev&0xff) | uint32((dev>>12)&^0xff) }
 
 func (e *Emulator) unplug(a *attachment) {

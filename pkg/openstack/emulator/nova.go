@@ -23,8 +23,8 @@ func (e *Emulator) novaRoutes(add addFunc) {
 func (e *Emulator) novaVersionDoc(base string) map[string]any {
 	return map[string]any{
 		"id": "v2.1", "status": "CURRENT", "version": e.maxNova.String(), "min_version": "2.1",
-		"updated": "2013-07-23T11:33:21Z",
-		"links":   []any{map[string]any{"rel": "self", "href": base + "/compute/v2.1/"}},
+		"updated":     "2013-07-23T11:33:21Z",
+		"links":       []any{map[string]any{"rel": "self", "href": base + "/compute/v2.1/"}},
 		"media-types": []any{map[string]any{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}},
 	}
 }
@@ -67,7 +67,7 @@ func (e *Emulator) serverBodyLocked(s *server, q *req, detail bool) map[string]a
 		"OS-EXT-AZ:availability_zone": s.AZ, "OS-EXT-STS:task_state": task, "OS-EXT-STS:vm_state": strings.ToLower(s.Status),
 		"OS-EXT-STS:power_state": 1, "os-extended-volumes:volumes_attached": vols,
 		"accessIPv4": "", "accessIPv6": "", "config_drive": "True", "key_name": nil, "progress": 0,
-		"OS-SRV-USG:launched_at": time.Time(s.CreatedAt).UTC().Format("2006-01-02T15:04:05.000000"),
+		"OS-SRV-USG:launched_at":   time.Time(s.CreatedAt).UTC().Format("2006-01-02T15:04:05.000000"),
 		"OS-SRV-USG:terminated_at": nil, "OS-DCF:diskConfig": "MANUAL",
 	}
 	if q.mv.atLeast("2.26") {

@@ -74,19 +74,19 @@ type volume struct {
 // attachment is one server-volume link, shared by the Nova (block device
 // mapping) and Cinder (attachment record) views so they never disagree.
 type attachment struct {
-	ID         string // Cinder attachment id
-	BDMID      string // Nova block device mapping uuid
-	VolumeID   string
-	ServerID   string
-	Status     string // reserved, attaching, attached, detaching
-	Device     string // /dev/vdX
-	Slot       int    // PCI slot reported in metadata and by-path
-	Tag        string
+	ID                  string // Cinder attachment id
+	BDMID               string // Nova block device mapping uuid
+	VolumeID            string
+	ServerID            string
+	Status              string // reserved, attaching, attached, detaching
+	Device              string // /dev/vdX
+	Slot                int    // PCI slot reported in metadata and by-path
+	Tag                 string
 	DeleteOnTermination bool
-	AttachedAt time.Time
-	CreatedAt  time.Time
-	LoopDevice string
-	Stuck      bool
+	AttachedAt          time.Time
+	CreatedAt           time.Time
+	LoopDevice          string
+	Stuck               bool
 }
 
 type snapshot struct {
