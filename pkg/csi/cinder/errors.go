@@ -180,3 +180,10 @@ func errFailedState(reason string, format string, args ...any) error {
 	}
 	return status.Error(codeForErrorState(reason), msg)
 }
+
+// errTooSlow reports work Cinder is still doing past the budget the class
+// allows. DeadlineExceeded keeps the sidecar retrying, and the event tells
+// the user where to look.
+func errTooSlow(format string, args ...any) error {
+	return status.Errorf(codes.DeadlineExceeded, format, args...)
+}
