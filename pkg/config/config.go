@@ -217,9 +217,7 @@ func parseRaw(name string, data []byte) (*rawFile, []string, error) {
 		list, isList := err.(warnings.List)
 		switch {
 		case isList:
-			for _, w := range list.Warnings {
-				warns = append(warns, fmt.Sprintf("cloud config %s: ignoring unknown %s", name, describeExtra(w)))
-			}
+			warns = describeWarnings(name, list.Warnings)
 			if list.Fatal != nil {
 				return nil, warns, fmt.Errorf("cloud config %s: %s", name, syntaxMessage(list.Fatal))
 			}
@@ -230,6 +228,33 @@ func parseRaw(name string, data []byte) (*rawFile, []string, error) {
 		}
 	}
 	return raw, warns, nil
+}
+
+// describeWarnings renders gcfg's unknown-data warnings once each: gcfg
+// reads the file in two passes and reports every key of an unknown
+// section, so a section-level warning replaces its keys' ones.
+func describeWarnings(file string, ws []error) []string {
+	seen := map[string]bool{}
+	sections := map[string]bool{}
+	var descs []string
+	for _, w := range ws {
+		d := strings.ReplaceAll(describeExtra(w), `, subsection ""`, "")
+		if !strings.Contains(d, "variable") {
+			sections[d] = true
+		}
+		if !seen[d] {
+			seen[d] = true
+			descs = append(descs, d)
+		}
+	}
+	var out []string
+	for _, d := range descs {
+		if i := strings.Index(d, ", variable"); i >= 0 && sections[d[:i]] {
+			continue
+		}
+		out = append(out, fmt.Sprintf("cloud config %s: ignoring unknown %s", file, d))
+	}
+	return out
 }
 
 // describeExtra turns gcfg's "can't store data at section ..." into
