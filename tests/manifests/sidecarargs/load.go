@@ -31,7 +31,9 @@ type Object struct {
 	Data []byte
 }
 
-func (o Object) String() string { return fmt.Sprintf("%s/%s (%s #%d)", o.Kind, o.Name, o.File, o.Index) }
+func (o Object) String() string {
+	return fmt.Sprintf("%s/%s (%s #%d)", o.Kind, o.Name, o.File, o.Index)
+}
 
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*(#.*)?$`)
 

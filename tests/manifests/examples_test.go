@@ -1,0 +1,93 @@
+package manifests_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+)
+
+// TestExamples: the example StorageClass and snapshot classes are what
+// docs and the e2e harness rely on, and every example refers only to
+// objects the examples define.
+func TestExamples(t *testing.T) {
+	root := repoRoot(t)
+	objs := loadTree(t, root, "examples")
+	defined := map[string]bool{}
+	for _, o := range objs {
+		defined[o.Kind+"/"+o.Name] = true
+	}
+
+	sc := mustDecode[*storagev1.StorageClass](t, must(sidecarargs.Find(objs, "StorageClass", "csi-sc-cinderplugin")))
+	if sc.VolumeBindingMode == nil || *sc.VolumeBindingMode != storagev1.VolumeBindingWaitForFirstConsumer {
+		t.Error("csi-sc-cinderplugin must use WaitForFirstConsumer")
+	}
+	if sc.AllowVolumeExpansion == nil || !*sc.AllowVolumeExpansion {
+		t.Error("csi-sc-cinderplugin must allow volume expansion")
+	}
+	if rel, _ := filepath.Rel(root, must(sidecarargs.Find(objs, "StorageClass", "csi-sc-cinderplugin")).File); rel != "examples/storageclass.yaml" {
+		t.Errorf("csi-sc-cinderplugin lives in %s; the e2e harness reads examples/storageclass.yaml", rel)
+	}
+
+	types := map[string]bool{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "StorageClass":
+			s := mustDecode[*storagev1.StorageClass](t, o)
+			if s.Provisioner != driverName {
+				t.Errorf("%s: provisioner %q", o, s.Provisioner)
+			}
+			for _, term := range s.AllowedTopologies {
+				for _, e := range term.MatchLabelExpressions {
+					if !strings.HasPrefix(e.Key, "topology.cinder.csi.openstack.org/") && !strings.HasPrefix(e.Key, "topology.kubernetes.io/") {
+						t.Errorf("%s: topology key %s is not one the driver reports", o, e.Key)
+					}
+				}
+			}
+		case "VolumeSnapshotClass":
+			c := mustDecode[*volumeSnapshotClass](t, o)
+			if c.Driver != driverName {
+				t.Errorf("%s: driver %q", o, c.Driver)
+			}
+			typ := c.Parameters["type"]
+			if typ != "" && typ != "snapshot" && typ != "backup" {
+				t.Errorf("%s: type %q is neither snapshot nor backup", o, typ)
+			}
+			types[typ] = true
+		case "VolumeSnapshot":
+			s := mustDecode[*volumeSnapshot](t, o)
+			if n := s.Spec.VolumeSnapshotClassName; n != nil && !defined["VolumeSnapshotClass/"+*n] {
+				t.Errorf("%s: class %s is not defined in examples/", o, *n)
+			}
+			if n := s.Spec.Source.PersistentVolumeClaimName; n != nil && !defined["PersistentVolumeClaim/"+*n] {
+				t.Errorf("%s: source PVC %s is not defined in examples/", o, *n)
+			}
+		case "PersistentVolumeClaim":
+			p := mustDecode[*corev1.PersistentVolumeClaim](t, o)
+			if n := p.Spec.StorageClassName; n == nil || !defined["StorageClass/"+*n] {
+				t.Errorf("%s: storageClassName %v is not defined in examples/", o, n)
+			}
+			if ds := p.Spec.DataSource; ds != nil && !defined[ds.Kind+"/"+ds.Name] {
+				t.Errorf("%s: dataSource %s/%s is not defined in examples/", o, ds.Kind, ds.Name)
+			}
+		case "Pod":
+			p := mustDecode[*corev1.Pod](t, o)
+			for _, v := range p.Spec.Volumes {
+				if c := v.PersistentVolumeClaim; c != nil && !defined["PersistentVolumeClaim/"+c.ClaimName] {
+					t.Errorf("%s: claim %s is not defined in examples/", o, c.ClaimName)
+				}
+			}
+			for _, c := range p.Spec.Containers {
+				if _, tag := sidecarargs.SplitImage(c.Image); tag == "" || tag == "latest" {
+					t.Errorf("%s: image %q is not pinned", o, c.Image)
+				}
+			}
+		}
+	}
+	if !types["snapshot"] || !types["backup"] {
+		t.Errorf("examples need a snapshot and a backup VolumeSnapshotClass, have %v", types)
+	}
+}
