@@ -25,7 +25,8 @@ import (
 const (
 	// vCall: the end of each mutating or volume-specific call.
 	vCall = 2
-	// vRequest: the sanitized request at the start of each call.
+	// vRequest: the sanitized request at the start of each call (chatty
+	// calls at vResponse).
 	vRequest = 4
 	// vResponse: the sanitized response, and the end of chatty calls.
 	vResponse = 5
@@ -62,7 +63,11 @@ func (ic *interceptor) unary(ctx context.Context, req any, info *grpc.UnaryServe
 	// Best effort: a caller that sent no id can still find ours.
 	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDKey, requestID))
 
-	if klogV := klog.V(vRequest); klogV.Enabled() {
+	requestLevel := klog.Level(vRequest)
+	if chattyMethods[method] {
+		requestLevel = vResponse
+	}
+	if klogV := klog.V(requestLevel); klogV.Enabled() {
 		klogV.InfoS("CSI call", append(kv, "request", sanitized{req})...)
 	}
 
