@@ -53,8 +53,11 @@ func (s *syncBuffer) Reset() {
 	s.b.Reset()
 }
 
+// klogFlags lets a benchmark lower the verbosity.
+var klogFlags = flag.NewFlagSet("klog", flag.ExitOnError)
+
 func TestMain(m *testing.M) {
-	fs := flag.NewFlagSet("klog", flag.ExitOnError)
+	fs := klogFlags
 	klog.InitFlags(fs)
 	for k, v := range map[string]string{"v": "10", "logtostderr": "false", "alsologtostderr": "false", "one_output": "true", "skip_headers": "true", "stderrthreshold": "FATAL"} {
 		if err := fs.Set(k, v); err != nil {
