@@ -9,7 +9,9 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/snapshots"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/volumeattach"
 )
 
 func startEmu(t *testing.T, opts Options) *Emulator {
@@ -49,7 +51,15 @@ type clients struct {
 
 func newClients(t *testing.T, e *Emulator) clients {
 	t.Helper()
-	p := provider(t, e)
+	return clientsFrom(t, provider(t, e))
+}
+
+func openstackAuth(e *Emulator, user, pass string) (*gophercloud.ProviderClient, error) {
+	return openstack.AuthenticatedClient(context.Background(), authOpts(e, user, pass, user))
+}
+
+func clientsFrom(t *testing.T, p *gophercloud.ProviderClient) clients {
+	t.Helper()
 	eo := gophercloud.EndpointOpts{Region: "RegionOne"}
 	vol, err := openstack.NewBlockStorageV3(p, eo)
 	if err != nil {
@@ -118,4 +128,37 @@ func statusOf(err error) int {
 		return e.Actual
 	}
 	return 0
+}
+
+func attach(t *testing.T, c clients, serverID, volID string) *volumeattach.VolumeAttachment {
+	t.Helper()
+	a, err := volumeattach.Create(context.Background(), c.compute, serverID, volumeattach.CreateOpts{VolumeID: volID}).Extract()
+	if err != nil {
+		t.Fatalf("attach %s to %s: %v", volID, serverID, err)
+	}
+	return a
+}
+
+func detach(t *testing.T, c clients, serverID, volID string) {
+	t.Helper()
+	if err := volumeattach.Delete(context.Background(), c.compute, serverID, volID).ExtractErr(); err != nil {
+		t.Fatalf("detach %s from %s: %v", volID, serverID, err)
+	}
+}
+
+func createSnapshot(t *testing.T, c clients, volID string, force bool) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := snapshots.Create(ctx, c.vol, snapshots.CreateOpts{VolumeID: volID, Force: force, Name: "snap-" + volID[:8]}).Extract()
+	if err != nil {
+		t.Fatalf("create snapshot: %v", err)
+	}
+	eventually(t, "snapshot available", func() bool {
+		got, err := snapshots.Get(ctx, c.vol, s.ID).Extract()
+		if err != nil {
+			t.Fatalf("get snapshot: %v", err)
+		}
+		return got.Status == "available"
+	})
+	return s.ID
 }
