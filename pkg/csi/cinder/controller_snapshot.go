@@ -91,6 +91,9 @@ func (cs *ControllerServer) findOrCreateSnapshot(ctx context.Context, c openstac
 		if openstack.IsNotFound(err) {
 			return nil, false, errNotFound("source volume %s not found", srcID)
 		}
+		if openstack.KindOf(err) == openstack.KindConflict && !sp.Force {
+			return nil, false, errPrecondition("creating snapshot %q: %v; set force-create: \"true\" in the VolumeSnapshotClass to snapshot an attached volume", name, err)
+		}
 		if retryable(err) && ctx.Err() == nil {
 			// The answer was lost, not necessarily the snapshot.
 			if again, ferr := cs.findOwnSnapshots(ctx, c, name); ferr == nil && len(again) == 1 && again[0].VolumeID == srcID {

@@ -1,0 +1,90 @@
+package cinder
+
+import (
+	"testing"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+)
+
+// TestControllerAPICallsPerOperation logs the OpenStack API calls each
+// controller operation makes on the happy path (Keystone excluded), and
+// checks the fixed parts: no operation makes more than one mutating call.
+// Polls depend on how fast the emulator finishes, so they are reported, not
+// asserted. Run with -v to see the table.
+func TestControllerAPICallsPerOperation(t *testing.T) {
+	env := newControllerEnv(t, withController(func(o *ControllerOptions) { o.SnapshotReadyWait = 2e9 }))
+	env.warm()
+	ctx := env.ctx()
+
+	type step struct {
+		name        string
+		run         func() error
+		maxMutating int64
+	}
+	var volID, snapID string
+	steps := []step{
+		{"CreateVolume", func() error {
+			resp, err := env.cs.CreateVolume(ctx, createReq("pvc-calls", 1))
+			volID = resp.GetVolume().GetVolumeId()
+			return err
+		}, 1},
+		{"CreateVolume (retry, exists)", func() error {
+			_, err := env.cs.CreateVolume(ctx, createReq("pvc-calls", 1))
+			return err
+		}, 0},
+		{"ControllerPublishVolume", func() error {
+			_, err := env.cs.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: volID, NodeId: nodeA, VolumeCapability: rwo})
+			return err
+		}, 1},
+		{"ControllerPublishVolume (again, same node)", func() error {
+			_, err := env.cs.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: volID, NodeId: nodeA, VolumeCapability: rwo})
+			return err
+		}, 0},
+		{"ControllerExpandVolume (in-use)", func() error {
+			_, err := env.cs.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: volID, CapacityRange: &csi.CapacityRange{RequiredBytes: 2 * gib}, VolumeCapability: rwo})
+			return err
+		}, 1},
+		{"CreateSnapshot", func() error {
+			resp, err := env.cs.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "snap-calls", SourceVolumeId: volID, Parameters: map[string]string{"force-create": "true"}})
+			snapID = resp.GetSnapshot().GetSnapshotId()
+			return err
+		}, 1},
+		{"ControllerUnpublishVolume", func() error {
+			_, err := env.cs.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: volID, NodeId: nodeA})
+			return err
+		}, 1},
+		{"ControllerUnpublishVolume (again, detached)", func() error {
+			_, err := env.cs.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: volID, NodeId: nodeA})
+			return err
+		}, 0},
+		{"DeleteSnapshot", func() error {
+			_, err := env.cs.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snapID})
+			return err
+		}, 1},
+		{"DeleteVolume", func() error {
+			// Cinder refuses while the snapshot is still deleting; the
+			// provisioner would retry, so do the same here.
+			for {
+				_, err := env.cs.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: volID})
+				if err == nil || ctx.Err() != nil || len(env.emu.Snapshots()) == 0 {
+					return err
+				}
+				env.emu.ResetCounters()
+			}
+		}, 1},
+	}
+	for _, s := range steps {
+		env.emu.ResetCounters()
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		calls := env.calls()
+		t.Logf("%-45s %2d calls (%d mutating): %s", s.name, total(calls), mutating(calls), formatCalls(calls))
+		if m := mutating(calls); m > s.maxMutating {
+			t.Errorf("%s made %d mutating calls, want at most %d", s.name, m, s.maxMutating)
+		}
+	}
+	if n := len(env.emu.Volumes()) + len(env.emu.Snapshots()) + len(env.emu.Attachments()); n != 0 {
+		t.Fatalf("%d resources left in the emulator", n)
+	}
+}
