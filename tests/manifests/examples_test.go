@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -89,5 +90,30 @@ func TestExamples(t *testing.T) {
 	}
 	if !types["snapshot"] || !types["backup"] {
 		t.Errorf("examples need a snapshot and a backup VolumeSnapshotClass, have %v", types)
+	}
+}
+
+// TestClassParameters: every StorageClass and VolumeSnapshotClass in the
+// examples passes the plugin's own parameter parser, so an example never
+// teaches a key the driver rejects.
+func TestClassParameters(t *testing.T) {
+	checkClassParameters(t, loadTree(t, repoRoot(t), "examples"))
+}
+
+func checkClassParameters(t *testing.T, objs []sidecarargs.Object) {
+	t.Helper()
+	for _, o := range objs {
+		switch o.Kind {
+		case "StorageClass":
+			sc := mustDecode[*storagev1.StorageClass](t, o)
+			if _, err := params.ParseVolume(sc.Parameters); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
+		case "VolumeSnapshotClass":
+			c := mustDecode[*volumeSnapshotClass](t, o)
+			if _, err := params.ParseSnapshot(c.Parameters); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -153,6 +154,7 @@ func TestHelmValues(t *testing.T) {
 		"storageClasses[0].name=csi-sc-cinderplugin",
 		"storageClasses[0].default=true",
 		"storageClasses[0].parameters.type=ssd",
+		"node.attachLimit=40",
 		"volumeSnapshotClasses[0].name=csi-cinder-snapclass",
 		"volumeSnapshotClasses[0].parameters.type=backup",
 	)
@@ -163,6 +165,7 @@ func TestHelmValues(t *testing.T) {
 	checkHostPaths(t, rendered, false)
 	checkResources(t, rendered)
 	checkRBAC(t, rendered, "kube-system")
+	checkClassParameters(t, rendered)
 	if _, err := sidecarargs.Find(rendered, "Secret", "my-cloud"); err == nil {
 		t.Error("secret.create=false still renders the Secret")
 	}
@@ -170,6 +173,10 @@ func TestHelmValues(t *testing.T) {
 		if _, err := sidecarargs.Find(rendered, want[0], want[1]); err != nil {
 			t.Error(err)
 		}
+	}
+	cm := mustDecode[*corev1.ConfigMap](t, must(sidecarargs.Find(rendered, "ConfigMap", "cinder-csi-node-config")))
+	if !strings.Contains(cm.Data["cloud.conf"], "\nnode-volume-attach-limit = 40\n") {
+		t.Errorf("node.attachLimit=40 not in the node config:\n%s", cm.Data["cloud.conf"])
 	}
 	c, n, err := sidecarargs.PodSpecsFrom(rendered)
 	if err != nil {

@@ -1,11 +1,14 @@
 package manifests_test
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -274,6 +277,14 @@ func checkNodeNoCredentials(t *testing.T, objs []sidecarargs.Object) {
 				t.Fatal(err)
 			}
 			data := mustDecode[*corev1.ConfigMap](t, cm).Data["cloud.conf"]
+			// The plugin must read it as is.
+			path := filepath.Join(t.TempDir(), "cloud.conf")
+			if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := config.Load(path); err != nil {
+				t.Errorf("node ConfigMap %s: the plugin cannot load it: %v", cm.Name, err)
+			}
 			lower := strings.ToLower(data)
 			for _, bad := range []string{"[global", "password", "secret", "auth-url", "token"} {
 				if strings.Contains(lower, bad) {
@@ -454,4 +465,25 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestSampleCloudConfig: the sample Secret is a cloud.conf the controller
+// accepts once the placeholders are filled in.
+func TestSampleCloudConfig(t *testing.T) {
+	sec := mustDecode[*corev1.Secret](t, must(sidecarargs.Find(kustomized(t), "Secret", "cloud-config")))
+	data, ok := sec.StringData["cloud.conf"]
+	if !ok {
+		t.Fatal("Secret cloud-config has no cloud.conf key")
+	}
+	path := filepath.Join(t.TempDir(), "cloud.conf")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.ValidateClouds(); err != nil {
+		t.Error(err)
+	}
 }
