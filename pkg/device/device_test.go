@@ -55,12 +55,12 @@ func TestParseVPD80(t *testing.T) {
 
 func TestLooksLikeVolumeSerial(t *testing.T) {
 	for serial, want := range map[string]bool{
-		volA:                             true,
-		volA[:20]:                        true,
+		volA:                              true,
+		volA[:20]:                         true,
 		strings.ReplaceAll(volA, "-", ""): true,
-		"QM00001":                        false,
-		"":                               false,
-		"drive-virtio-disk0xxxxxxx":      false,
+		"QM00001":                         false,
+		"":                                false,
+		"drive-virtio-disk0xxxxxxx":       false,
 	} {
 		if got := LooksLikeVolumeSerial(serial); got != want {
 			t.Errorf("LooksLikeVolumeSerial(%q) = %t, want %t", serial, got, want)
