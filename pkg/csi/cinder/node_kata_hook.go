@@ -24,3 +24,13 @@ type KataPublisher interface {
 	Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error)
 	Stats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error)
 }
+
+// KataHealthReporter is optionally implemented by a KataPublisher
+// (pkg/kata's does). CSI 1.13 moved the volume condition out of
+// NodeGetVolumeStats into NodeGetVolumeHealth; for a path a Kata record
+// holds, NodeGetVolumeHealth appends these entries (a guest that never took
+// the volume, a guest-reported abnormal filesystem) instead of checking a
+// host mount that deliberately does not exist.
+type KataHealthReporter interface {
+	Health(ctx context.Context, volumeID, publishPath string) []*csi.VolumeHealth_VolumeHealthEntry
+}

@@ -1,0 +1,599 @@
+package kata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	mount "k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+)
+
+// Options configure a Publisher. The zero value plus Enabled, NodeName and
+// RuntimeHandlerPrefix is a production setup.
+type Options struct {
+	// Enabled is the driver flag (--kata-direct-volumes). A disabled
+	// publisher never takes a publish but still honours records a previous
+	// run left (Holds, Unpublish, Stats, HoldsVolume), so turning the flag
+	// off never strands a volume. It needs no Kubernetes API.
+	Enabled bool
+	// NodeName is this node, for the node opt-in.
+	NodeName string
+	// NodeOptIn, when set, replaces reading the node's label/annotation.
+	NodeOptIn *bool
+	// RecordRoot defaults to DefaultRecordRoot.
+	RecordRoot string
+	// ShimSocketDirs default to DefaultShimSocketDirs.
+	ShimSocketDirs []string
+	// RuntimeHandlerPrefix makes RuntimeClasses whose handler starts with
+	// it Kata (flag default DefaultRuntimeHandlerPrefix). Empty: only the
+	// RuntimeClass annotation opts pods in.
+	RuntimeHandlerPrefix string
+	// ExcludedRuntimeHandlers default to DefaultExcludedRuntimeHandlers.
+	ExcludedRuntimeHandlers []string
+	// KubeClient is used when set; else one is built from KubeConfig, else
+	// from the in-cluster config.
+	KubeClient kubernetes.Interface
+	KubeConfig *rest.Config
+	// Mounter and Exec default to the host's.
+	Mounter mount.Interface
+	Exec    utilexec.Interface
+	// ShimTimeout defaults to DefaultShimTimeout.
+	ShimTimeout time.Duration
+	// LookupCacheTTL defaults to DefaultLookupCacheTTL.
+	LookupCacheTTL time.Duration
+}
+
+// Publisher implements the node server's KataPublisher.
+type Publisher struct {
+	enabled   bool
+	nodeOptIn bool
+	store     *Store
+	optIn     *optIn
+	host      *hostMounts
+	shim      *shimClient
+
+	// failAt is a test seam simulating a crash: when it returns an error
+	// for a step, the operation stops right there, leaving the host as a
+	// killed plugin would.
+	failAt func(step string) error
+}
+
+// Steps named to failAt.
+const (
+	stepRecordWritten  = "record-written"
+	stepStagingUnmount = "staging-unmounted"
+	stepTargetCreated  = "target-created"
+	stepStagingRemount = "staging-remounted"
+	stepRecordRemoved  = "record-removed"
+	defaultFSType      = "ext4"
+	targetDirMode      = 0o750
+)
+
+// New builds a Publisher. It removes temporary records a crash left behind
+// and, when enabled, reads the node opt-in once.
+func New(ctx context.Context, o Options) (*Publisher, error) {
+	if o.ShimSocketDirs == nil {
+		o.ShimSocketDirs = DefaultShimSocketDirs
+	}
+	if o.ExcludedRuntimeHandlers == nil {
+		o.ExcludedRuntimeHandlers = DefaultExcludedRuntimeHandlers
+	}
+	if o.ShimTimeout <= 0 {
+		o.ShimTimeout = DefaultShimTimeout
+	}
+	if o.LookupCacheTTL <= 0 {
+		o.LookupCacheTTL = DefaultLookupCacheTTL
+	}
+	if o.Mounter == nil {
+		o.Mounter = mount.New("")
+	}
+	if o.Exec == nil {
+		o.Exec = utilexec.New()
+	}
+	p := &Publisher{
+		enabled: o.Enabled,
+		store:   NewStore(o.RecordRoot),
+		host:    &hostMounts{fm: mount.NewSafeFormatAndMount(o.Mounter, o.Exec), mountInfoPath: procMountInfo},
+		shim:    &shimClient{socketDirs: o.ShimSocketDirs, timeout: o.ShimTimeout},
+	}
+	if n, err := p.store.CleanStaleTemps(); err != nil {
+		return nil, fmt.Errorf("cleaning stale Kata temporary records: %w", err)
+	} else if n > 0 {
+		klog.InfoS("Removed stale temporary Kata records", "count", n, "root", p.store.Root())
+	}
+	if !o.Enabled {
+		return p, nil
+	}
+	client, err := kubeClient(o.KubeClient, o.KubeConfig)
+	if err != nil {
+		return nil, err
+	}
+	p.optIn = newOptIn(client, o.RuntimeHandlerPrefix, o.ExcludedRuntimeHandlers, o.LookupCacheTTL)
+	if o.NodeOptIn != nil {
+		p.nodeOptIn = *o.NodeOptIn
+	} else if p.nodeOptIn, err = nodeOptedIn(ctx, client, o.NodeName); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Kata direct volumes", "enabled", true, "node", o.NodeName, "nodeOptIn", p.nodeOptIn,
+		"handlerPrefix", o.RuntimeHandlerPrefix, "recordRoot", p.store.Root())
+	return p, nil
+}
+
+// RecordCount is the number of records on the node (for the metrics gauge).
+func (p *Publisher) RecordCount() int {
+	entries, err := p.store.List()
+	if err != nil {
+		return 0
+	}
+	return len(entries)
+}
+
+func (p *Publisher) step(name string) error {
+	if p.failAt != nil {
+		return p.failAt(name)
+	}
+	return nil
+}
+
+// Wants decides whether a publish takes the direct-volume path. An existing
+// record for the target is the decision already taken: a retry finishes it
+// whatever the opt-ins say now.
+func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest) (bool, error) {
+	if p.Holds(req.GetTargetPath()) {
+		return true, nil
+	}
+	if !p.enabled || !p.nodeOptIn {
+		return false, nil
+	}
+	if req.GetVolumeCapability().GetBlock() != nil {
+		return false, nil // a raw block device already reaches the guest as a device
+	}
+	vc := req.GetVolumeContext()
+	optOut, err := classOptOut(vc)
+	if err != nil {
+		return false, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if optOut || vc[EphemeralKey] == "true" {
+		return false, nil
+	}
+	ref, ok := podFromContext(vc)
+	if !ok {
+		klog.InfoS("No pod information in NodePublish; not a Kata direct volume (is podInfoOnMount true on the CSIDriver?)",
+			"volumeID", req.GetVolumeId())
+		return false, nil
+	}
+	kata, _, err := p.optIn.podWantsKata(ctx, ref)
+	if err != nil {
+		return false, status.Errorf(codes.Unavailable, "deciding whether pod %s uses Kata direct volumes: %v", ref, err)
+	}
+	return kata, nil
+}
+
+// Holds reports whether a record exists for the target path.
+func (p *Publisher) Holds(targetPath string) bool { return p.store.Exists(targetPath) }
+
+// HoldsVolume reports whether a record holds the volume. When the records
+// cannot be read it says true: refusing an expansion is safe, growing a
+// device a guest owns is not.
+func (p *Publisher) HoldsVolume(volumeID string) bool {
+	entries, err := p.store.FindVolume(volumeID)
+	if err != nil {
+		klog.ErrorS(err, "Reading Kata records; assuming the volume is held", "volumeID", volumeID)
+		return true
+	}
+	return len(entries) > 0
+}
+
+// Publish hands the device to Kata. Order: check, make sure staging holds
+// the formatted filesystem, write the record, unmount staging, create the
+// target. Writing the record before unmounting means a crash can never
+// leave staging unmounted without a record saying where it belongs; every
+// crash point converges on retry (or on unpublish).
+func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeRequest, devicePath string) (*csi.NodePublishVolumeResponse, error) {
+	volumeID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
+	if volumeID == "" || target == "" || staging == "" || devicePath == "" {
+		return nil, status.Error(codes.InvalidArgument, "Kata publish needs the volume id, target, staging path and device")
+	}
+	capability := req.GetVolumeCapability()
+	if capability.GetMount() == nil {
+		return nil, status.Error(codes.FailedPrecondition, "Kata direct volumes need the filesystem access type")
+	}
+	if mode := capability.GetAccessMode().GetMode(); mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"Kata direct volume needs the ReadWriteOncePod access mode (SINGLE_NODE_SINGLE_WRITER), got %s: one guest must own the filesystem", mode)
+	}
+	if _, err := EncodePath(target); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "target path %q: %v", target, err)
+	}
+	pf, err := p.podFacts(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := p.store.Read(target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", target, err)
+	}
+	if existing != nil && existing.Metadata[MetaVolumeID] != volumeID {
+		return nil, status.Errorf(codes.AlreadyExists, "target %s holds the Kata record of volume %q", target, existing.Metadata[MetaVolumeID])
+	}
+	if err := p.refuseOtherTargets(volumeID, target); err != nil {
+		return nil, err
+	}
+	dev, err := blockDevice(devicePath)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "device of volume %s: %v", volumeID, err)
+	}
+	fstype, stagingMounted, err := p.ensureFormatted(req, devicePath, dev, existing != nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.refuseOtherMounts(dev, devicePath, staging); err != nil {
+		return nil, err
+	}
+	mi := buildRecord(req, devicePath, fstype, pf)
+	if err := p.store.Write(target, mi); err != nil {
+		if errors.Is(err, ErrRecordConflict) {
+			return nil, status.Errorf(codes.AlreadyExists, "target %s: %v; unpublish it first", target, err)
+		}
+		return nil, status.Errorf(codes.Internal, "writing the Kata record of %s: %v", target, err)
+	}
+	if err := p.step(stepRecordWritten); err != nil {
+		return nil, err
+	}
+	if stagingMounted {
+		if err := p.host.unmount(staging); err != nil {
+			return nil, status.Errorf(codes.Internal, "unmounting staging %s so the guest owns the device: %v", staging, err)
+		}
+	}
+	if err := p.step(stepStagingUnmount); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(target, targetDirMode); err != nil {
+		return nil, status.Errorf(codes.Internal, "creating target %s: %v", target, err)
+	}
+	if err := p.step(stepTargetCreated); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Published Kata direct volume", "volumeID", volumeID, "target", target, "device", devicePath, "fstype", fstype)
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// podFacts returns the pod's facts for the record and refuses subPath use.
+// Without pod information (only possible for a record being retried after
+// the opt-ins changed) the record carries no fsGroup.
+func (p *Publisher) podFacts(ctx context.Context, req *csi.NodePublishVolumeRequest) (*podFacts, error) {
+	ref, ok := podFromContext(req.GetVolumeContext())
+	if !ok || p.optIn == nil {
+		return nil, nil
+	}
+	pf, err := p.optIn.pod(ctx, ref)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "Kata direct volume of pod %s: %v", ref, err)
+	}
+	uses, err := p.optIn.subPathUser(ctx, pf, req.GetTargetPath())
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "Kata direct volume of pod %s: %v", ref, err)
+	}
+	if uses {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"pod %s mounts volume %s with subPath, which Kata direct volumes cannot serve; use a StorageClass with kataDirectVolume: \"false\"", ref, req.GetVolumeId())
+	}
+	return pf, nil
+}
+
+// refuseOtherTargets enforces one Kata publication per volume.
+func (p *Publisher) refuseOtherTargets(volumeID, target string) error {
+	entries, err := p.store.FindVolume(volumeID)
+	if err != nil {
+		return status.Errorf(codes.Internal, "reading Kata records: %v", err)
+	}
+	for _, e := range entries {
+		if e.TargetPath != target {
+			return status.Errorf(codes.FailedPrecondition,
+				"volume %s is already published to a Kata guest at %s; a direct volume has one publication", volumeID, e.TargetPath)
+		}
+	}
+	return nil
+}
+
+// ensureFormatted makes sure the device carries a filesystem and reports
+// its type and whether staging currently mounts it. Normally staging is
+// mounted (NodeStage formatted it). On a retry after the record was written
+// staging may already be unmounted; blkid then names the filesystem.
+func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePath string, dev devNum, haveRecord bool) (string, bool, error) {
+	staging := req.GetStagingTargetPath()
+	want := req.GetVolumeCapability().GetMount().GetFsType()
+	m, err := p.host.mountAt(staging)
+	if err != nil {
+		return "", false, status.Error(codes.Internal, err.Error())
+	}
+	fstype, mounted := "", m != nil
+	switch {
+	case mounted:
+		if got := mountedDevice(m); got != dev {
+			return "", false, status.Errorf(codes.FailedPrecondition,
+				"staging %s mounts device %s, not %s (%s)", staging, got, devicePath, dev)
+		}
+		fstype = m.FsType
+	default:
+		if fstype, err = p.host.diskFormat(devicePath); err != nil {
+			return "", false, status.Errorf(codes.Internal, "probing the filesystem of %s: %v", devicePath, err)
+		}
+		if fstype == "" && !haveRecord {
+			// Not staged (or staging lost): the normal staging step
+			// formats a blank device and proves the filesystem mounts.
+			if want == "" {
+				want = defaultFSType
+			}
+			if err := p.host.formatAndMount(devicePath, staging, want, stageOptions(req)); err != nil {
+				return "", false, status.Errorf(codes.Internal, "formatting %s: %v", devicePath, err)
+			}
+			fstype, mounted = want, true
+		}
+		if fstype == "" {
+			return "", false, status.Errorf(codes.FailedPrecondition, "device %s has no filesystem although a Kata record exists for it", devicePath)
+		}
+	}
+	if want != "" && want != fstype {
+		return "", false, status.Errorf(codes.FailedPrecondition,
+			"volume %s holds a %s filesystem, the capability asks for %s", req.GetVolumeId(), fstype, want)
+	}
+	return fstype, mounted, nil
+}
+
+// refuseOtherMounts makes sure nothing but staging mounts the device: a
+// host mount and a guest mount of one filesystem corrupt it.
+func (p *Publisher) refuseOtherMounts(dev devNum, devicePath, staging string) error {
+	points, err := p.host.mountsOf(dev)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	own := canonical(staging)
+	for _, mp := range points {
+		if mp != own {
+			return status.Errorf(codes.FailedPrecondition,
+				"device %s is also mounted at %s on this node; a Kata guest must be its only user", devicePath, mp)
+		}
+	}
+	return nil
+}
+
+// stageOptions are the flags staging is (re)mounted with: the capability's,
+// which NodeStage used too.
+func stageOptions(req *csi.NodePublishVolumeRequest) []string {
+	return slices.Clone(req.GetVolumeCapability().GetMount().GetMountFlags())
+}
+
+// buildRecord derives the record from the request alone (plus the pod), so
+// a retry produces the identical record.
+func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, pf *podFacts) *MountInfo {
+	var opts []string
+	for _, f := range req.GetVolumeCapability().GetMount().GetMountFlags() {
+		// bind is a host notion, rw is the default and ro is added below.
+		if f == "bind" || f == "rw" || f == "ro" || slices.Contains(opts, f) {
+			continue
+		}
+		opts = append(opts, f)
+	}
+	if req.GetReadonly() {
+		opts = append(opts, "ro")
+	}
+	md := map[string]string{
+		MetaVolumeID:     req.GetVolumeId(),
+		MetaStagingPath:  req.GetStagingTargetPath(),
+		MetaStageFSType:  fstype,
+		MetaStageOptions: marshalOptions(stageOptions(req)),
+	}
+	if pf != nil && pf.fsGroup != nil {
+		md[MetaFSGroup] = strconv.FormatInt(*pf.fsGroup, 10)
+		if pf.fsGroupChangePolicy != "" {
+			md[MetaFSGroupChangePolicy] = pf.fsGroupChangePolicy
+		}
+	}
+	return &MountInfo{VolumeType: VolumeTypeDirect, Device: devicePath, FsType: fstype, Metadata: md, Options: opts}
+}
+
+// Unpublish takes the device back from Kata: restore staging from the
+// stored details first, then remove the record, then the target. A crash
+// between steps converges: staging mounted twice is detected, a missing
+// record makes the node server's normal unpublish remove the empty target.
+func (p *Publisher) Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	target := req.GetTargetPath()
+	if target == "" {
+		return nil, status.Error(codes.InvalidArgument, "target path missing")
+	}
+	mi, err := p.store.Read(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Already removed by an earlier attempt.
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", target, err)
+	default:
+		if id := mi.Metadata[MetaVolumeID]; req.GetVolumeId() != "" && id != req.GetVolumeId() {
+			klog.InfoS("Kata record names another volume than the unpublish request; restoring the recorded one",
+				"target", target, "requestVolumeID", req.GetVolumeId(), "recordVolumeID", id)
+		}
+		if err := p.restoreStaging(mi); err != nil {
+			return nil, err
+		}
+		if err := p.step(stepStagingRemount); err != nil {
+			return nil, err
+		}
+		if err := p.store.Remove(target); err != nil {
+			return nil, status.Errorf(codes.Internal, "removing the Kata record of %s: %v", target, err)
+		}
+		if err := p.step(stepRecordRemoved); err != nil {
+			return nil, err
+		}
+	}
+	if m, err := p.host.mountAt(target); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	} else if m != nil {
+		if err := p.host.unmount(target); err != nil {
+			return nil, status.Errorf(codes.Internal, "unmounting %s: %v", target, err)
+		}
+	}
+	if err := removeDir(target); err != nil {
+		// Only a runtime that ignored the record (Go runtime with
+		// disable_block_device_use=true) lets the container write here.
+		// Never delete that data.
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"removing target %s: %v; files in it were written on the host because the Kata runtime ignored the direct-volume record", target, err)
+	}
+	klog.InfoS("Unpublished Kata direct volume", "volumeID", req.GetVolumeId(), "target", target)
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// restoreStaging mounts the device back at staging with a typed mount (no
+// mkfs, no fsck), unless it already is mounted there.
+func (p *Publisher) restoreStaging(mi *MountInfo) error {
+	staging := mi.Metadata[MetaStagingPath]
+	if staging == "" {
+		klog.InfoS("Kata record carries no staging path; nothing to restore", "device", mi.Device)
+		return nil
+	}
+	dev, err := blockDevice(mi.Device)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The volume is gone from the node (detached behind our back);
+		// there is nothing to mount and the data stays in Cinder.
+		klog.InfoS("Device of Kata record is gone; not restoring staging", "device", mi.Device, "staging", staging)
+		return nil
+	}
+	if err != nil {
+		return status.Errorf(codes.Internal, "device of the Kata record: %v", err)
+	}
+	m, err := p.host.mountAt(staging)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if m != nil {
+		if mountedDevice(m) != dev {
+			return status.Errorf(codes.FailedPrecondition, "staging %s mounts device %s, not %s", staging, mountedDevice(m), mi.Device)
+		}
+		return nil
+	}
+	opts, err := unmarshalOptions(mi.Metadata[MetaStageOptions])
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	fstype := mi.Metadata[MetaStageFSType]
+	if fstype == "" {
+		fstype = mi.FsType
+	}
+	if err := p.host.typedMount(mi.Device, staging, fstype, opts); err != nil {
+		return status.Errorf(codes.Internal, "restoring staging mount %s of %s: %v", staging, mi.Device, err)
+	}
+	return nil
+}
+
+// Stats reports the guest's view through the Kata shim. Without a shim
+// that answers it reports the device size: kubelet still sees the capacity,
+// and Health says why usage is missing.
+func (p *Publisher) Stats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	path := req.GetVolumePath()
+	mi, err := p.store.Read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, status.Errorf(codes.NotFound, "no Kata direct volume at %s", path)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", path, err)
+	}
+	if id := mi.Metadata[MetaVolumeID]; req.GetVolumeId() != "" && id != req.GetVolumeId() {
+		return nil, status.Errorf(codes.NotFound, "%s holds volume %q, not %q", path, id, req.GetVolumeId())
+	}
+	st, err := p.guestStats(ctx, path, mi)
+	if err == nil {
+		return statsResponse(st), nil
+	}
+	klog.V(4).InfoS("Kata guest stats unavailable; reporting the device size", "path", path, "err", err)
+	size, serr := deviceSize(mi.Device)
+	if serr != nil {
+		return nil, status.Errorf(codes.NotFound, "device %s of the Kata direct volume at %s: %v", mi.Device, path, serr)
+	}
+	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Total: size, Unit: csi.VolumeUsage_BYTES}}}, nil
+}
+
+func (p *Publisher) guestStats(ctx context.Context, path string, mi *MountInfo) (*VolumeStats, error) {
+	ids, err := p.store.SandboxIDs(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	st, _, err := p.shim.stats(ctx, ids, mi.Device)
+	return st, err
+}
+
+func statsResponse(st *VolumeStats) *csi.NodeGetVolumeStatsResponse {
+	resp := &csi.NodeGetVolumeStatsResponse{}
+	for _, u := range st.Usage {
+		var unit csi.VolumeUsage_Unit
+		switch u.Unit {
+		case unitBytes:
+			unit = csi.VolumeUsage_BYTES
+		case unitInodes:
+			unit = csi.VolumeUsage_INODES
+		default:
+			continue
+		}
+		resp.Usage = append(resp.Usage, &csi.VolumeUsage{
+			Available: int64(u.Available), Total: int64(u.Total), Used: int64(u.Used), Unit: unit,
+		})
+	}
+	return resp
+}
+
+// Health reasons of Kata direct volumes (CamelCase, as CSI asks).
+const (
+	HealthKataSandboxMissing   = "KataSandboxMissing"
+	HealthKataGuestAbnormal    = "KataGuestAbnormal"
+	HealthKataStatsUnavailable = "KataGuestStatsUnavailable"
+)
+
+// Health returns the volume-health entries of a Kata direct volume at
+// publishPath (nil when no record is there or nothing is wrong). CSI 1.13
+// moved the volume condition from NodeGetVolumeStats to
+// NodeGetVolumeHealth; the node server adds these entries there.
+func (p *Publisher) Health(ctx context.Context, volumeID, publishPath string) []*csi.VolumeHealth_VolumeHealthEntry {
+	mi, err := p.store.Read(publishPath)
+	if err != nil {
+		return nil
+	}
+	if id := mi.Metadata[MetaVolumeID]; volumeID != "" && id != volumeID {
+		return nil
+	}
+	st, err := p.guestStats(ctx, publishPath, mi)
+	switch {
+	case errors.Is(err, errNoLiveSandbox):
+		return []*csi.VolumeHealth_VolumeHealthEntry{{
+			Status: csi.VolumeHealthErrorType_DEGRADED,
+			Reason: HealthKataSandboxMissing,
+			Message: "no running Kata sandbox has taken this direct volume: the runtime ignored the record " +
+				"(Go runtime: set disable_block_device_use=false), or the pod is not running yet; " +
+				"runtime-rs never records its sandbox, so this is expected there",
+		}}
+	case err != nil:
+		return []*csi.VolumeHealth_VolumeHealthEntry{{
+			Status:  csi.VolumeHealthErrorType_UNKNOWN_VOLUME_HEALTH_TYPE,
+			Reason:  HealthKataStatsUnavailable,
+			Message: err.Error(),
+		}}
+	case st.Condition != nil && st.Condition.Abnormal:
+		return []*csi.VolumeHealth_VolumeHealthEntry{{
+			Status:  csi.VolumeHealthErrorType_DEGRADED,
+			Reason:  HealthKataGuestAbnormal,
+			Message: "Kata guest reports: " + st.Condition.Message,
+		}}
+	}
+	return nil
+}
