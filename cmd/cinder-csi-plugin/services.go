@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/cinder-csi/cinder-csi/pkg/config"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
+	"github.com/cinder-csi/cinder-csi/pkg/kata"
+	"github.com/cinder-csi/cinder-csi/pkg/metadata"
+	"github.com/cinder-csi/cinder-csi/pkg/metrics"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+)
+
+func buildController(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.ControllerServer, error) {
+	clouds, err := openstack.NewClouds(ctx, o.cloudConfigs, openstack.Options{
+		UserAgent:  o.userAgents,
+		Observer:   m,
+		CloudNames: o.cloudNames,
+	})
+	if err != nil {
+		return nil, err
+	}
+	co := cinder.DefaultControllerOptions()
+	co.DriverName = o.driverName
+	co.Cluster = o.cluster
+	co.WithTopology = o.withTopology
+	co.IgnoreVolumeAZ = cfg.BlockStorage.IgnoreVolumeAZ
+	co.PVCAnnotations = o.pvcAnnotations
+	if o.pvcAnnotations {
+		lookup, err := newPVCLookup(o.kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--pvc-annotations: %w", err)
+		}
+		co.PVCLookup = lookup
+	}
+	return cinder.NewControllerServer(clouds, co)
+}
+
+func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.NodeServer, error) {
+	md, err := metadata.New(metadata.Options{
+		SearchOrder:    cfg.Metadata.SearchOrder,
+		URL:            o.metadataURL,
+		RequestTimeout: cfg.Metadata.RequestTimeout,
+		DevRoot:        o.devRoot,
+	})
+	if err != nil {
+		return nil, err
+	}
+	nodeName := o.nodeName
+	if nodeName == "" {
+		nodeName = os.Getenv("NODE_NAME")
+	}
+	ko := kata.Options{
+		Enabled:              o.kataDirectVolumes,
+		NodeName:             nodeName,
+		RecordRoot:           o.kataRecordRoot,
+		RuntimeHandlerPrefix: o.kataHandlerPrefix,
+		LookupCacheTTL:       o.kataCacheTTL,
+	}
+	if o.kataDirectVolumes && o.kubeconfig != "" {
+		rc, err := restConfig(o.kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		ko.KubeConfig = rc
+	}
+	publisher, err := kata.New(ctx, ko)
+	if err != nil {
+		return nil, fmt.Errorf("kata direct volumes: %w", err)
+	}
+	return cinder.NewNodeServer(cinder.NodeOptions{
+		DriverName:            o.driverName,
+		Metadata:              md,
+		WithTopology:          o.withTopology,
+		AdditionalTopology:    o.additionalTopology,
+		NodeVolumeAttachLimit: int64(cfg.BlockStorage.NodeVolumeAttachLimit),
+		RescanOnResize:        cfg.BlockStorage.RescanOnResize,
+		DevRoot:               o.devRoot,
+		SysRoot:               o.sysRoot,
+		Kata:                  publisher,
+	})
+}
