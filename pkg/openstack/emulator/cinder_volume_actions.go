@@ -132,4 +132,3 @@ func (e *Emulator) SetVolumeStatus(id, status string) {
 		e.markDirty()
 	}
 }
-
