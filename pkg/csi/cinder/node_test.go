@@ -3,7 +3,9 @@ package cinder
 import (
 	"context"
 	"errors"
+	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -369,4 +371,29 @@ func codeOf(err error) codes.Code { return status.Code(err) }
 func exec(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// TestNodeHealthReportsAFilesystemTurnedReadOnly reads a mount table in
+// which the superblock went read-only under a read-write mount, which is
+// what the kernel does after I/O or consistency errors.
+func TestNodeHealthReportsAFilesystemTurnedReadOnly(t *testing.T) {
+	path := t.TempDir()
+	table := filepath.Join(t.TempDir(), "mountinfo")
+	line := "42 1 7:3 / " + path + " rw,relatime shared:1 - ext4 /dev/loop3 ro,errors=remount-ro\n"
+	if err := os.WriteFile(table, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := newTestNodeServer(t, NodeOptions{MountInfoPath: table})
+	resp, err := ns.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{VolumeId: "vol", VolumePublishPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range resp.GetVolumeHealth().GetHealthStatuses() {
+		got = append(got, h.GetStatus().String()+"/"+h.GetReason())
+	}
+	want := "DEGRADED/" + healthReadOnly
+	if !strings.Contains(strings.Join(got, " "), want) {
+		t.Fatalf("health = %v, want %s", got, want)
+	}
 }
