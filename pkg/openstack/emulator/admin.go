@@ -229,12 +229,29 @@ func (e *Emulator) adminExpireTokens(q *req) {
 
 func (e *Emulator) adminQuota(q *req) {
 	var in struct {
-		Gigabytes, Volumes, Snapshots, Backups int
+		Gigabytes, Volumes, Snapshots, Backups *int
 	}
 	if !decodeBody(q, &in) {
 		return
 	}
-	e.SetQuota(q.p("project"), in.Gigabytes, in.Volumes, in.Snapshots, in.Backups)
+	e.mu.Lock()
+	p := e.st.projectByName(q.p("project"), "")
+	var cur quota
+	if p != nil {
+		cur = e.quotaLocked(p.ID)
+	}
+	e.mu.Unlock()
+	if p == nil {
+		writeError(q.w, http.StatusNotFound, "unknown project "+q.p("project"))
+		return
+	}
+	pick := func(v *int, old int) int {
+		if v != nil {
+			return *v
+		}
+		return old
+	}
+	e.SetQuota(q.p("project"), pick(in.Gigabytes, cur.Gigabytes), pick(in.Volumes, cur.Volumes), pick(in.Snapshots, cur.Snapshots), pick(in.Backups, cur.Backups))
 	q.w.WriteHeader(http.StatusNoContent)
 }
 
