@@ -176,6 +176,16 @@ func TestHarnessHelper(t *testing.T) {
 	if err := sc.Validate(got); err != nil {
 		t.Error(err)
 	}
+	for _, name := range []string{"csi-provisioner", "csi-attacher", "csi-snapshotter", "csi-resizer"} {
+		h := sidecarargs.ForHarness(all["controller/"+name], "/tmp/rig/csi.sock", "/tmp/rig/kubeconfig")
+		sc, _ := sidecarargs.ByContainer(name)
+		if err := sc.Validate(h); err != nil {
+			t.Errorf("ForHarness(%s): %v", name, err)
+		}
+		if v, _ := sidecarargs.Lookup(h, "leader-election"); v != "false" {
+			t.Errorf("ForHarness(%s) keeps leader election: %v", name, h)
+		}
+	}
 }
 
 func TestPluginArgs(t *testing.T) {

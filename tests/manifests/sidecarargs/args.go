@@ -142,3 +142,17 @@ func Override(args []string, set map[string]string, drop ...string) []string {
 	}
 	return out
 }
+
+// ForHarness adapts a controller sidecar's deployed args to a process
+// outside the cluster: the plugin socket and kubeconfig of the harness,
+// no leader election (it needs the in-cluster namespace file), and no
+// HTTP listener (the deployed ports may be taken on the test host).
+// Every other argument stays exactly as in the manifests, so a flag the
+// pinned binary rejects still fails the run.
+func ForHarness(args []string, socket, kubeconfig string) []string {
+	return Override(args, map[string]string{
+		"csi-address":     socket,
+		"kubeconfig":      kubeconfig,
+		"leader-election": "false",
+	}, "http-endpoint", "metrics-address")
+}
