@@ -337,7 +337,7 @@ func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePat
 			if want == "" {
 				want = defaultFSType
 			}
-			if err := p.host.formatAndMount(devicePath, staging, want, stageOptions(req)); err != nil {
+			if err := p.host.formatAndMount(devicePath, staging, want, stageOptions(req, want)); err != nil {
 				return "", false, status.Errorf(codes.Internal, "formatting %s: %v", devicePath, err)
 			}
 			fstype, mounted = want, true
@@ -371,9 +371,19 @@ func (p *Publisher) refuseOtherMounts(dev devNum, devicePath, staging string) er
 }
 
 // stageOptions are the flags staging is (re)mounted with: the capability's,
-// which NodeStage used too.
-func stageOptions(req *csi.NodePublishVolumeRequest) []string {
-	return slices.Clone(req.GetVolumeCapability().GetMount().GetMountFlags())
+// as NodeStage uses them, nouuid for XFS (clones share their source's
+// UUID) and never bind, which would turn the typed mount into a bind.
+func stageOptions(req *csi.NodePublishVolumeRequest, fstype string) []string {
+	var opts []string
+	for _, f := range req.GetVolumeCapability().GetMount().GetMountFlags() {
+		if f != "bind" && !slices.Contains(opts, f) {
+			opts = append(opts, f)
+		}
+	}
+	if fstype == "xfs" && !slices.Contains(opts, "nouuid") {
+		opts = append(opts, "nouuid")
+	}
+	return opts
 }
 
 // buildRecord derives the record from the request alone (plus the pod), so
@@ -387,6 +397,9 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 		}
 		opts = append(opts, f)
 	}
+	if fstype == "xfs" && !slices.Contains(opts, "nouuid") {
+		opts = append(opts, "nouuid") // the guest may hold a clone's twin too
+	}
 	if req.GetReadonly() {
 		opts = append(opts, "ro")
 	}
@@ -394,7 +407,7 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 		MetaVolumeID:     req.GetVolumeId(),
 		MetaStagingPath:  req.GetStagingTargetPath(),
 		MetaStageFSType:  fstype,
-		MetaStageOptions: marshalOptions(stageOptions(req)),
+		MetaStageOptions: marshalOptions(stageOptions(req, fstype)),
 	}
 	if pf != nil && pf.fsGroup != nil {
 		md[MetaFSGroup] = strconv.FormatInt(*pf.fsGroup, 10)
