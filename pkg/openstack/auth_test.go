@@ -30,12 +30,12 @@ func TestAuthVariantsAgainstEmulator(t *testing.T) {
 	appID := e.AddApplicationCredential("demo", "demo", "csi-cred", "app-secret-1")
 	auth := "[Global]\nauth-url = " + e.AuthURL() + "\nregion = RegionOne\n"
 	cases := map[string]string{
-		"password by user-id":             "user-id = " + u.ID + "\npassword = demo-secret\ntenant-id = " + e.ProjectID("demo") + "\n",
-		"password with domain-id":         "username = demo\npassword = demo-secret\nuser-domain-id = default\ntenant-name = demo\ntenant-domain-id = default\n",
-		"application credential id":       "application-credential-id = " + appID + "\napplication-credential-secret = app-secret-1\n",
-		"application credential by name":  "application-credential-name = csi-cred\napplication-credential-secret = app-secret-1\nusername = demo\nuser-domain-name = Default\n",
+		"password by user-id":              "user-id = " + u.ID + "\npassword = demo-secret\ntenant-id = " + e.ProjectID("demo") + "\n",
+		"password with domain-id":          "username = demo\npassword = demo-secret\nuser-domain-id = default\ntenant-name = demo\ntenant-domain-id = default\n",
+		"application credential id":        "application-credential-id = " + appID + "\napplication-credential-secret = app-secret-1\n",
+		"application credential by name":   "application-credential-name = csi-cred\napplication-credential-secret = app-secret-1\nusername = demo\nuser-domain-name = Default\n",
 		"token (pass-through, no renewal)": "token = " + bc.provider.Token() + "\n",
-		"token rescoped to the project":   "token = " + bc.provider.Token() + "\ntenant-id = " + e.ProjectID("demo") + "\n",
+		"token rescoped to the project":    "token = " + bc.provider.Token() + "\ntenant-id = " + e.ProjectID("demo") + "\n",
 	}
 	for name, keys := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -45,7 +45,7 @@ func TestAuthVariantsAgainstEmulator(t *testing.T) {
 			if err != nil {
 				t.Fatalf("CreateVolume: %v", err)
 			}
-			if got := c.projectID; got != e.ProjectID("demo") {
+			if got := c.project(); got != e.ProjectID("demo") {
 				t.Errorf("project = %q, want demo's %q", got, e.ProjectID("demo"))
 			}
 			if _, err := c.WaitVolume(ctx, v.ID, isAvailable); err != nil {

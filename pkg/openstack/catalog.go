@@ -111,9 +111,7 @@ func (c *cloud) GetQuotaSet(ctx context.Context) (*QuotaSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	project := c.projectID
-	c.mu.Unlock()
+	project := c.project()
 	if project == "" {
 		return nil, &Error{Kind: KindConfig, Op: op, Message: "the token is not scoped to a project"}
 	}

@@ -42,8 +42,12 @@ type cloud struct {
 	connected bool
 	volume    *gophercloud.ServiceClient
 	compute   *gophercloud.ServiceClient
-	projectID string
 	features  Features
+
+	// projectID has its own lock: re-authentication, which sets it, can
+	// run inside connect, which holds mu.
+	projMu    sync.Mutex
+	projectID string
 
 	polls *pollers
 }
@@ -240,6 +244,12 @@ func (c *cloud) reauthOnce(ctx context.Context) error {
 		return err
 	}
 	c.provider.CopyTokenFrom(&tac)
+	// A rotated application credential may belong to another project.
+	if cr, ok := tac.GetAuthResult().(tokens3.CreateResult); ok {
+		if p, err := cr.ExtractProject(); err == nil && p != nil {
+			c.setProject(p.ID)
+		}
+	}
 	return nil
 }
 
@@ -258,11 +268,11 @@ func (c *cloud) connect(ctx context.Context) error {
 	c.provider.ReauthFunc = c.reauth
 	if cr, ok := c.provider.GetAuthResult().(tokens3.CreateResult); ok {
 		if p, err := cr.ExtractProject(); err == nil && p != nil {
-			c.projectID = p.ID
+			c.setProject(p.ID)
 		}
 	} else if gr, ok := c.provider.GetAuthResult().(tokens3.GetResult); ok {
 		if p, err := gr.ExtractProject(); err == nil && p != nil {
-			c.projectID = p.ID
+			c.setProject(p.ID)
 		}
 	}
 	cc := c.creds.Load()
@@ -282,7 +292,7 @@ func (c *cloud) connect(ctx context.Context) error {
 	c.volume, c.compute, c.features = vol, comp, feats
 	c.connected = true
 	klog.V(2).InfoS("Connected to OpenStack", "cloud", c.name, "cinderMicroversion", feats.CinderMicroversion,
-		"novaMicroversion", feats.NovaMicroversion, "project", c.projectID)
+		"novaMicroversion", feats.NovaMicroversion, "project", c.project())
 	return nil
 }
 
@@ -346,3 +356,15 @@ func (c *cloud) Features() Features {
 }
 
 var _ Cloud = (*cloud)(nil)
+
+func (c *cloud) setProject(id string) {
+	c.projMu.Lock()
+	c.projectID = id
+	c.projMu.Unlock()
+}
+
+func (c *cloud) project() string {
+	c.projMu.Lock()
+	defer c.projMu.Unlock()
+	return c.projectID
+}

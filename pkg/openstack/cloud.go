@@ -4,6 +4,48 @@
 // It knows nothing of gRPC or CSI. Failures are returned as *Error values
 // carrying a Kind (see errors.go); the CSI layer maps kinds to gRPC codes in
 // one place.
+//
+// # Construction
+//
+//	set, err := openstack.NewClouds(ctx, cloudConfigFiles, openstack.Options{
+//		UserAgent:  extraUserAgents,             // after "cinder-csi/<version>"
+//		Observer:   metricsObserver,             // nil: none
+//		RateLimits: map[string]openstack.RateLimit{"volumev3": {QPS: 10, Burst: 20}},
+//		HTTPTimeout: time.Minute,                // one HTTP request
+//		CloudNames: []string{""},                // --cloud-name; empty: all sections
+//	})
+//	cloud, err := set.Get(req.Secrets["cloud"]) // "" is [Global]
+//
+// NewClouds reads and merges the cloud.conf files (pkg/config), validates
+// the selected sections, authenticates each cloud once (wrong credentials
+// fail here) and, until ctx ends, watches the files. NewCloudsFromConfig
+// builds the same set from a loaded config without network or watch.
+//
+// # Credential rotation
+//
+// Every ReloadInterval (5 s) the files' content is hashed; on a change they
+// are re-read and validated (an invalid file is logged and ignored). A
+// section whose only change is its credentials keeps its connection and
+// token, and its next authentication uses the new credentials; any other
+// change builds a new cloud for later Get calls. A 401 that the current
+// credentials cannot cure also re-reads the files at once, so a revoked
+// application credential is replaced within one request.
+//
+// # Requests
+//
+// One HTTP client per cloud (keep-alive, TLS from ca-file, cert-file,
+// key-file, tls-insecure). Tokens are reused and renewed on a 401.
+// Microversions come from each service's version document, read once per
+// connection. Idempotent requests retry on 5xx, 429 and connection errors
+// with jittered backoff inside the caller's deadline; mutating requests
+// only on 429, 503 and refused connections (retry.go states why). Every
+// request is reported to the Observer with a stable operation name.
+//
+// # Waits
+//
+// WaitVolume, WaitSnapshot, WaitBackup and WaitVolumeGone share one poller
+// per cloud and resource kind (package poller): concurrent waiters are
+// answered by one volumes/detail listing per tick instead of one GET each.
 package openstack
 
 import (
