@@ -81,6 +81,12 @@ func (f *fakeAPI) set(path string, obj any) {
 	f.objects[path] = obj
 }
 
+func (f *fakeAPI) remove(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.objects, path)
+}
+
 func (f *fakeAPI) failWith(path string, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
