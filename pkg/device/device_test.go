@@ -155,8 +155,19 @@ func TestByMetadataMapsBusAndAddressToByPath(t *testing.T) {
 	if err := os.MkdirAll(byPath, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"pci-0000:00:07.0", "pci-0000:00:04.0-scsi-0:0:0:1", "pci-0000:00:08.0", "pci-0000:00:08.0-part1"} {
-		_ = os.Symlink("../../x", filepath.Join(byPath, name))
+	// Each link names its own disk, except the legacy virtio-pci- name,
+	// which udev keeps beside pci- for the same disk.
+	links := map[string]string{
+		"pci-0000:00:07.0": "vdb", "virtio-pci-0000:00:07.0": "vdb",
+		"pci-0000:00:04.0-scsi-0:0:0:1": "sda", "pci-0000:00:08.0": "vdc", "pci-0000:00:08.0-part1": "vdc1",
+	}
+	for name, disk := range links {
+		if err := os.WriteFile(filepath.Join(dev, disk), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../"+disk, filepath.Join(byPath, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cases := []struct {
 		name    string

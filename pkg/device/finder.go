@@ -296,11 +296,22 @@ func (f *Finder) byMetadata(ctx context.Context, volumeID string) (string, error
 	}
 	// udev names a PCI disk "pci-<address>" and a SCSI disk
 	// "pci-<controller>-scsi-<address>": match the whole name or a suffix.
+	// udev also keeps the legacy "virtio-pci-<address>" beside
+	// "pci-<address>" for one disk, so links are counted by their target.
 	want := d.Bus + "-" + d.Address
 	var matches []string
+	targets := map[string]bool{}
 	for _, e := range entries {
 		if name := e.Name(); name == want || strings.HasSuffix(name, "-"+want) {
-			matches = append(matches, filepath.Join(dir, name))
+			link := filepath.Join(dir, name)
+			target, err := filepath.EvalSymlinks(link)
+			if err != nil {
+				continue // a dangling link names no disk
+			}
+			if !targets[target] {
+				targets[target] = true
+				matches = append(matches, link)
+			}
 		}
 	}
 	switch len(matches) {

@@ -233,7 +233,7 @@ func TestNodeWithEmulatorDiscoveryFallbacks(t *testing.T) {
 	if entry.Bus != "pci" {
 		// Nova writes the bus type of the address ("pci", "scsi", "ide",
 		// "usb"); a disk at 0000:00:07.0 is on "pci".
-		t.Skipf("emulator metadata lists bus %q for a PCI address; Nova writes \"pci\" (emulator fix pending)", entry.Bus)
+		t.Fatalf("emulator metadata lists bus %q for a PCI address; Nova writes \"pci\"", entry.Bus)
 	}
 	matches, _ := filepath.Glob(filepath.Join(e.sysRoot, "block", "*", "serial"))
 	for _, m := range matches {

@@ -58,6 +58,8 @@ func (e *Emulator) plug(a *attachment, v *volume) {
 	}
 	replaceSymlink(loop, dev)
 	replaceSymlink("../../"+name, byID)
+	// udev keeps the legacy virtio-pci- name beside pci- for a virtio disk.
+	replaceSymlink("../../"+name, filepath.Join(filepath.Dir(byPath), "virtio-"+filepath.Base(byPath)))
 	replaceSymlink("../../"+name, byPath)
 	e.writeSysfs(a, v.ID, int64(v.Size)<<30)
 	klog.V(2).InfoS("emulator: hot-plugged volume", "volumeID", v.ID, "device", dev, "loop", loop)
@@ -101,6 +103,7 @@ func (e *Emulator) unplug(a *attachment) {
 	name := devName(a)
 	_ = os.Remove(e.ByIDPath(a.VolumeID))
 	_ = os.Remove(filepath.Join(e.opts.DevRoot, "disk", "by-path", "pci-"+pciAddress(a.Slot)))
+	_ = os.Remove(filepath.Join(e.opts.DevRoot, "disk", "by-path", "virtio-pci-"+pciAddress(a.Slot)))
 	_ = os.Remove(filepath.Join(e.opts.DevRoot, name))
 	if e.opts.SysRoot != "" {
 		_ = os.RemoveAll(filepath.Join(e.opts.SysRoot, "block", name))

@@ -70,7 +70,7 @@ func (e *Emulator) MetadataJSON(serverID string) ([]byte, error) {
 		if a.Status != "attached" {
 			continue
 		}
-		d := map[string]any{"type": "disk", "bus": "virtio", "serial": a.VolumeID, "address": pciAddress(a.Slot), "path": a.Device, "tags": []string{}}
+		d := map[string]any{"type": "disk", "bus": "pci", "serial": a.VolumeID, "address": pciAddress(a.Slot), "path": a.Device, "tags": []string{}}
 		if a.Tag != "" {
 			d["tags"] = []string{a.Tag}
 		}

@@ -130,7 +130,7 @@ func TestAttachRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	if doc.UUID != DefaultServerID || doc.AZ != "az1" || len(doc.Devices) != 1 || doc.Devices[0].Serial != multi.ID ||
-		doc.Devices[0].Address != "0000:00:06.0" || doc.Devices[0].Bus != "virtio" || doc.Devices[0].Type != "disk" {
+		doc.Devices[0].Address != "0000:00:06.0" || doc.Devices[0].Bus != "pci" || doc.Devices[0].Type != "disk" {
 		t.Fatalf("metadata %s", md)
 	}
 	// The HTTP metadata service and the config drive carry the same document.
