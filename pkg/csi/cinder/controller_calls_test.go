@@ -2,8 +2,11 @@ package cinder
 
 import (
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 )
 
 // TestControllerAPICallsPerOperation logs the OpenStack API calls each
@@ -12,7 +15,20 @@ import (
 // Polls depend on how fast the emulator finishes, so they are reported, not
 // asserted. Run with -v to see the table.
 func TestControllerAPICallsPerOperation(t *testing.T) {
-	env := newControllerEnv(t, withController(func(o *ControllerOptions) { o.SnapshotReadyWait = 2e9 }))
+	for _, profile := range []string{"fast", "realistic"} {
+		t.Run(profile, func(t *testing.T) {
+			if profile == "realistic" && testing.Short() {
+				t.Skip("realistic latencies take about 15 s; skipped with -short")
+			}
+			apiCallsPerOperation(t, profile)
+		})
+	}
+}
+
+func apiCallsPerOperation(t *testing.T, profile string) {
+	env := newControllerEnv(t,
+		withController(func(o *ControllerOptions) { o.SnapshotReadyWait = 2 * time.Second }),
+		withEmulator(func(o *emulator.Options) { o.Profile = profile }))
 	env.warm()
 	ctx := env.ctx()
 
@@ -49,6 +65,10 @@ func TestControllerAPICallsPerOperation(t *testing.T) {
 			snapID = resp.GetSnapshot().GetSnapshotId()
 			return err
 		}, 1},
+		{"ListSnapshots by id (snapshotter poll)", func() error {
+			_, err := env.cs.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SnapshotId: snapID})
+			return err
+		}, 0},
 		{"ControllerUnpublishVolume", func() error {
 			_, err := env.cs.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: volID, NodeId: nodeA})
 			return err

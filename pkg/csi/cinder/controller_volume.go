@@ -247,7 +247,10 @@ func (cs *ControllerServer) adoptExistingVolume(ctx context.Context, c openstack
 		reason := latestReason(ctx, c, vol.ID)
 		return nil, errPrecondition("volume %s named %q went to status %s%s; delete it so that it can be created again", vol.ID, vr.name, vol.Status, reasonSuffix(reason))
 	}
-	return cs.createVolumeResponse(req, vr, vol, vr.snapshotID != "" || vr.sourceVolumeID != "", cs.echoHints(vr.params)), nil
+	// A retry reports resizeRequired for any content source (the node
+	// checks whether the filesystem really needs to grow) and no affinity
+	// echo: the hints only mattered when the volume was placed.
+	return cs.createVolumeResponse(req, vr, vol, vr.snapshotID != "" || vr.sourceVolumeID != "", nil), nil
 }
 
 func reasonSuffix(reason string) string {
@@ -413,10 +416,6 @@ func (cs *ControllerServer) applySchedulerHints(ctx context.Context, c openstack
 	}
 	return vctx, nil
 }
-
-// echoHints is not available on the adopt path without re-reading the PVC;
-// the hints only matter at creation, so the context carries none.
-func (cs *ControllerServer) echoHints(*params.Volume) map[string]string { return nil }
 
 // resolveVolumeRefs turns a comma list of volume ids or names into ids.
 func resolveVolumeRefs(ctx context.Context, c openstack.Cloud, annotation, list string) ([]string, error) {

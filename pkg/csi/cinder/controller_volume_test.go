@@ -8,6 +8,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 )
@@ -165,9 +166,9 @@ func TestControllerCreateVolume(t *testing.T) {
 			volumes: 1, calls: 3,
 		},
 		{
-			name:  "repeat of a created volume is answered from one lookup",
-			setup: func(e *controllerEnv) { e.mustCreate("pvc-again", 1) },
-			req:   func(*controllerEnv) *csi.CreateVolumeRequest { return createReq("pvc-again", 1) },
+			name:    "repeat of a created volume is answered from one lookup",
+			setup:   func(e *controllerEnv) { e.mustCreate("pvc-again", 1) },
+			req:     func(*controllerEnv) *csi.CreateVolumeRequest { return createReq("pvc-again", 1) },
 			volumes: 1, calls: 1,
 		},
 		{
@@ -395,4 +396,65 @@ func TestControllerConcurrentCreateOfOneNameIsAborted(t *testing.T) {
 	defer release()
 	_, err := e.cs.CreateVolume(context.Background(), createReq("pvc-busy", 1))
 	ctCode(t, err, codes.Aborted)
+}
+
+// fakePVCs is a PVCLookup over a fixed map (a unit-test fake of the
+// Kubernetes API, not of the cloud).
+type fakePVCs map[string]map[string]string
+
+func (f fakePVCs) Annotations(_ context.Context, ns, name string) (map[string]string, error) {
+	return f[ns+"/"+name], nil
+}
+
+func TestControllerPVCAnnotationsBecomeSchedulerHints(t *testing.T) {
+	pvcs := fakePVCs{}
+	e := newControllerEnv(t, withController(func(o *ControllerOptions) {
+		o.PVCAnnotations = true
+		o.PVCLookup = pvcs
+	}))
+	near := e.mustCreate("pvc-near", 1)
+	pvcs["ns/data"] = map[string]string{AnnotationAffinity: "pvc-near"}
+	req := createReq("pvc-hinted", 1)
+	req.Parameters = map[string]string{params.KeyPVCName: "data", params.KeyPVCNamespace: "ns", params.KeyKataDirectVolume: "false"}
+	resp, err := e.cs.CreateVolume(e.ctx(), req)
+	if err != nil {
+		t.Fatalf("CreateVolume: %v", err)
+	}
+	vctx := resp.Volume.VolumeContext
+	if vctx[volumeContextAffinity] != "pvc-near" || vctx[params.KeyKataDirectVolume] != "false" {
+		t.Fatalf("volume context = %v", vctx)
+	}
+
+	// The emulator has one backend host, so "away from" an existing volume
+	// cannot be placed: Cinder's no-backend error is ResourceExhausted and
+	// the failed volume is removed.
+	pvcs["ns/apart"] = map[string]string{AnnotationAntiAffinity: near}
+	req = createReq("pvc-apart", 1)
+	req.Parameters = map[string]string{params.KeyPVCName: "apart", params.KeyPVCNamespace: "ns"}
+	_, err = e.cs.CreateVolume(e.ctx(), req)
+	ctCode(t, err, codes.ResourceExhausted)
+	if n := len(e.volumesNamed("pvc-apart")); n != 0 {
+		t.Fatalf("%d failed volumes left", n)
+	}
+
+	pvcs["ns/bad"] = map[string]string{AnnotationAffinity: "no-such-volume"}
+	req = createReq("pvc-badhint", 1)
+	req.Parameters = map[string]string{params.KeyPVCName: "bad", params.KeyPVCNamespace: "ns"}
+	_, err = e.cs.CreateVolume(e.ctx(), req)
+	ctCode(t, err, codes.InvalidArgument)
+	if n := len(e.volumesNamed("pvc-badhint")); n != 0 {
+		t.Fatalf("%d volumes created for a bad hint", n)
+	}
+}
+
+func TestNewControllerServerRefusesBadOptions(t *testing.T) {
+	e := newControllerEnv(t)
+	if _, err := NewControllerServer(nil, DefaultControllerOptions()); err == nil {
+		t.Error("nil clouds accepted")
+	}
+	opts := DefaultControllerOptions()
+	opts.PVCAnnotations = true
+	if _, err := NewControllerServer(e.cs.clouds, opts); err == nil {
+		t.Error("PVC annotations without a lookup accepted")
+	}
 }

@@ -91,7 +91,7 @@ func codeForKind(e *openstack.Error) codes.Code {
 // failure worth retrying later.
 func codeForErrorState(reason string) codes.Code {
 	r := strings.ToLower(reason)
-	for _, capacity := range []string{"no valid host", "no storage could be allocated", "quota", "not enough space", "insufficient"} {
+	for _, capacity := range []string{"no valid host", "no storage could be allocated", "available weighted backend", "quota", "not enough space", "insufficient"} {
 		if strings.Contains(r, capacity) {
 			return codes.ResourceExhausted
 		}

@@ -39,6 +39,7 @@ func TestCodeForError(t *testing.T) {
 		{"wait timeout", kind(openstack.KindTimeout), codes.Aborted},
 		{"config", kind(openstack.KindConfig), codes.FailedPrecondition},
 		{"error state, no room", &openstack.Error{Kind: openstack.KindErrorState, Message: "No valid host was found"}, codes.ResourceExhausted},
+		{"error state, no backend", &openstack.Error{Kind: openstack.KindErrorState, Message: "schedule allocate volume:Could not find any available weighted backend."}, codes.ResourceExhausted},
 		{"error state, other", &openstack.Error{Kind: openstack.KindErrorState, Message: "driver failed"}, codes.Unavailable},
 		{"parameter error", paramErr, codes.InvalidArgument},
 		{"status passes through", status.Error(codes.OutOfRange, "x"), codes.OutOfRange},
