@@ -346,11 +346,21 @@ func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePat
 			return "", false, status.Errorf(codes.FailedPrecondition, "device %s has no filesystem although a Kata record exists for it", devicePath)
 		}
 	}
-	if want != "" && want != fstype {
+	if want != "" && fsFamily(want) != fsFamily(fstype) {
 		return "", false, status.Errorf(codes.FailedPrecondition,
 			"volume %s holds a %s filesystem, the capability asks for %s", req.GetVolumeId(), fstype, want)
 	}
 	return fstype, mounted, nil
+}
+
+// fsFamily folds ext2/3/4 together: NodeStage accepts an existing ext3 for
+// an ext4 request, and so must a publish of the same volume.
+func fsFamily(fstype string) string {
+	switch fstype {
+	case "ext2", "ext3", "ext4":
+		return "ext"
+	}
+	return fstype
 }
 
 // refuseOtherMounts makes sure nothing but staging mounts the device: a
