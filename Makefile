@@ -39,5 +39,8 @@ bench: build ## benchmarks; writes the tables in docs/benchmarks.md
 demo: build ## the plugin against the emulator, one volume through its whole life
 	./$(BIN)/csi-demo
 
+e2e-openstack: ## the driver end to end on a real OpenStack Zed (openstack-rig): controller, node, csi-sanity, differential test, benchmark
+	./hack/e2e-openstack.sh
+
 clean:
 	rm -rf $(BIN)

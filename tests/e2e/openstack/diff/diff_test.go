@@ -1,0 +1,150 @@
+package diff
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+)
+
+// accepted lists the differences that stay, keyed by step, with the reason
+// they are acceptable. tests/e2e/README.md repeats them.
+var accepted = map[string]string{}
+
+func TestDifferential(t *testing.T) {
+	env := rig.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+
+	emu, err := emulator.Start(emulator.Options{
+		Profile: "realistic",
+		Servers: []emulator.ServerSpec{
+			{ID: emulator.DefaultServerID, Name: "node-1", AZ: "nova"},
+			{ID: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87", Name: "node-2", AZ: "nova"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	ec, err := rig.Login(ctx, emu.URL()+"/identity/v3", "demo", "demo-secret", "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rig.Login(ctx, env.AuthURL, env.User, env.Password, env.Project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf := func(format string, args ...any) { t.Logf(format, args...) }
+
+	// Both at once: the rig spends most of its time waiting on Cinder,
+	// and the emulator's realistic profile as long.
+	type result struct {
+		obs []Obs
+		err error
+	}
+	emuDone := make(chan result, 1)
+	go func() {
+		o, err := run(ctx, Target{Name: "emulator", Client: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"}, logf)
+		emuDone <- result{o, err}
+	}()
+	real, rerr := run(ctx, Target{Name: "real", Client: rc, Server1: env.Node1, Server2: env.Node2}, logf)
+	er := <-emuDone
+	if er.err != nil {
+		t.Errorf("emulator run: %v", er.err)
+	}
+	if rerr != nil {
+		t.Errorf("real run: %v", rerr)
+	}
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "| step | real Zed | emulator | verdict |\n|---|---|---|---|\n")
+	found, acc, timing := 0, 0, 0
+	for i := 0; i < max(len(real), len(er.obs)); i++ {
+		var r, e Obs
+		if i < len(real) {
+			r = real[i]
+		}
+		if i < len(er.obs) {
+			e = er.obs[i]
+		}
+		step := r.Step
+		if step == "" {
+			step = e.Step
+		}
+		verdict := "same"
+		switch d := compare(r, e); {
+		case d == "":
+		case d == "timing":
+			verdict = "same (polling saw different intermediate states)"
+			timing++
+		case accepted[step] != "":
+			verdict = "accepted: " + accepted[step]
+			acc++
+			found++
+		default:
+			verdict = "DIFFERENT: " + d
+			found++
+			t.Errorf("step %q differs (%s):\n  real:     %s\n  emulator: %s", step, d, r, e)
+		}
+		fmt.Fprintf(&report, "| %s | %s | %s | %s |\n", step, cell(r), cell(e), verdict)
+	}
+	fmt.Fprintf(&report, "\n%d steps, %d differences (%d accepted), %d timing-only state differences\n", len(real), found, acc, timing)
+	t.Logf("differential result:\n%s", report.String())
+	if path := os.Getenv("E2E_DIFF_REPORT"); path != "" {
+		_ = os.WriteFile(path, []byte(report.String()), 0o644)
+	}
+}
+
+func cell(o Obs) string { return strings.ReplaceAll(o.String(), "|", "\\|") }
+
+// compare returns "" when the observations agree, "timing" when only the
+// intermediate states differ in a way polling explains (same first and
+// last state, one sequence inside the other), or what differs.
+func compare(r, e Obs) string {
+	var d []string
+	if r.Step != e.Step {
+		return fmt.Sprintf("different steps %q and %q", r.Step, e.Step)
+	}
+	if r.Status != e.Status {
+		d = append(d, fmt.Sprintf("status %d vs %d", r.Status, e.Status))
+	}
+	if r.ErrKey != e.ErrKey {
+		d = append(d, fmt.Sprintf("error key %q vs %q", r.ErrKey, e.ErrKey))
+	}
+	if r.Message != e.Message {
+		d = append(d, "message")
+	}
+	if r.Extra != e.Extra {
+		d = append(d, "details")
+	}
+	if len(d) > 0 {
+		return strings.Join(d, ", ")
+	}
+	if slices.Equal(r.States, e.States) {
+		return ""
+	}
+	if len(r.States) > 0 && len(e.States) > 0 && r.States[0] == e.States[0] &&
+		r.States[len(r.States)-1] == e.States[len(e.States)-1] &&
+		(subsequence(r.States, e.States) || subsequence(e.States, r.States)) {
+		return "timing"
+	}
+	return "states"
+}
+
+// subsequence reports whether short appears in long in order.
+func subsequence(short, long []string) bool {
+	i := 0
+	for _, s := range long {
+		if i < len(short) && short[i] == s {
+			i++
+		}
+	}
+	return i == len(short)
+}
