@@ -19,7 +19,8 @@ import (
 // The opt-in levels, all of which must agree before a publish takes the
 // direct-volume path:
 //  1. the driver flag (Options.Enabled);
-//  2. the node: label or annotation OptInKey=OptInValue, read at start;
+//  2. the node: label or annotation NodeOptInLabel (key=value, default
+//     DefaultNodeOptInLabel), read at start;
 //  3. the StorageClass: parameter kataDirectVolume "false" opts out;
 //  4. the pod: its RuntimeClass carries OptInKey=OptInValue, or its handler
 //     starts with the configured prefix (and is not excluded).
@@ -30,6 +31,10 @@ const (
 	// VolumeContextKataDirectVolume is the StorageClass parameter the
 	// controller passes through the volume context.
 	VolumeContextKataDirectVolume = "kataDirectVolume"
+
+	// DefaultNodeOptInLabel is the node label (or annotation) that opts a
+	// node in, as key=value.
+	DefaultNodeOptInLabel = "cinder.csi.openstack.org/kata-direct-volumes=true"
 
 	// DefaultRuntimeHandlerPrefix matches kata, kata-qemu, kata-clh, ...
 	DefaultRuntimeHandlerPrefix = "kata"
@@ -127,8 +132,21 @@ func kubeClient(client kubernetes.Interface, cfg *rest.Config) (kubernetes.Inter
 	return kubernetes.NewForConfig(cfg)
 }
 
+// parseNodeOptIn splits a key=value node opt-in.
+func parseNodeOptIn(kv string) (key, value string, err error) {
+	key, value, ok := strings.Cut(kv, "=")
+	if !ok || key == "" || value == "" {
+		return "", "", fmt.Errorf("node opt-in %q must be key=value", kv)
+	}
+	return key, value, nil
+}
+
 // nodeOptedIn reads the node's label or annotation once, at start.
-func nodeOptedIn(ctx context.Context, client kubernetes.Interface, nodeName string) (bool, error) {
+func nodeOptedIn(ctx context.Context, client kubernetes.Interface, nodeName, kv string) (bool, error) {
+	key, value, err := parseNodeOptIn(kv)
+	if err != nil {
+		return false, err
+	}
 	if nodeName == "" {
 		return false, errors.New("kata direct volumes need the node name to read the node opt-in")
 	}
@@ -136,7 +154,7 @@ func nodeOptedIn(ctx context.Context, client kubernetes.Interface, nodeName stri
 	if err != nil {
 		return false, &LookupError{What: "node " + nodeName, Err: err}
 	}
-	return node.Labels[OptInKey] == OptInValue || node.Annotations[OptInKey] == OptInValue, nil
+	return node.Labels[key] == value || node.Annotations[key] == value, nil
 }
 
 // classOptOut reports whether the StorageClass opted out through the volume

@@ -38,7 +38,7 @@ func optInEnv(t *testing.T, enabled bool, nodeLabels, nodeAnnotations map[string
 	return p, api
 }
 
-var nodeOptedInLabel = map[string]string{OptInKey: OptInValue}
+var nodeOptedInLabel = map[string]string{"cinder.csi.openstack.org/kata-direct-volumes": "true"}
 
 func wantsReq(pod string, mutate ...func(*csi.NodePublishVolumeRequest)) *csi.NodePublishVolumeRequest {
 	req := &csi.NodePublishVolumeRequest{
@@ -106,7 +106,8 @@ func TestWantsNeedsTheDriverFlagAndTheNode(t *testing.T) {
 		"node not opted in":    {true, nil, nil, false, true},
 		"node label":           {true, nodeOptedInLabel, nil, true, true},
 		"node annotation":      {true, nil, nodeOptedInLabel, true, true},
-		"node label other val": {true, map[string]string{OptInKey: "no"}, nil, false, true},
+		"node label other val": {true, map[string]string{"cinder.csi.openstack.org/kata-direct-volumes": "false"}, nil, false, true},
+		"RuntimeClass key on the node does not count": {true, map[string]string{OptInKey: OptInValue}, nil, false, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, api := optInEnv(t, tc.enabled, tc.labels, tc.annots)
@@ -121,6 +122,25 @@ func TestWantsNeedsTheDriverFlagAndTheNode(t *testing.T) {
 				t.Fatal("pod looked up although the driver or node did not opt in")
 			}
 		})
+	}
+}
+
+func TestCustomNodeOptInLabel(t *testing.T) {
+	api := newFakeAPI(t)
+	api.addNode(testNode, map[string]string{"example.com/kata": "yes"}, nil)
+	api.addRuntimeClass("kata-qemu", "kata-qemu", nil)
+	api.addPod(testPod("pod-kata-qemu", "uid-kata-qemu", "kata-qemu"))
+	p, err := New(context.Background(), Options{Enabled: true, NodeName: testNode, KubeClient: api.client(),
+		RecordRoot: t.TempDir(), RuntimeHandlerPrefix: "kata", NodeOptInLabel: "example.com/kata=yes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.Wants(context.Background(), wantsReq("kata-qemu")); !ok || err != nil {
+		t.Fatalf("Wants = %v, %v", ok, err)
+	}
+	if _, err := New(context.Background(), Options{Enabled: true, NodeName: testNode, KubeClient: api.client(),
+		RecordRoot: t.TempDir(), NodeOptInLabel: "novalue"}); err == nil {
+		t.Fatal("New accepted a node opt-in without a value")
 	}
 }
 

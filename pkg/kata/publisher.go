@@ -30,6 +30,9 @@ type Options struct {
 	Enabled bool
 	// NodeName is this node, for the node opt-in.
 	NodeName string
+	// NodeOptInLabel is the key=value a node carries as a label or an
+	// annotation to opt in (default DefaultNodeOptInLabel).
+	NodeOptInLabel string
 	// NodeOptIn, when set, replaces reading the node's label/annotation.
 	NodeOptIn *bool
 	// RecordRoot defaults to DefaultRecordRoot.
@@ -90,6 +93,9 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 	if o.ExcludedRuntimeHandlers == nil {
 		o.ExcludedRuntimeHandlers = DefaultExcludedRuntimeHandlers
 	}
+	if o.NodeOptInLabel == "" {
+		o.NodeOptInLabel = DefaultNodeOptInLabel
+	}
 	if o.ShimTimeout <= 0 {
 		o.ShimTimeout = DefaultShimTimeout
 	}
@@ -123,7 +129,7 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 	p.optIn = newOptIn(client, o.RuntimeHandlerPrefix, o.ExcludedRuntimeHandlers, o.LookupCacheTTL)
 	if o.NodeOptIn != nil {
 		p.nodeOptIn = *o.NodeOptIn
-	} else if p.nodeOptIn, err = nodeOptedIn(ctx, client, o.NodeName); err != nil {
+	} else if p.nodeOptIn, err = nodeOptedIn(ctx, client, o.NodeName, o.NodeOptInLabel); err != nil {
 		return nil, err
 	}
 	klog.InfoS("Kata direct volumes", "enabled", true, "node", o.NodeName, "nodeOptIn", p.nodeOptIn,
