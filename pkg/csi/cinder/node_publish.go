@@ -69,18 +69,18 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 			logger.Info("Publishing through Kata direct volume", "targetPath", target, "device", dev.Path)
 			return ns.opts.Kata.Publish(ctx, req, dev.Path)
 		}
-		if err := ns.publishBlock(logger, volumeID, dev, target, req.GetReadonly()); err != nil {
+		if err := ns.publishBlock(logger, volumeID, dev, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
 			return nil, err
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	if err := ns.publishMount(logger, volumeID, staging, target, req.GetReadonly()); err != nil {
+	if err := ns.publishMount(logger, volumeID, staging, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
 		return nil, err
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target string, readOnly bool) error {
+func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target string, readOnly, exclusive bool) error {
 	table, err := ns.readMounts()
 	if err != nil {
 		return StatusFromError(err, "publishing volume %s", volumeID)
@@ -99,6 +99,13 @@ func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target
 		logger.Info("Volume already published", "targetPath", target)
 		return nil
 	}
+	if exclusive {
+		for _, m := range table {
+			if m.Major == src.Major && m.Minor == src.Minor && m.Root == src.Root && m.MountPoint != canonical(staging) {
+				return errPrecondition("volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s", volumeID, m.MountPoint)
+			}
+		}
+	}
 	if err := ensureDir(target); err != nil {
 		return err
 	}
@@ -113,7 +120,7 @@ func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target
 	return nil
 }
 
-func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *device.Device, target string, readOnly bool) error {
+func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *device.Device, target string, readOnly, exclusive bool) error {
 	rdev, err := rdevOf(dev.Node)
 	if err != nil {
 		return errPrecondition("device %s of volume %s: %v", dev.Path, volumeID, err)
@@ -135,6 +142,11 @@ func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *dev
 		logger.Info("Block volume already published", "targetPath", target)
 		return nil
 	}
+	if exclusive {
+		if other := table.blockTargetOf(rdev); other != "" {
+			return errPrecondition("volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s", volumeID, other)
+		}
+	}
 	if err := ensureDir(filepath.Dir(target)); err != nil {
 		return err
 	}
@@ -155,6 +167,31 @@ func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *dev
 	}
 	logger.Info("Published block volume", "targetPath", target, "device", dev.Path, "readonly", readOnly)
 	return nil
+}
+
+// singleWriter reports whether the capability allows one publish only: the
+// CSI spec has NodePublishVolume fail with FailedPrecondition when a
+// SINGLE_NODE_SINGLE_WRITER volume is already published at another target.
+func singleWriter(vc *csi.VolumeCapability) bool {
+	return vc.GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER
+}
+
+// blockTargetOf returns a mount point where the device node rdev is
+// bind-mounted, or "". Such a mount shows the device filesystem's number
+// in the table, so the mount point itself is examined; only bind mounts of
+// a single file (root other than "/") can be one, which keeps stat away
+// from whole filesystems such as a hung NFS mount.
+func (t mountTable) blockTargetOf(rdev uint64) string {
+	for _, m := range t {
+		if m.Root == "/" {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(m.MountPoint, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFBLK && st.Rdev == rdev {
+			return m.MountPoint
+		}
+	}
+	return ""
 }
 
 // NodeUnpublishVolume implements csi.NodeServer: unmount everything at the
