@@ -216,6 +216,17 @@ func validateVolumeID(id string) error {
 	return nil
 }
 
+// validateVolumePath checks the volume_path of NodeGetVolumeStats and
+// NodeExpandVolume. The spec answers NotFound when the volume is not at
+// volume_path, and a relative path can never name where it was published,
+// so that is NotFound, not InvalidArgument (csi-sanity checks this).
+func validateVolumePath(volumeID, path string) error {
+	if path != "" && !strings.HasPrefix(path, "/") && !strings.ContainsRune(path, 0) {
+		return errNotFound("volume %s is not published at %q: volume_path must be the absolute path it was published at", volumeID, path)
+	}
+	return validatePath("volume_path", path)
+}
+
 // validatePath requires an absolute path for the named request field.
 func validatePath(field, path string) error {
 	if path == "" {

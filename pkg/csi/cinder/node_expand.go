@@ -20,7 +20,7 @@ func (ns *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandV
 		return nil, err
 	}
 	volumePath := req.GetVolumePath()
-	if err := validatePath("volume_path", volumePath); err != nil {
+	if err := validateVolumePath(volumeID, volumePath); err != nil {
 		return nil, err
 	}
 	blockCap := false

@@ -21,7 +21,7 @@ func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVo
 		return nil, err
 	}
 	volumePath := req.GetVolumePath()
-	if err := validatePath("volume_path", volumePath); err != nil {
+	if err := validateVolumePath(volumeID, volumePath); err != nil {
 		return nil, err
 	}
 	if sp := req.GetStagingTargetPath(); sp != "" {
