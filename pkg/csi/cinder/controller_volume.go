@@ -519,7 +519,10 @@ func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVol
 				return &csi.DeleteVolumeResponse{}, nil
 			}
 			// Cinder refuses a volume with dependent snapshots: only the
-			// user can resolve that.
+			// user can resolve that, unless they are already going away.
+			if openstack.KindOf(err) == openstack.KindConflict && snapshotsAllDeleting(ctx, c, id) {
+				return nil, errInProgress("volume %s still has snapshots being deleted; retry when they are gone", id)
+			}
 			return nil, StatusFromError(needsUser(err), "deleting volume %s", id)
 		}
 		defer func() { server.RecordTiming(ctx, "deleteVolume", time.Since(start)) }()
@@ -543,4 +546,19 @@ func volumeInTransition(status string) bool {
 		return true
 	}
 	return false
+}
+
+// snapshotsAllDeleting reports whether every snapshot of a volume is being
+// deleted (one listing, only on the refused-delete path).
+func snapshotsAllDeleting(ctx context.Context, c openstack.Cloud, volID string) bool {
+	page, err := c.ListSnapshots(ctx, openstack.ListOpts{VolumeID: volID})
+	if err != nil {
+		return false
+	}
+	for _, s := range page.Items {
+		if s.Status != openstack.SnapshotDeleting {
+			return false
+		}
+	}
+	return true
 }

@@ -345,7 +345,9 @@ func TestControllerDeleteVolume(t *testing.T) {
 				e.mustSnapshot("snap-dep", id, nil)
 				return id
 			},
-			code: codes.FailedPrecondition, volumes: 1, calls: 2,
+			// GET, the refused DELETE, and the snapshot listing that tells a
+			// live dependent snapshot from one already being deleted.
+			code: codes.FailedPrecondition, volumes: 1, calls: 3,
 		},
 		{
 			name: "still creating is Aborted",
