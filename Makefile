@@ -42,5 +42,9 @@ demo: build ## the plugin against the emulator, one volume through its whole lif
 e2e-openstack: ## the driver end to end on a real OpenStack Zed (openstack-rig): controller, node, csi-sanity, differential test, benchmark
 	./hack/e2e-openstack.sh
 
+.PHONY: e2e-k8s
+e2e-k8s: build ## real kube-apiserver + controller-manager + CSI sidecars (args from manifests/) against the emulator; needs root
+	./hack/e2e-k8s.sh
+
 clean:
 	rm -rf $(BIN)
