@@ -324,6 +324,12 @@ func (ns *NodeServer) findDevice(ctx context.Context, volumeID string, publishCo
 	if err := device.Verify(dev, volumeID, minSize); err != nil {
 		return nil, deviceError(volumeID, err)
 	}
+	if dev.Serial == "" {
+		// Loop devices and some hypervisors' disks expose no serial: the
+		// device was accepted on its link (or metadata entry) and its size
+		// alone, and that must be visible when diagnosing a wrong disk.
+		klog.FromContext(ctx).Info("Device has no serial to check; verified by its link and size only", "volumeID", volumeID, "device", dev.Path, "node", dev.Node, "foundBy", dev.FoundBy, "sizeBytes", dev.SizeBytes, "minSizeBytes", minSize)
+	}
 	klog.FromContext(ctx).V(2).Info("Found device", "volumeID", volumeID, "device", dev.Path, "node", dev.Node, "foundBy", dev.FoundBy, "sizeBytes", dev.SizeBytes)
 	return dev, nil
 }
