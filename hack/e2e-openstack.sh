@@ -101,6 +101,12 @@ set +e
 go test -count=1 -p 1 -timeout 45m -v ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/openstack/... 2>&1 | tee "$WORK/go-test.log" |
   grep -E '^(=== RUN|--- |PASS|FAIL|ok|Ran |SUCCESS|    [a-z_]+\.go:[0-9]+: (diff|bench|sanity|LEAK))' | grep -v '^=== RUN'
 rc=${PIPESTATUS[0]}
+if [[ -z ${E2E_RUN:-} || ${E2E_BENCH:-} == 1 ]]; then
+  log "benchmark on real Cinder (report $WORK/bench.md)"
+  go test -count=1 -run '^$' -bench . -benchtime ${E2E_BENCH_N:-5}x -timeout 30m ./tests/e2e/openstack/bench/ 2>&1 |
+    tee "$WORK/bench.log" | grep -E '^(Benchmark|ok|FAIL|---)'
+  [[ ${PIPESTATUS[0]} == 0 ]] || rc=1
+fi
 set -e
 "$ROOT/hack/sanity-summary.sh" "$WORK/go-test.log" || true
 [[ -f $WORK/diff.md ]] && tail -1 "$WORK/diff.md"

@@ -30,8 +30,9 @@ type Driver struct {
 }
 
 // StartDriver starts the plugin in-process for the test's lifetime.
-// extraConf is appended to the rig's cloud.conf.
-func StartDriver(t testing.TB, env *Env, cluster, extraConf string) *Driver {
+// extraConf is appended to the rig's cloud.conf; obs, when given, sees
+// every OpenStack request the controller makes.
+func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...openstack.Observer) *Driver {
 	t.Helper()
 	work := t.TempDir()
 	base, err := os.ReadFile(env.CloudConf)
@@ -51,7 +52,11 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string) *Driver {
 	if err != nil {
 		t.Fatalf("loading %s: %v", confPath, err)
 	}
-	clouds, err := openstack.NewClouds(ctx, []string{confPath}, openstack.Options{UserAgent: []string{"cinder-csi-e2e"}})
+	oo := openstack.Options{UserAgent: []string{"cinder-csi-e2e"}}
+	if len(obs) > 0 {
+		oo.Observer = obs[0]
+	}
+	clouds, err := openstack.NewClouds(ctx, []string{confPath}, oo)
 	if err != nil {
 		t.Fatalf("building clouds: %v", err)
 	}

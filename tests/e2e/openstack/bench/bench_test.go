@@ -1,0 +1,266 @@
+// Package bench measures our controller's operations on the openstack-rig's
+// real Cinder (Ceph RBD) and Nova: p50 latency of each CSI call until it
+// returns done, and the OpenStack API calls it makes. The figures go into
+// docs/benchmarks.md and set the emulator's "realistic" latency profile.
+//
+//	make e2e-openstack   (runs this with -bench; report in $E2E_BENCH_REPORT)
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+)
+
+const gib = int64(1) << 30
+
+// counter counts the controller's OpenStack requests (token issues too).
+type counter struct {
+	n   atomic.Int64
+	mu  sync.Mutex
+	ops map[string]int64
+}
+
+func (c *counter) ObserveRequest(service, operation string, code int, d time.Duration) {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.ops[operation]++
+	c.mu.Unlock()
+}
+func (c *counter) ObserveRetry(string, string, string)        {}
+func (c *counter) ObserveRateLimitWait(string, time.Duration) {}
+func (c *counter) ObserveTokenRenewal(string)                 {}
+func (c *counter) ObserveWait(string, time.Duration, string)  {}
+func (c *counter) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[string]int64{}
+	for k, v := range c.ops {
+		m[k] = v
+	}
+	return m
+}
+
+type result struct {
+	op        string
+	durations []time.Duration
+	calls     int64
+	detail    map[string]int64
+}
+
+func (r *result) p50() time.Duration {
+	d := append([]time.Duration(nil), r.durations...)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+var (
+	resultsMu sync.Mutex
+	results   []*result
+)
+
+// measure runs op b.N times; setup and teardown run outside the timer.
+func measure(b *testing.B, cnt *counter, name string, setup func(i int) any, op func(i int, x any), teardown func(x any)) {
+	b.Run(name, func(b *testing.B) {
+		r := &result{op: name, detail: map[string]int64{}}
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			var x any
+			if setup != nil {
+				x = setup(i)
+			}
+			before, beforeOps := cnt.n.Load(), cnt.snapshot()
+			b.StartTimer()
+			t0 := time.Now()
+			op(i, x)
+			r.durations = append(r.durations, time.Since(t0))
+			b.StopTimer()
+			r.calls += cnt.n.Load() - before
+			for k, v := range cnt.snapshot() {
+				if d := v - beforeOps[k]; d > 0 {
+					r.detail[k] += d
+				}
+			}
+			if teardown != nil {
+				teardown(x)
+			}
+		}
+		b.ReportMetric(float64(r.p50().Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(r.calls)/float64(b.N), "api-calls/op")
+		resultsMu.Lock()
+		results = append(results, r)
+		resultsMu.Unlock()
+	})
+}
+
+func BenchmarkRealCinder(b *testing.B) {
+	env := rig.Require(b)
+	cnt := &counter{ops: map[string]int64{}}
+	d := rig.StartDriver(b, env, "bench", "", cnt)
+	cc := csi.NewControllerClient(d.Conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	tag := "e2e-bench-" + rig.NewUUID()[:6]
+	capMount := []*csi.VolumeCapability{{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+	}}
+	seq := 0
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	create := func(src *csi.VolumeContentSource) string {
+		seq++
+		r, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("%s-%d", tag, seq), CapacityRange: &csi.CapacityRange{RequiredBytes: gib}, VolumeCapabilities: capMount, VolumeContentSource: src})
+		must(err)
+		return r.Volume.VolumeId
+	}
+	del := func(id string) {
+		_, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id})
+		must(err)
+	}
+	snapshot := func(vol string, params map[string]string) string {
+		seq++
+		name := fmt.Sprintf("%s-s%d", tag, seq)
+		for {
+			r, err := cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: name, SourceVolumeId: vol, Parameters: params})
+			must(err)
+			if r.Snapshot.ReadyToUse {
+				return r.Snapshot.SnapshotId
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	delSnap := func(id string) {
+		_, err := cc.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: id})
+		must(err)
+	}
+	base := create(nil)
+	defer del(base)
+
+	measure(b, cnt, "CreateVolume 1 GiB", nil, func(int, any) {}, nil) // warm-up: token, catalog
+	results = results[:0]
+	measure(b, cnt, "CreateVolume 1 GiB", nil, func(i int, x any) { ids = append(ids, create(nil)) }, nil)
+	measure(b, cnt, "DeleteVolume", func(int) any { return create(nil) }, func(i int, x any) { del(x.(string)) }, nil)
+	measure(b, cnt, "CreateSnapshot", nil, func(i int, x any) { snaps = append(snaps, snapshot(base, nil)) }, nil)
+	measure(b, cnt, "CreateVolume from snapshot", nil, func(i int, x any) {
+		ids = append(ids, create(&csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snaps[0]}}}))
+	}, nil)
+	measure(b, cnt, "CreateVolume clone", nil, func(i int, x any) {
+		ids = append(ids, create(&csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: base}}}))
+	}, nil)
+	// Volumes made from a snapshot are RBD children: delete them before
+	// the snapshots.
+	for _, id := range ids {
+		del(id)
+	}
+	ids = nil
+	measure(b, cnt, "DeleteSnapshot", func(i int) any {
+		if len(snaps) > 0 {
+			s := snaps[0]
+			snaps = snaps[1:]
+			return s
+		}
+		return snapshot(base, nil)
+	}, func(i int, x any) { delSnap(x.(string)) }, nil)
+	for _, s := range snaps {
+		delSnap(s)
+	}
+	snaps = nil
+	size := int64(1)
+	measure(b, cnt, "ControllerExpandVolume (available)", nil, func(i int, x any) {
+		size++
+		_, err := cc.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: base, CapacityRange: &csi.CapacityRange{RequiredBytes: size * gib}})
+		must(err)
+	}, nil)
+	measure(b, cnt, "ControllerPublishVolume (Nova attach)", nil, func(i int, x any) {
+		_, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: base, NodeId: env.Node1, VolumeCapability: capMount[0]})
+		must(err)
+	}, func(any) {
+		_, err := cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: base, NodeId: env.Node1})
+		must(err)
+	})
+	measure(b, cnt, "ControllerUnpublishVolume (Nova detach)", func(int) any {
+		_, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: base, NodeId: env.Node1, VolumeCapability: capMount[0]})
+		must(err)
+		return nil
+	}, func(i int, x any) {
+		_, err := cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: base, NodeId: env.Node1})
+		must(err)
+	}, nil)
+	measure(b, cnt, "CreateSnapshot backup class (until ready)", nil, func(i int, x any) {
+		snaps = append(snaps, snapshot(base, map[string]string{"type": "backup"}))
+	}, nil)
+	measure(b, cnt, "DeleteSnapshot backup class", func(i int) any {
+		if len(snaps) > 0 {
+			s := snaps[0]
+			snaps = snaps[1:]
+			return s
+		}
+		return snapshot(base, map[string]string{"type": "backup"})
+	}, func(i int, x any) { delSnap(x.(string)) }, nil)
+	for _, s := range snaps {
+		delSnap(s)
+	}
+	measure(b, cnt, "ListVolumes (one page)", nil, func(int, any) {
+		_, err := cc.ListVolumes(ctx, &csi.ListVolumesRequest{MaxEntries: 100})
+		must(err)
+	}, nil)
+	measure(b, cnt, "GetCapacity", nil, func(int, any) {
+		_, err := cc.GetCapacity(ctx, &csi.GetCapacityRequest{})
+		must(err)
+	}, nil)
+	writeReport(b)
+}
+
+var (
+	ids   []string
+	snaps []string
+)
+
+func writeReport(b *testing.B) {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "| operation (CSI call until it returns done) | p50 | API calls/op | requests |\n|---|---|---|---|\n")
+	done := map[string]bool{}
+	for _, r := range results {
+		// The benchmark framework runs each sub-benchmark at b.N = 1
+		// first; keep the last (largest) run of each.
+		last := r
+		for _, o := range results {
+			if o.op == r.op {
+				last = o
+			}
+		}
+		if done[r.op] {
+			continue
+		}
+		done[r.op] = true
+		n := int64(len(last.durations))
+		var parts []string
+		keys := make([]string, 0, len(last.detail))
+		for k := range last.detail {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s×%.1f", k, float64(last.detail[k])/float64(n)))
+		}
+		fmt.Fprintf(&sb, "| %s | %.2f s | %.1f | %s |\n", last.op, last.p50().Seconds(), float64(last.calls)/float64(n), strings.Join(parts, ", "))
+	}
+	b.Logf("bench: real Cinder figures:\n%s", sb.String())
+	if path := os.Getenv("E2E_BENCH_REPORT"); path != "" {
+		_ = os.WriteFile(path, []byte(sb.String()), 0o644)
+	}
+}
