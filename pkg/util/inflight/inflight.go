@@ -39,35 +39,6 @@ func (g *Guard) TryAcquire(key string) (release func(), ok bool) {
 	}, true
 }
 
-// TryAcquireAll marks every key as in flight, or none of them. The returned
-// release frees all of them. It is used when one request touches several
-// resources (a volume and its name).
-func (g *Guard) TryAcquireAll(keys ...string) (release func(), busy string, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.keys == nil {
-		g.keys = map[string]struct{}{}
-	}
-	for _, k := range keys {
-		if _, taken := g.keys[k]; taken {
-			return nil, k, false
-		}
-	}
-	for _, k := range keys {
-		g.keys[k] = struct{}{}
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			for _, k := range keys {
-				delete(g.keys, k)
-			}
-			g.mu.Unlock()
-		})
-	}, "", true
-}
-
 // Len returns the number of keys in flight (for tests and metrics).
 func (g *Guard) Len() int {
 	g.mu.Lock()

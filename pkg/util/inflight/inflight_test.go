@@ -28,26 +28,6 @@ func TestSecondAcquireOfSameKeyFails(t *testing.T) {
 	}
 }
 
-func TestAcquireAllIsAllOrNothing(t *testing.T) {
-	var g Guard
-	hold, _ := g.TryAcquire("b")
-	if _, busy, ok := g.TryAcquireAll("a", "b", "c"); ok || busy != "b" {
-		t.Fatalf("TryAcquireAll = busy %q ok %v, want busy b and false", busy, ok)
-	}
-	if g.Len() != 1 {
-		t.Fatalf("a failed TryAcquireAll left keys behind: Len = %d", g.Len())
-	}
-	hold()
-	release, _, ok := g.TryAcquireAll("a", "b", "c")
-	if !ok {
-		t.Fatal("TryAcquireAll failed on free keys")
-	}
-	release()
-	if g.Len() != 0 {
-		t.Fatalf("Len after release = %d", g.Len())
-	}
-}
-
 func TestConcurrentAcquireAdmitsExactlyOne(t *testing.T) {
 	var g Guard
 	var admitted atomic.Int32
