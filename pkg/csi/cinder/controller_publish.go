@@ -3,6 +3,7 @@ package cinder
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,7 +56,7 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 		return nil, errInvalid("volume %s is not multiattach; MULTI_NODE access modes need a multiattach volume type", volID)
 	}
 	if a, ok := attachmentFor(vol, nodeID); ok && vol.Status != openstack.VolumeDetaching {
-		return publishResponse(a.Device), nil
+		return publishResponse(a.Device, vol.SizeGiB), nil
 	}
 	if err := checkAttachable(vol, nodeID); err != nil {
 		return nil, err
@@ -108,7 +109,7 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 	}
 	a, _ := attachmentFor(last, nodeID)
 	klog.FromContext(ctx).Info("Attached volume", "volumeID", volID, "nodeID", nodeID, "device", a.Device, "took", time.Since(start))
-	return publishResponse(a.Device), nil
+	return publishResponse(a.Device, last.SizeGiB), nil
 }
 
 // checkAttachable refuses states an attach cannot start from.
@@ -146,13 +147,18 @@ func novaHasAttachment(ctx context.Context, c openstack.Cloud, serverID, volID s
 	return slices.ContainsFunc(list, func(a openstack.ServerAttachment) bool { return a.VolumeID == volID }), nil
 }
 
-// publishResponse carries Nova's device name; the node uses it only as a
-// hint, cross-checked by serial.
-func publishResponse(device string) *csi.ControllerPublishVolumeResponse {
-	if device == "" {
-		return &csi.ControllerPublishVolumeResponse{}
+// publishResponse carries Nova's device name, which the node uses only as a
+// hint cross-checked by serial, and the volume size, which the node checks
+// before it formats anything (a wrong-size device is never formatted).
+func publishResponse(device string, sizeGiB int) *csi.ControllerPublishVolumeResponse {
+	pc := map[string]string{}
+	if device != "" {
+		pc[PublishContextDevicePath] = device
 	}
-	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{PublishContextDevicePath: device}}
+	if sizeGiB > 0 {
+		pc[PublishContextVolumeSizeBytes] = strconv.FormatInt(int64(sizeGiB)*gib, 10)
+	}
+	return &csi.ControllerPublishVolumeResponse{PublishContext: pc}
 }
 
 // ControllerUnpublishVolume detaches a volume from a node (from every node
