@@ -40,6 +40,17 @@ type Config struct {
 	MinGap time.Duration
 	// FetchTimeout bounds one fetch.
 	FetchTimeout time.Duration
+	// Fraction > 0 replaces the geometric schedule with a proportional
+	// one: after the first check each interval is Fraction of the time
+	// waited so far, at least Initial and at most Max. A change is then
+	// seen at most Fraction late relative to its own duration, however
+	// long it takes, instead of up to Factor-1 late.
+	Fraction float64
+	// HeadStart (0..1), with a classifier set by LearnBy, holds a
+	// waiter's second check until HeadStart times the quickest recent
+	// wait of the same kind: the polls a proportional schedule would
+	// spend before a change can plausibly be done are skipped.
+	HeadStart float64
 }
 
 func (c Config) withDefaults() Config {
@@ -72,23 +83,113 @@ type Poller[T any] struct {
 	wake      chan struct{}
 	lastFetch time.Time
 	fetches   int
+
+	classify func(Result[T]) string
+	learned  map[string]*recent
+}
+
+// learnWindow is how many recent waits of one kind the head start looks
+// at: enough that one slow or fast outlier does not steer it for long.
+const learnWindow = 16
+
+// recent holds the latest wait durations of one kind, as lower bounds:
+// the age of the last observation that was not yet done.
+type recent struct {
+	ages []time.Duration
+	next int
+}
+
+func (r *recent) add(d time.Duration) {
+	if len(r.ages) < learnWindow {
+		r.ages = append(r.ages, d)
+		return
+	}
+	r.ages[r.next] = d
+	r.next = (r.next + 1) % learnWindow
+}
+
+func (r *recent) min() time.Duration {
+	m := r.ages[0]
+	for _, d := range r.ages[1:] {
+		m = min(m, d)
+	}
+	return m
 }
 
 type update[T any] struct {
 	res Result[T]
 	err error
+	// prevAge is the waiter's age at the observation before this one;
+	// zero for the first.
+	prevAge time.Duration
 }
 
 type waiter[T any] struct {
 	id       string
+	start    time.Time
 	next     time.Time
 	interval time.Duration
+	class    string         // the kind of change, from the first observation
+	lastAge  time.Duration  // age at the latest observation
 	ch       chan update[T] // capacity 1, holds only the newest update
 }
 
 // New returns a poller using fetch.
 func New[T any](fetch FetchFunc[T], cfg Config) *Poller[T] {
 	return &Poller[T]{fetch: fetch, cfg: cfg.withDefaults(), waiters: map[*waiter[T]]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+// LearnBy sets how the poller tells kinds of change apart (a volume's
+// status at the first check: creating, attaching, detaching...), so that
+// with Config.HeadStart it learns how long each kind takes. It returns p.
+func (p *Poller[T]) LearnBy(classify func(Result[T]) string) *Poller[T] {
+	p.mu.Lock()
+	p.classify = classify
+	p.learned = map[string]*recent{}
+	p.mu.Unlock()
+	return p
+}
+
+// learn records that a wait of w's kind was not done at age notDoneAt and
+// was done at the next observation.
+func (p *Poller[T]) learn(w *waiter[T], notDoneAt time.Duration) {
+	if notDoneAt <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.learned == nil || w.class == "" {
+		return
+	}
+	r := p.learned[w.class]
+	if r == nil {
+		r = &recent{}
+		p.learned[w.class] = r
+	}
+	r.add(notDoneAt)
+}
+
+// schedule sets a due waiter's next check after an observation at now.
+// Called with p.mu held.
+func (p *Poller[T]) schedule(w *waiter[T], now time.Time) {
+	if p.cfg.Fraction <= 0 {
+		w.next = now.Add(w.interval)
+		w.interval = time.Duration(float64(w.interval) * p.cfg.Factor)
+		if w.interval > p.cfg.Max {
+			w.interval = p.cfg.Max
+		}
+		return
+	}
+	age := now.Sub(w.start)
+	iv := time.Duration(float64(age) * p.cfg.Fraction)
+	iv = min(max(iv, p.cfg.Initial), p.cfg.Max)
+	w.interval = iv
+	w.next = now.Add(iv)
+	if r := p.learned[w.class]; r != nil && p.cfg.HeadStart > 0 {
+		if head := w.start.Add(time.Duration(float64(r.min()) * p.cfg.HeadStart)); head.After(w.next) {
+			w.next = head
+		}
+	}
 }
 
 // Fetches returns how many fetches the poller has made, for tests and
@@ -107,7 +208,8 @@ func (p *Poller[T]) Fetches() int {
 // On a ctx end Wait returns the last observation, whether there was one,
 // and ctx.Err().
 func (p *Poller[T]) Wait(ctx context.Context, id string, check func(Result[T], error) (bool, error)) (Result[T], bool, error) {
-	w := &waiter[T]{id: id, next: time.Now(), interval: p.cfg.Initial, ch: make(chan update[T], 1)}
+	now := time.Now()
+	w := &waiter[T]{id: id, start: now, next: now, interval: p.cfg.Initial, ch: make(chan update[T], 1)}
 	p.add(w)
 	defer p.remove(w)
 	var last Result[T]
@@ -121,6 +223,9 @@ func (p *Poller[T]) Wait(ctx context.Context, id string, check func(Result[T], e
 				last, seen = u.res, true
 			}
 			done, err := check(u.res, u.err)
+			if err == nil && done {
+				p.learn(w, u.prevAge)
+			}
 			if err != nil || done {
 				return last, seen, err
 			}
@@ -230,19 +335,20 @@ func (p *Poller[T]) tick() {
 	defer p.mu.Unlock()
 	after := time.Now()
 	for w := range p.waiters {
+		r, ok := results[w.id]
+		if err == nil && ok && w.class == "" && p.classify != nil {
+			w.class = p.classify(r)
+		}
 		if due[w] {
-			w.next = after.Add(w.interval)
-			w.interval = time.Duration(float64(w.interval) * p.cfg.Factor)
-			if w.interval > p.cfg.Max {
-				w.interval = p.cfg.Max
-			}
+			p.schedule(w, after)
 		}
 		var u update[T]
-		switch r, ok := results[w.id]; {
+		switch {
 		case err != nil && due[w]:
 			u = update[T]{err: err}
 		case err == nil && ok:
-			u = update[T]{res: r}
+			u = update[T]{res: r, prevAge: w.lastAge}
+			w.lastAge = after.Sub(w.start)
 		default:
 			continue
 		}
