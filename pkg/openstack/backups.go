@@ -2,6 +2,7 @@ package openstack
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
 
@@ -49,9 +50,31 @@ func (c *cloud) CreateBackup(ctx context.Context, o CreateBackupOpts) (*Backup, 
 	var out struct {
 		Backup wireBackup `json:"backup"`
 	}
-	if err := do(ctx, sc, req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
-		url: sc.ServiceURL("backups"), body: map[string]any{"backup": b}, out: &out, ok: []int{200, 202}}); err != nil {
+	r := req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
+		url: sc.ServiceURL("backups"), body: map[string]any{"backup": b}, out: &out, ok: []int{200, 202}}
+	var adopted *Backup
+	if o.Name != "" {
+		r.reconcile = func(ctx context.Context) (bool, error) {
+			found, err := c.FindBackupsByName(ctx, o.Name)
+			if err != nil {
+				return false, err
+			}
+			for i := range found {
+				if found[i].VolumeID == o.VolumeID && matchesMeta(found[i].Metadata, o.Metadata) {
+					if adopted != nil {
+						return false, errors.New("several backups match")
+					}
+					adopted = &found[i]
+				}
+			}
+			return adopted != nil, nil
+		}
+	}
+	if err := do(ctx, sc, r); err != nil {
 		return nil, err
+	}
+	if adopted != nil {
+		return adopted, nil
 	}
 	// The create answer holds only id, name and links.
 	bk := out.Backup.toBackup()

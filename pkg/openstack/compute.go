@@ -73,11 +73,29 @@ func (c *cloud) AttachVolume(ctx context.Context, serverID, volumeID string, mul
 		Attachment wireServerAttachment `json:"volumeAttachment"`
 	}
 	body := map[string]any{"volumeAttachment": map[string]any{"volumeId": volumeID}}
+	var adopted *ServerAttachment
 	if err := do(ctx, sc, req{service: serviceCompute, op: op, resource: volumeID, method: http.MethodPost,
-		url: sc.ServiceURL("servers", serverID, "os-volume_attachments"), body: body, out: &out, ok: []int{200, 202}}); err != nil {
+		url: sc.ServiceURL("servers", serverID, "os-volume_attachments"), body: body, out: &out, ok: []int{200, 202},
+		// An attach that was acted on is in the server's list.
+		reconcile: func(ctx context.Context) (bool, error) {
+			list, err := c.ListServerAttachments(ctx, serverID)
+			if err != nil {
+				return false, err
+			}
+			for i := range list {
+				if list[i].VolumeID == volumeID {
+					adopted = &list[i]
+					return true, nil
+				}
+			}
+			return false, nil
+		}}); err != nil {
 		return nil, err
 	}
 	a := out.Attachment.toAttachment()
+	if adopted != nil {
+		a = *adopted
+	}
 	if a.ServerID == "" {
 		a.ServerID = serverID
 	}

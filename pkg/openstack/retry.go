@@ -27,9 +27,15 @@ import (
 //     before it dispatched the work;
 //   - a connection that failed while dialling, so no byte was sent.
 //
-// A 500, 502 or 504 on a create may come after the resource was made, so it
-// is returned to the caller, whose retry finds the resource by name (the
-// CSI idempotency key) instead of creating a second one.
+// DELETE is idempotent: it is also retried on any 5xx, and a repeat of a
+// delete that was acted on answers 404, which every caller takes as done.
+// Issuing a token changes nothing that lasts, so it too is retried on any
+// 5xx.
+//
+// A 500, 502 or 504 on another mutating request may come after the service
+// acted on it, so it is not repeated here: do() asks the request's
+// reconcile function whether it took effect (a create looks itself up by
+// name and ownership metadata) and sends it again only if not.
 //
 // Every wait, for a backoff or a Retry-After, ends with the caller's
 // context; a wait that cannot finish before the deadline is not started.
@@ -126,6 +132,9 @@ func (p retryPolicy) onFailure(ctx context.Context, method, rawURL string, _ *go
 		return err
 	}
 	reason, ok := retryReason(method, err)
+	if !ok && strings.HasSuffix(rawURL, "/auth/tokens") {
+		reason, ok = retryReason(http.MethodGet, err)
+	}
 	if !ok {
 		return err
 	}
@@ -155,7 +164,7 @@ func retryReason(method string, err error) (string, bool) {
 		case code.Actual == http.StatusServiceUnavailable:
 			return "5xx", true
 		case code.Actual >= 500:
-			return "5xx", idempotent(method)
+			return "5xx", idempotent(method) || method == http.MethodDelete
 		}
 		return "", false
 	}

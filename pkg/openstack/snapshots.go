@@ -2,6 +2,7 @@ package openstack
 
 import (
 	"context"
+	"errors"
 	"net/http"
 )
 
@@ -30,9 +31,33 @@ func (c *cloud) CreateSnapshot(ctx context.Context, o CreateSnapshotOpts) (*Snap
 	var out struct {
 		Snapshot wireSnapshot `json:"snapshot"`
 	}
-	if err := do(ctx, sc, req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
-		url: sc.ServiceURL("snapshots"), body: map[string]any{"snapshot": snap}, out: &out, ok: []int{200, 202}}); err != nil {
+	r := req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
+		url: sc.ServiceURL("snapshots"), body: map[string]any{"snapshot": snap}, out: &out, ok: []int{200, 202}}
+	var adopted *Snapshot
+	if o.Name != "" {
+		// As for volumes: name, source volume and our metadata identify
+		// the snapshot this request made.
+		r.reconcile = func(ctx context.Context) (bool, error) {
+			found, err := c.FindSnapshotsByName(ctx, o.Name)
+			if err != nil {
+				return false, err
+			}
+			for i := range found {
+				if found[i].VolumeID == o.VolumeID && matchesMeta(found[i].Metadata, o.Metadata) {
+					if adopted != nil {
+						return false, errors.New("several snapshots match")
+					}
+					adopted = &found[i]
+				}
+			}
+			return adopted != nil, nil
+		}
+	}
+	if err := do(ctx, sc, r); err != nil {
 		return nil, err
+	}
+	if adopted != nil {
+		return adopted, nil
 	}
 	s := out.Snapshot.toSnapshot()
 	return &s, nil

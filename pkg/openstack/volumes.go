@@ -2,6 +2,7 @@ package openstack
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -55,9 +56,31 @@ func (c *cloud) CreateVolume(ctx context.Context, o CreateVolumeOpts) (*Volume, 
 	var out struct {
 		Volume wireVolume `json:"volume"`
 	}
-	if err := do(ctx, sc, req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
-		url: sc.ServiceURL("volumes"), body: body, out: &out, ok: []int{200, 202}}); err != nil {
+	r := req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
+		url: sc.ServiceURL("volumes"), body: body, out: &out, ok: []int{200, 202}}
+	var adopted *Volume
+	if o.Name != "" {
+		// The caller looked the name up before creating: a volume with
+		// this name and all of our metadata now is this request's.
+		r.reconcile = func(ctx context.Context) (bool, error) {
+			found, err := c.FindVolumesByName(ctx, o.Name, o.Metadata)
+			if err != nil {
+				return false, err
+			}
+			if len(found) > 1 {
+				return false, errors.New("several volumes match")
+			}
+			if len(found) == 1 {
+				adopted = &found[0]
+			}
+			return adopted != nil, nil
+		}
+	}
+	if err := do(ctx, sc, r); err != nil {
 		return nil, err
+	}
+	if adopted != nil {
+		return adopted, nil
 	}
 	v := out.Volume.toVolume()
 	return &v, nil
@@ -211,5 +234,14 @@ func (c *cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int, inU
 	}
 	return do(ctx, sc, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
 		url:  sc.ServiceURL("volumes", id, "action"),
-		body: map[string]any{"os-extend": map[string]any{"new_size": newSizeGiB}}, ok: []int{202}})
+		body: map[string]any{"os-extend": map[string]any{"new_size": newSizeGiB}}, ok: []int{202},
+		// An extend that was acted on shows as the new size or as
+		// status extending; repeating it would be refused.
+		reconcile: func(ctx context.Context) (bool, error) {
+			v, err := c.GetVolume(ctx, id)
+			if err != nil {
+				return false, err
+			}
+			return v.SizeGiB >= newSizeGiB || strings.HasPrefix(v.Status, "extending"), nil
+		}})
 }
