@@ -93,7 +93,8 @@ func TestRetryRules(t *testing.T) {
 		{"GET", httpErr(404, "", nil), false},
 		{"POST", httpErr(500, "", nil), false},
 		{"POST", httpErr(503, "", nil), true},
-		{"DELETE", httpErr(504, "", nil), false},
+		{"DELETE", httpErr(504, "", nil), true}, // idempotent: a repeat answers 404
+		{"PUT", httpErr(504, "", nil), false},
 		{"POST", httpErr(429, "", nil), true},
 		{"POST", &url.Error{Op: "Post", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, true},
 		{"POST", &url.Error{Op: "Post", Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, false},
