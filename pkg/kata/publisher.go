@@ -249,6 +249,15 @@ func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeReque
 		return nil, err
 	}
 	mi := buildRecord(req, devicePath, fstype, pf)
+	if pf == nil && existing != nil {
+		// Finishing a record without the pod at hand (the feature was
+		// switched off meanwhile): keep the fsGroup it was written with.
+		for _, k := range []string{MetaFSGroup, MetaFSGroupChangePolicy} {
+			if v, ok := existing.Metadata[k]; ok {
+				mi.Metadata[k] = v
+			}
+		}
+	}
 	if err := p.store.Write(target, mi); err != nil {
 		if errors.Is(err, ErrRecordConflict) {
 			return nil, status.Errorf(codes.AlreadyExists, "target %s: %v; unpublish it first", target, err)

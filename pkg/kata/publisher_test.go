@@ -477,3 +477,37 @@ func TestNewCleansStaleTemps(t *testing.T) {
 		t.Fatalf("stale temp survived New: %v", err)
 	}
 }
+
+// A record written while the feature was on is finished by a retry after
+// it was switched off: the disabled publisher has no pod lookups.
+func TestDisabledPublisherFinishesAnExistingRecord(t *testing.T) {
+	e := newEnv(t).withStagedDevice("ext4")
+	e.p.failAt = func(s string) error {
+		if s == stepRecordWritten {
+			return errors.New("plugin killed")
+		}
+		return nil
+	}
+	if err := e.publish(); err == nil {
+		t.Fatal("publish succeeded")
+	}
+	off, err := New(context.Background(), Options{RecordRoot: e.root, ShimSocketDirs: e.sockDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = off
+	req := e.publishReq()
+	if ok, err := off.Wants(context.Background(), req); !ok || err != nil {
+		t.Fatalf("Wants = %v, %v", ok, err)
+	}
+	if err := e.publish(); err != nil {
+		t.Fatalf("retry with the feature off: %v", err)
+	}
+	if mi := e.assertPublished("ext4"); mi.Metadata[MetaFSGroup] != "2000" {
+		t.Fatalf("fsGroup lost: %v", mi.Metadata)
+	}
+	if err := e.nodeUnpublish(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertRestored()
+}
