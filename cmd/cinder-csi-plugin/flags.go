@@ -25,6 +25,8 @@ type options struct {
 	pvcAnnotations     bool
 	userAgents         stringList
 	slowThreshold      time.Duration
+	apiQPS             float64
+	apiBurst           int
 
 	// Node-side host locations. Tests point them at the emulator's
 	// hot-plug tree; production leaves the defaults.
@@ -58,6 +60,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.pvcAnnotations, "pvc-annotations", false, "honour the PVC affinity and anti-affinity annotations as Cinder scheduler hints")
 	fs.Var(&o.userAgents, "user-agent", "extra user agent string for OpenStack requests; repeatable")
 	fs.DurationVar(&o.slowThreshold, "slow-operation-threshold", 30*time.Second, "log CSI calls slower than this at info level with their timings")
+	fs.Float64Var(&o.apiQPS, "openstack-api-qps", 0, "client-side limit on OpenStack API requests per second, per cloud, all services together; set it below the cloud's rate limit (0: no limit)")
+	fs.IntVar(&o.apiBurst, "openstack-api-burst", 10, "requests allowed at once above --openstack-api-qps")
 	fs.StringVar(&o.devRoot, "dev-root", "/dev", "device tree root (tests only)")
 	fs.StringVar(&o.sysRoot, "sys-root", "/sys", "sysfs root (tests only)")
 	fs.StringVar(&o.metadataURL, "metadata-url", "http://169.254.169.254/openstack/latest/meta_data.json", "OpenStack metadata service document")

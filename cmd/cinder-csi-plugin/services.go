@@ -18,6 +18,7 @@ func buildController(ctx context.Context, o *options, cfg *config.Config, m *met
 		UserAgent:  o.userAgents,
 		Observer:   m,
 		CloudNames: o.cloudNames,
+		RateLimits: apiRateLimits(o),
 	})
 	if err != nil {
 		return nil, err
@@ -36,6 +37,15 @@ func buildController(ctx context.Context, o *options, cfg *config.Config, m *met
 		co.PVCLookup = lookup
 	}
 	return cinder.NewControllerServer(clouds, co)
+}
+
+// apiRateLimits turns --openstack-api-qps into one bucket shared by every
+// service: clouds usually rate-limit a project across its endpoints.
+func apiRateLimits(o *options) map[string]openstack.RateLimit {
+	if o.apiQPS <= 0 {
+		return nil
+	}
+	return map[string]openstack.RateLimit{openstack.AllServices: {QPS: o.apiQPS, Burst: o.apiBurst}}
 }
 
 func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.NodeServer, error) {

@@ -23,7 +23,9 @@ type Options struct {
 	// Observer receives metrics hooks; nil means none.
 	Observer Observer
 	// RateLimits is a client-side token bucket per service, keyed by
-	// "identity", "volumev3" or "compute". A missing key means no limit.
+	// "identity", "volumev3" or "compute", or AllServices for one bucket
+	// every request of the cloud takes a token from (besides its
+	// service's). A missing key means no limit.
 	RateLimits map[string]RateLimit
 	// HTTPTimeout bounds one HTTP request (not a wait). Default 60 s.
 	HTTPTimeout time.Duration

@@ -15,6 +15,11 @@ const (
 	serviceCompute  = "compute"
 )
 
+// AllServices keys a RateLimit that every request of a cloud passes,
+// whatever its service: clouds commonly limit a project across all their
+// endpoints (one haproxy or API gateway in front).
+const AllServices = "*"
+
 type callKey struct{}
 
 // call is what the cloud layer knows about a request that the HTTP layer
@@ -72,7 +77,11 @@ type observingTransport struct {
 
 func (t *observingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := callOf(req)
-	if lim := t.limiters[c.service]; lim != nil {
+	for _, key := range [2]string{c.service, AllServices} {
+		lim := t.limiters[key]
+		if lim == nil {
+			continue
+		}
 		waited, err := lim.wait(req.Context())
 		if waited > 0 {
 			t.obs.ObserveRateLimitWait(c.service, waited)
