@@ -65,6 +65,7 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 	ko := kata.Options{
 		Enabled:              o.kataDirectVolumes,
 		NodeName:             nodeName,
+		NodeOptInLabel:       o.nodeKataLabel,
 		RecordRoot:           o.kataRecordRoot,
 		RuntimeHandlerPrefix: o.kataHandlerPrefix,
 		LookupCacheTTL:       o.kataCacheTTL,
@@ -80,6 +81,7 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 	if err != nil {
 		return nil, fmt.Errorf("kata direct volumes: %w", err)
 	}
+	m.SetKataRecordsFunc(publisher.RecordCount)
 	return cinder.NewNodeServer(cinder.NodeOptions{
 		DriverName:            o.driverName,
 		Metadata:              md,

@@ -186,6 +186,11 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 	defer unlock()
 	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
 
+	if ns.opts.Kata != nil && ns.opts.Kata.HoldsVolume(volumeID) {
+		// A Kata guest still has the device; unstaging under it would
+		// strand the record that says how to restore the staging mount.
+		return nil, errPrecondition("volume %s is still published to a Kata guest; unpublish it before unstaging", volumeID)
+	}
 	table, err := ns.readMounts()
 	if err != nil {
 		return nil, StatusFromError(err, "unstaging volume %s", volumeID)

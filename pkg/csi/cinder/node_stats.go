@@ -116,6 +116,13 @@ func (ns *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetV
 	if path != "" && !kata {
 		ns.checkMountHealth(volumeID, path, dev, add)
 	}
+	if kata {
+		// The guest owns the filesystem; only the runtime can say whether
+		// it took the volume and how the filesystem is.
+		if r, ok := ns.opts.Kata.(KataHealthReporter); ok {
+			entries = append(entries, r.Health(ctx, volumeID, path)...)
+		}
+	}
 	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{VolumeId: volumeID, HealthStatuses: entries}}, nil
 }
 
