@@ -46,6 +46,10 @@ type Config struct {
 	// seen at most Fraction late relative to its own duration, however
 	// long it takes, instead of up to Factor-1 late.
 	Fraction float64
+	// GapWaiters > 0 shrinks MinGap while fewer waiters than this wait,
+	// in proportion: a lone wait is not held to the spacing that keeps a
+	// storm's shared polls cheap.
+	GapWaiters int
 	// HeadStart (0..1), with a classifier set by LearnBy, holds a
 	// waiter's second check until HeadStart times the quickest recent
 	// wait of the same kind: the polls a proportional schedule would
@@ -192,6 +196,14 @@ func (p *Poller[T]) schedule(w *waiter[T], now time.Time) {
 	}
 }
 
+// minGap is MinGap, shrunk while few waiters wait. Called with p.mu held.
+func (p *Poller[T]) minGap() time.Duration {
+	if n := len(p.waiters); p.cfg.GapWaiters > 0 && n < p.cfg.GapWaiters {
+		return p.cfg.MinGap * time.Duration(n) / time.Duration(p.cfg.GapWaiters)
+	}
+	return p.cfg.MinGap
+}
+
 // Fetches returns how many fetches the poller has made, for tests and
 // benchmarks.
 func (p *Poller[T]) Fetches() int {
@@ -279,7 +291,7 @@ func (p *Poller[T]) loop() {
 				earliest = w.next
 			}
 		}
-		if gap := p.lastFetch.Add(p.cfg.MinGap); gap.After(earliest) {
+		if gap := p.lastFetch.Add(p.minGap()); gap.After(earliest) {
 			earliest = gap
 		}
 		p.mu.Unlock()
