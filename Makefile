@@ -33,7 +33,8 @@ sanity-binary: build ## the standalone csi-sanity binary against bin/cinder-csi-
 
 test: lint unit fuzz sanity sanity-binary ## what CI runs
 
-bench: build ## benchmarks (about 20 minutes; root for the node rows); writes the tables in docs/benchmarks.md
+bench: ## benchmarks (about 20 minutes; root for the node rows); writes the tables in docs/benchmarks.md
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/cinder-csi-plugin ./cmd/csi-bench
 	./$(BIN)/csi-bench -runs 5 -plugin $(BIN)/cinder-csi-plugin -out docs/benchmarks.md
 
 demo: build ## the plugin against the emulator, one volume through its whole life
