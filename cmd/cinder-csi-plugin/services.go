@@ -92,5 +92,6 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 		DevRoot:               o.devRoot,
 		SysRoot:               o.sysRoot,
 		Kata:                  publisher,
+		Metrics:               m,
 	})
 }

@@ -59,6 +59,9 @@ const (
 	DiscoverySysfs    = "sysfs"    // block device serials read from sysfs
 	DiscoveryMetadata = "metadata" // metadata service device tags
 	DiscoveryHint     = "hint"     // the device path Nova reported at publish
+	// DiscoveryNone labels a lookup in which no method found the device
+	// before the deadline.
+	DiscoveryNone = "none"
 )
 
 // Metrics is the driver's metric set with its own registry. The zero value
@@ -290,7 +293,7 @@ func (m *Metrics) ObserveDeviceDiscovery(method string, d time.Duration, err err
 		return
 	}
 	switch method {
-	case DiscoveryByID, DiscoverySysfs, DiscoveryMetadata, DiscoveryHint:
+	case DiscoveryByID, DiscoverySysfs, DiscoveryMetadata, DiscoveryHint, DiscoveryNone:
 	default:
 		method = "other"
 	}

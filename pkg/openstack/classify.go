@@ -95,10 +95,7 @@ func classify(err error, op, resource string) error {
 func fillFromResponse(e *Error, status int, h http.Header, body []byte) {
 	e.StatusCode = status
 	if h != nil {
-		e.RequestID = h.Get(requestIDHeader)
-		if e.RequestID == "" {
-			e.RequestID = h.Get("X-Compute-Request-Id")
-		}
+		e.RequestID = responseRequestID(h)
 	}
 	e.Message = serviceMessage(body)
 	lower := strings.ToLower(e.Message)

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 // Service names, as reported to the Observer.
@@ -92,12 +94,58 @@ func (t *observingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	}
 	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
+	took := time.Since(start)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	t.obs.ObserveRequest(c.service, c.op, status, time.Since(start))
+	t.obs.ObserveRequest(c.service, c.op, status, took)
+	logCall(req, c, resp, err, took)
 	return resp, err
+}
+
+// logCall logs one HTTP request with the service's request id, so that an
+// operator can follow it into the Cinder, Nova or Keystone logs. The logger
+// comes from the request context, which carries the CSI call's requestID
+// and volume id. A success or a 404 (an idempotent delete, a poll of a
+// vanished resource) is routine and logged at V(4); any other failure at
+// V(2), since a retried one never reaches the CSI error. The final failure
+// also carries the id in its *Error, which the gRPC interceptor logs.
+// Only the method, the operation name, the status and the id are logged:
+// never a URL (it may carry credentials), a header or a body (tokens).
+func logCall(req *http.Request, c call, resp *http.Response, err error, took time.Duration) {
+	level := klog.Level(4)
+	failed := err != nil || resp.StatusCode >= 400
+	if failed && (resp == nil || resp.StatusCode != http.StatusNotFound) {
+		level = 2
+	}
+	logger := klog.FromContext(req.Context()).V(int(level))
+	if !logger.Enabled() {
+		return
+	}
+	kv := []any{"service", c.service, "operation", c.op, "method", req.Method}
+	if resp != nil {
+		kv = append(kv, "status", resp.StatusCode, "openstackRequestID", responseRequestID(resp.Header))
+	} else {
+		// classify keeps the cause and drops the URL.
+		kv = append(kv, "status", "none", "err", classify(err, c.op, "").(*Error).Message)
+	}
+	kv = append(kv, "took", took)
+	if failed {
+		logger.Info("OpenStack API call failed", kv...)
+		return
+	}
+	logger.Info("OpenStack API call", kv...)
+}
+
+// responseRequestID is the id a service gave its answer: Cinder, Keystone
+// and current Nova send X-Openstack-Request-Id, older Nova only
+// X-Compute-Request-Id.
+func responseRequestID(h http.Header) string {
+	if id := h.Get(requestIDHeader); id != "" {
+		return id
+	}
+	return h.Get("X-Compute-Request-Id")
 }
 
 // nopObserver is used when Options.Observer is nil.

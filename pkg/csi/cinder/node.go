@@ -15,6 +15,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
+	"github.com/cinder-csi/cinder-csi/pkg/metrics"
 	"github.com/cinder-csi/cinder-csi/pkg/util/volumelock"
 )
 
@@ -60,6 +61,9 @@ type NodeOptions struct {
 	// MountInfoPath is the mount table to read (default
 	// /proc/self/mountinfo).
 	MountInfoPath string
+	// Metrics records device discovery, mkfs and mount durations and
+	// errors, and stale mounts; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // NodeServer implements the CSI Node service. It makes no OpenStack API
@@ -107,6 +111,7 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 	if mounter == nil {
 		mounter = mount.NewSafeFormatAndMount(mount.New(""), utilexec.New())
 	}
+	mounter = instrumentMounter(mounter, opts.Metrics)
 	return &NodeServer{
 		opts: opts,
 		finder: device.NewFinder(device.Options{
@@ -317,11 +322,15 @@ func (ns *NodeServer) findDevice(ctx context.Context, volumeID string, publishCo
 	}
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
+	start := time.Now()
 	dev, err := ns.finder.Find(ctx, volumeID, publishContext[PublishContextDevicePath])
 	if err != nil {
+		ns.opts.Metrics.ObserveDeviceDiscovery(metrics.DiscoveryNone, time.Since(start), err)
 		return nil, deviceError(volumeID, err)
 	}
-	if err := device.Verify(dev, volumeID, minSize); err != nil {
+	err = device.Verify(dev, volumeID, minSize)
+	ns.opts.Metrics.ObserveDeviceDiscovery(discoveryMethod(dev.FoundBy), time.Since(start), err)
+	if err != nil {
 		return nil, deviceError(volumeID, err)
 	}
 	if dev.Serial == "" {

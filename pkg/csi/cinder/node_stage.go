@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
 )
@@ -87,6 +88,9 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 
 	if m, mounted := table.top(staging); mounted {
 		if uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev) || m.Root != "/" {
+			if ns.finder.SysNameFor(unix.Mkdev(uint32(m.Major), uint32(m.Minor))) == "" {
+				ns.staleMount(logger, staging, "the mounted disk is gone from the node")
+			}
 			return errPrecondition("staging_target_path %s already holds another mount (%s, device %d:%d), not volume %s (%s)",
 				staging, m.Source, m.Major, m.Minor, volumeID, dev.Node)
 		}
@@ -216,6 +220,9 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 		return nil, errPrecondition("volume %s is still mounted at %v; unpublish it before unstaging", volumeID, others)
 	}
 	if err := syncFilesystem(staging); err != nil {
+		if mount.IsCorruptedMnt(err) {
+			ns.staleMount(logger, staging, err.Error())
+		}
 		return nil, StatusFromError(err, "flushing volume %s before unmounting", volumeID)
 	}
 	if err := ns.unmountAll(staging); err != nil {

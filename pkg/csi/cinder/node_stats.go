@@ -7,7 +7,10 @@ import (
 	"os"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
 )
@@ -37,6 +40,9 @@ func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVo
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errNotFound("volume_path %s does not exist", volumePath)
 		}
+		if mount.IsCorruptedMnt(err) {
+			ns.staleMount(klog.FromContext(ctx).WithValues("volumeID", volumeID), volumePath, err.Error())
+		}
 		return nil, StatusFromError(err, "volume_path %s", volumePath)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
@@ -55,6 +61,9 @@ func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVo
 	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(volumePath, &fs); err != nil {
+		if mount.IsCorruptedMnt(err) {
+			ns.staleMount(klog.FromContext(ctx).WithValues("volumeID", volumeID), volumePath, err.Error())
+		}
 		return nil, StatusFromError(err, "statfs of volume %s at %s", volumeID, volumePath)
 	}
 	bsize := fs.Bsize
@@ -114,7 +123,7 @@ func (ns *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetV
 	}
 	kata := ns.opts.Kata != nil && path != "" && ns.opts.Kata.Holds(path)
 	if path != "" && !kata {
-		ns.checkMountHealth(volumeID, path, dev, add)
+		ns.checkMountHealth(klog.FromContext(ctx).WithValues("volumeID", volumeID), volumeID, path, dev, add)
 	}
 	if kata {
 		// The guest owns the filesystem; only the runtime can say whether
@@ -126,9 +135,12 @@ func (ns *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetV
 	return &csi.NodeGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{VolumeId: volumeID, HealthStatuses: entries}}, nil
 }
 
-func (ns *NodeServer) checkMountHealth(volumeID, path string, dev *device.Device, add func(csi.VolumeHealthErrorType, string, string, ...any)) {
+func (ns *NodeServer) checkMountHealth(logger logr.Logger, volumeID, path string, dev *device.Device, add func(csi.VolumeHealthErrorType, string, string, ...any)) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
+		if mount.IsCorruptedMnt(err) {
+			ns.staleMount(logger, path, err.Error())
+		}
 		add(csi.VolumeHealthErrorType_INACCESSIBLE, healthNotMounted, "%s: %v", path, err)
 		return
 	}
@@ -151,6 +163,7 @@ func (ns *NodeServer) checkMountHealth(volumeID, path string, dev *device.Device
 	sysName := ns.finder.SysNameFor(rdev)
 	switch {
 	case sysName == "":
+		ns.staleMount(logger, path, "the mounted disk is gone from the node")
 		add(csi.VolumeHealthErrorType_INACCESSIBLE, healthDeviceMissing, "the disk mounted at %s (%d:%d) is gone from the node", path, unix.Major(rdev), unix.Minor(rdev))
 	case !device.SerialMatches(ns.finder.SerialOf(sysName), volumeID) && ns.finder.SerialOf(sysName) != "":
 		add(csi.VolumeHealthErrorType_INACCESSIBLE, healthSerialMismatch, "the disk mounted at %s (%s) has serial %q, not volume %s", path, sysName, ns.finder.SerialOf(sysName), volumeID)
