@@ -225,8 +225,10 @@ current-context: e2e
 	}
 	cp := &controlPlane{dir: dir, kubeconfig: kubeconfig, config: cfg, client: client}
 
-	if err := applyCRDs(ctx, cp, crdDir); err != nil {
-		return nil, err
+	if crdDir != "" {
+		if err := applyCRDs(ctx, cp, crdDir); err != nil {
+			return nil, err
+		}
 	}
 
 	// Node lifecycle and taint eviction off: without a kubelet the Node

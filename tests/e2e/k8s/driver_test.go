@@ -242,6 +242,9 @@ func (d *driver) startSidecars(ctx context.Context, p *procs, rigBin, root, kube
 	}
 	// The snapshot-controller is a cluster add-on, not part of our
 	// manifests: started as tools/k8s-rig/up.sh does.
+	if !slices.Contains(controllerSidecars, "csi-snapshotter") {
+		return d.waitHealthy(ctx, p)
+	}
 	if _, err := p.start("snapshot-controller", nil, filepath.Join(rigBin, "snapshot-controller"),
 		"--kubeconfig", kubeconfig, "--leader-election=false", "--v=2"); err != nil {
 		return err

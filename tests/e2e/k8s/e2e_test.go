@@ -194,6 +194,10 @@ func (e *env) manifestsDryRun() (string, error) {
 }
 
 func (e *env) upDriver(rigBin, binDir string) (string, error) {
+	// kubelet has registered the Node before the DaemonSet's pod starts.
+	if err := createNode(e.ctx, e.cp.client, nodeName); err != nil {
+		return "", err
+	}
 	d, err := startEmulator(e.ctx, e.p, binDir, e.dir, nodeName)
 	if err != nil {
 		return "", err

@@ -67,10 +67,23 @@ func newKubelet(ctx context.Context, client kubernetes.Interface, sock, root, no
 
 func (k *kubelet) close() { k.conn.Close() }
 
+// createNode is kubelet's node registration, which happens before any
+// DaemonSet pod runs (the node plugin looks its Node up at start for the
+// Kata opt-in label).
+func createNode(ctx context.Context, c kubernetes.Interface, name string) error {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:   name,
+		Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+		// The attach/detach controller only attaches for nodes that say so.
+		Annotations: map[string]string{"volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+	}}
+	_, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	return err
+}
+
 // register does what node-driver-registrar and kubelet do when the plugin
-// registers: NodeGetInfo, then the Node (topology labels, the node-id
-// annotation, controller-managed attach/detach) and the CSINode entry
-// (node id, topology keys, attach limit).
+// registers: NodeGetInfo, then the Node's topology labels and node-id
+// annotation, and the CSINode entry (node id, topology keys, attach limit).
 func (k *kubelet) register(ctx context.Context) error {
 	info, err := k.node.NodeGetInfo(ctx, &csi.NodeGetInfoRequest{})
 	if err != nil {
@@ -82,23 +95,20 @@ func (k *kubelet) register(ctx context.Context) error {
 	if k.nodeID == "" {
 		return fmt.Errorf("NodeGetInfo returned no node id: %v", info)
 	}
-	labels := map[string]string{"kubernetes.io/hostname": k.nodeName, "kubernetes.io/os": "linux"}
+	node, err := k.client.CoreV1().Nodes().Get(ctx, k.nodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
 	var keys []string
 	for key, v := range k.topology {
-		labels[key] = v
+		node.Labels[key] = v
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
 	nodeIDs, _ := json.Marshal(map[string]string{driverName: k.nodeID})
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-		Name: k.nodeName, Labels: labels,
-		Annotations: map[string]string{
-			"volumes.kubernetes.io/controller-managed-attach-detach": "true",
-			"csi.volume.kubernetes.io/nodeid":                        string(nodeIDs),
-		},
-	}}
-	if _, err := k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create Node: %w", err)
+	node.Annotations["csi.volume.kubernetes.io/nodeid"] = string(nodeIDs)
+	if _, err := k.client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("label Node: %w", err)
 	}
 	d := storagev1.CSINodeDriver{Name: driverName, NodeID: k.nodeID, TopologyKeys: keys}
 	if k.maxVolumes > 0 {
