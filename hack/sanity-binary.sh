@@ -110,8 +110,11 @@ set +e
 sanity_rc=$?
 set -e
 grep -E '^\s*\[FAIL\]' "$work/sanity.log" || true
-grep -E '^Ran [0-9]+ of [0-9]+ Specs' "$work/sanity.log" | sed 's/^/sanity-binary: /' || true
-grep -E '^(SUCCESS|FAIL)! .*Passed' "$work/sanity.log" | sed 's/^/sanity-binary: /' || true
+# The counts also go to $BIN/sanity-binary.summary for the CI recap.
+{
+  grep -E '^Ran [0-9]+ of [0-9]+ Specs' "$work/sanity.log" || true
+  grep -E '^(SUCCESS|FAIL)! .*Passed' "$work/sanity.log" || true
+} | sed 's/^/sanity-binary: /' | tee "$BIN/sanity-binary.summary"
 if [ "$sanity_rc" != 0 ]; then
   tail -n 60 "$work/sanity.log" >&2
   echo "sanity-binary: FAILED"
