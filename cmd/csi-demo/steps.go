@@ -100,7 +100,7 @@ func (d *demo) lifecycle(ctx context.Context) error {
 		return fmt.Errorf("NodeGetInfo: %w", err)
 	}
 	st.nodeID = info.GetNodeId()
-	fmt.Fprintf(d.out, "node %s, topology %v, at most %d volumes\n\n", st.nodeID, info.GetAccessibleTopology().GetSegments(), info.GetMaxVolumesPerNode())
+	fmt.Fprintf(d.out, "node %s, topology %s, at most %d volumes (NodeGetInfo, as at kubelet registration)\n\n", st.nodeID, fmtMap(info.GetAccessibleTopology().GetSegments()), info.GetMaxVolumesPerNode())
 
 	if err := d.runStep(ctx, "Create a 1 GiB volume (CreateVolume)", func(ctx context.Context) (string, error) {
 		resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
