@@ -22,7 +22,7 @@ import (
 // Every secret the plugin handles, each a unique marker. None may appear in
 // a log line, an error returned to the caller or the /metrics output.
 const (
-	markPassword    = "MARKpasswordQ7w2"    // cloud.conf password
+	markPassword    = "MARKpasswordQ7w2"     // cloud.conf password
 	markAppCred     = "MARKappcredSecretZ4k" // cloud.conf application-credential-secret
 	markBadAppCred  = "MARKbadAppcredP9x"    // a wrong application credential secret (401)
 	markToken       = "MARKtokenV3n8"        // cloud.conf token, unknown to Keystone (401)
