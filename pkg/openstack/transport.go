@@ -2,6 +2,7 @@ package openstack
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -128,7 +129,12 @@ func logCall(req *http.Request, c call, resp *http.Response, err error, took tim
 		kv = append(kv, "status", resp.StatusCode, "openstackRequestID", responseRequestID(resp.Header))
 	} else {
 		// classify keeps the cause and drops the URL.
-		kv = append(kv, "status", "none", "err", classify(err, c.op, "").(*Error).Message)
+		msg := "request failed"
+		var e *Error
+		if errors.As(classify(err, c.op, ""), &e) {
+			msg = e.Message
+		}
+		kv = append(kv, "status", "none", "err", msg)
 	}
 	kv = append(kv, "took", took)
 	if failed {
