@@ -184,6 +184,20 @@ type sortable struct {
 	item      any
 }
 
+func markerKind(collection string) string {
+	switch collection {
+	case "volumes":
+		return "Volume"
+	case "snapshots":
+		return "Snapshot"
+	case "backups":
+		return "Backup"
+	case "messages":
+		return "Message"
+	}
+	return "Marker"
+}
+
 // page sorts items (default created_at desc, id desc, as Cinder does), applies
 // marker/offset/limit and returns the page plus the "<collection>_links" list.
 func (lq *listQuery) page(q *req, items []sortable, collection string, detail bool) ([]any, []any, bool) {
@@ -216,7 +230,9 @@ func (lq *listQuery) page(q *req, items []sortable, collection string, detail bo
 			}
 		}
 		if !found {
-			writeError(q.w, http.StatusNotFound, fmt.Sprintf("Marker %s could not be found.", lq.marker))
+			// Cinder looks the marker up as a resource of the list's kind
+			// and answers with that resource's not-found (checked on Zed).
+			writeError(q.w, http.StatusNotFound, fmt.Sprintf("%s %s could not be found.", markerKind(collection), lq.marker))
 			return nil, nil, false
 		}
 	}
@@ -299,6 +315,9 @@ func (e *Emulator) usageLocked(projectID string) usage {
 }
 
 func overLimit(q *req, msg string) {
+	// Cinder's OverLimit fault sets Retry-After: 0 beside the body's
+	// retryAfter (checked on Zed).
+	q.w.Header().Set("Retry-After", "0")
 	writeJSON(q.w, http.StatusRequestEntityTooLarge, map[string]any{"overLimit": map[string]any{"code": 413, "message": msg, "retryAfter": "0"}})
 }
 

@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 )
@@ -216,18 +217,23 @@ func (e *Emulator) attachVolume(q *req) {
 		writeError(q.w, http.StatusBadRequest, "Multiattach volumes are only supported starting with compute API version 2.60.")
 		return
 	}
-	if e.st.attachmentFor(s.ID, v.ID) != nil {
-		writeError(q.w, http.StatusConflict, fmt.Sprintf("Invalid volume: volume %s already attached to instance %s", v.ID, s.ID))
+	// Real Nova (Zed, checked with the openstack-rig) answers 400
+	// InvalidVolume for every refused attach of a volume that is not
+	// free: attached here or elsewhere, or in a status Cinder will not
+	// reserve. The driver classifies both 400 and 409 as a conflict.
+	existing := e.st.attachmentsOfVolume(v.ID)
+	if len(existing) > 0 && (!v.Multiattach || e.st.attachmentFor(s.ID, v.ID) != nil) {
+		servers := make([]string, 0, len(existing))
+		for _, a := range existing {
+			servers = append(servers, a.ServerID)
+		}
+		sort.Strings(servers)
+		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: volume %s is already attached to instances: %s", v.ID, strings.Join(servers, ",")))
 		return
 	}
-	existing := e.st.attachmentsOfVolume(v.ID)
 	okStatus := v.Status == "available" || (v.Multiattach && (v.Status == "in-use" || v.Status == "reserved" || v.Status == "attaching"))
 	if !okStatus {
-		writeError(q.w, http.StatusConflict, fmt.Sprintf("Invalid volume: Volume %s status must be available or downloading to reserve, but the current status is %s.", v.ID, v.Status))
-		return
-	}
-	if len(existing) > 0 && !v.Multiattach {
-		writeError(q.w, http.StatusConflict, fmt.Sprintf("Invalid volume: volume %s already attached", v.ID))
+		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume %s status must be available or downloading to reserve, but the current status is %s.", v.ID, v.Status))
 		return
 	}
 	used := map[byte]bool{'a': true} // root disk

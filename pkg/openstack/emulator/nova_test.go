@@ -76,10 +76,11 @@ func TestAttachRules(t *testing.T) {
 		return v.Status == "in-use" && len(v.Attachments) == 2
 	})
 
-	// A plain volume attached once cannot attach elsewhere.
+	// A plain volume attached once cannot attach elsewhere: 400, as
+	// real Nova answers.
 	attach(t, c, DefaultServerID, plain.ID)
 	_, err = volumeattach.Create(ctx, c.compute, node2, volumeattach.CreateOpts{VolumeID: plain.ID}).Extract()
-	if !gophercloud.ResponseCodeIs(err, 409) {
+	if !gophercloud.ResponseCodeIs(err, 400) {
 		t.Fatalf("attach in-use volume: %v", err)
 	}
 	// Attachments list and get.
