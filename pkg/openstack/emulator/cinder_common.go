@@ -110,8 +110,16 @@ func parseListQuery(q *req, allowed map[string]bool) (*listQuery, bool) {
 		if pagingKeys[k] {
 			continue
 		}
-		if strings.HasSuffix(k, "~") && !q.mv.atLeast("3.34") {
-			bad = append(bad, k)
+		if strings.HasSuffix(k, "~") {
+			// Zed's default resource_filters.json configures no inexact
+			// key, so a non-admin's "name~" is rejected from 3.31 and
+			// ignored below, like any unknown filter (checked on Zed).
+			// It works only for a key configured as "<key>~" (3.34+).
+			if allowed[k] && q.mv.atLeast("3.34") {
+				lq.filters[k] = v
+			} else if q.mv.atLeast("3.31") {
+				bad = append(bad, k)
+			}
 			continue
 		}
 		if !allowed[strings.TrimSuffix(k, "~")] {
@@ -146,7 +154,7 @@ func parseMetadataFilter(s string) (map[string]string, error) {
 	return out, nil
 }
 
-// matchText applies an exact ("name") or, at >= 3.34, inexact ("name~") filter.
+// matchText applies an exact ("name") or, where configured, inexact ("name~") filter.
 func (lq *listQuery) matchText(key, value string) bool {
 	if vs, ok := lq.filters[key]; ok && len(vs) > 0 && value != vs[0] {
 		return false

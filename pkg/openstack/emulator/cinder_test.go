@@ -219,7 +219,9 @@ func TestVolumeListFiltersAndPaging(t *testing.T) {
 		t.Fatalf("bad marker: %v", err)
 	}
 
-	// Inexact name filtering exists from 3.34; generalized filters reject it below.
+	// Inexact name filtering is not configured in Zed's default
+	// resource filters: a non-admin's name~ is 400 from 3.31 (also at
+	// 3.34) and ignored below, as on the real cloud.
 	raw := func(client *gophercloud.ServiceClient, query string) (int, error) {
 		var body struct {
 			Volumes []any `json:"volumes"`
@@ -227,11 +229,13 @@ func TestVolumeListFiltersAndPaging(t *testing.T) {
 		_, err := client.Get(ctx, client.ServiceURL("volumes")+"?"+query, &body, nil)
 		return len(body.Volumes), err
 	}
-	if n, err := raw(withMV(c.vol, "3.34"), "name~=vol-"); err != nil || n != 5 {
-		t.Fatalf("name~ at 3.34: %d %v", n, err)
+	for _, mv := range []string{"3.31", "3.34", "3.70"} {
+		if _, err := raw(withMV(c.vol, mv), "name~=vol-"); !gophercloud.ResponseCodeIs(err, 400) {
+			t.Fatalf("name~ at %s: %v", mv, err)
+		}
 	}
-	if _, err := raw(withMV(c.vol, "3.33"), "name~=vol-"); !gophercloud.ResponseCodeIs(err, 400) {
-		t.Fatalf("name~ at 3.33: %v", err)
+	if n, err := raw(withMV(c.vol, "3.30"), "name~=vol-1"); err != nil || n != 5 {
+		t.Fatalf("name~ at 3.30 is ignored: %d %v", n, err)
 	}
 	if _, err := raw(withMV(c.vol, "3.31"), "bogus=1"); !gophercloud.ResponseCodeIs(err, 400) {
 		t.Fatalf("bogus filter at 3.31: %v", err)
