@@ -38,9 +38,9 @@ cleanup() {
     umount -l "$m"
   done
   if [ -n "$emu_pid" ]; then kill -TERM "$emu_pid" 2>/dev/null; wait "$emu_pid" 2>/dev/null; fi
-  if losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null | grep -F "openstack-emulator-data-" >/dev/null; then
+  if losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null | grep -F "$work/" >/dev/null; then
     echo "sanity-binary: loop devices left behind:" >&2
-    losetup --list --noheadings --output NAME,BACK-FILE | grep -F "openstack-emulator-data-" >&2
+    losetup --list --noheadings --output NAME,BACK-FILE | grep -F "$work/" >&2
     rc=1
   fi
   if [ "$rc" != 0 ]; then
@@ -58,7 +58,7 @@ mkdir -p "$work/dev" "$work/sys"
 
 "$BIN/openstack-emulator" --dev-root "$work/dev" --sys-root "$work/sys" \
   --servers "id=$NODE_ID,name=sanity-node,az=nova,local" --max-devices $((ATTACH_LIMIT + 1)) \
-  --url-file "$work/url" --cloud-conf "$work/cloud.conf" >"$work/emulator.log" 2>&1 &
+  --url-file "$work/url" --cloud-conf "$work/cloud.conf" --data-dir "$work/data" >"$work/emulator.log" 2>&1 &
 emu_pid=$!
 for _ in $(seq 300); do
   [ -s "$work/url" ] && break

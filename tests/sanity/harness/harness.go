@@ -101,6 +101,7 @@ func Run(t *testing.T, o Options) {
 	emu, err := emulator.Start(emulator.Options{
 		DevRoot:             devRoot,
 		SysRoot:             sysRoot,
+		DataDir:             filepath.Join(work, "data"), // so the loop-device check below sees only ours
 		Servers:             []emulator.ServerSpec{{ID: nodeID, Name: "sanity-node", AZ: "nova", Local: true}},
 		MaxDevicesPerServer: AttachLimit + 1,
 		Seed:                seed,
@@ -320,7 +321,7 @@ func checkNoLoopDevices(t *testing.T, under string) {
 		return
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "openstack-emulator-data-") || strings.Contains(line, under) {
+		if strings.Contains(line, under+"/") {
 			t.Errorf("loop device left behind: %s", strings.TrimSpace(line))
 		}
 	}
