@@ -47,27 +47,15 @@ type pollers struct {
 func newPollers(c *cloud) *pollers {
 	return &pollers{
 		volumes: poller.New(batchFetch(c.fetchVolume, func(ctx context.Context) ([]Volume, error) {
-			sc, err := c.volumeClient(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return c.listVolumesAll(ctx, sc, "volume_poll", ListOpts{}, false)
+			return listAll(ctx, c, volumeAPI, "volume_poll", ListOpts{})
 		}, func(v Volume) string { return v.ID }), volumePollConfig).LearnBy(func(r poller.Result[Volume]) string { return r.Value.Status }),
 		snapshots: poller.New(batchFetch(c.fetchSnapshot, func(ctx context.Context) ([]Snapshot, error) {
-			return c.listSnapshotsAll(ctx, "snapshot_poll", ListOpts{})
+			return listAll(ctx, c, snapshotAPI, "snapshot_poll", ListOpts{})
 		}, func(s Snapshot) string { return s.ID }), volumePollConfig).LearnBy(func(r poller.Result[Snapshot]) string { return r.Value.Status }),
 		backups: poller.New(batchFetch(c.fetchBackup, func(ctx context.Context) ([]Backup, error) {
-			return c.listBackupsAll(ctx, "backup_poll", ListOpts{})
+			return listAll(ctx, c, backupAPI, "backup_poll", ListOpts{})
 		}, func(b Backup) string { return b.ID }), backupPollConfig),
 	}
-}
-
-func (c *cloud) fetchVolume(ctx context.Context, id string) (Volume, error) {
-	v, err := c.getVolumeOp(ctx, id, "volume_poll")
-	if err != nil {
-		return Volume{}, err
-	}
-	return *v, nil
 }
 
 // batchFetch builds a poller fetch: one GET per id for a few ids, one
