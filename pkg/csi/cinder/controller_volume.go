@@ -153,6 +153,12 @@ func (cs *ControllerServer) createNewVolume(ctx context.Context, c openstack.Clo
 	vol, err := c.CreateVolume(ctx, opts)
 	if err != nil {
 		vol = cs.adoptAfterAmbiguousCreate(ctx, c, vr.name, err)
+		if vol == nil && unknownVolumeType(err, opts.VolumeType) {
+			// Real Cinder answers 404 "Volume type with name X could not
+			// be found."; CSI keeps NotFound for a missing source, and
+			// the class parameter is what is wrong.
+			return nil, errInvalid("creating volume %q: StorageClass parameter type=%q: %v", vr.name, opts.VolumeType, err)
+		}
 		if vol == nil {
 			return nil, StatusFromError(err, "creating volume %q", vr.name)
 		}
@@ -167,6 +173,15 @@ func (cs *ControllerServer) createNewVolume(ctx context.Context, c openstack.Clo
 	}
 	logger.Info("Created volume", "volumeID", vol.ID, "name", vr.name, "sizeGiB", vol.SizeGiB, "type", vol.VolumeType, "az", vol.AvailabilityZone, "took", time.Since(start))
 	return cs.createVolumeResponse(req, vr, vol, resize, volumeContext), nil
+}
+
+// unknownVolumeType reports whether a create failed because Cinder does
+// not know the requested volume type.
+func unknownVolumeType(err error, volumeType string) bool {
+	if volumeType == "" || openstack.KindOf(err) != openstack.KindNotFound {
+		return false
+	}
+	return strings.Contains(strings.ToLower(err.Error()), "volume type")
 }
 
 // adoptAfterAmbiguousCreate handles a create whose answer we did not get
