@@ -38,20 +38,22 @@ cleanup() {
   set +e
   log "cleanup: servers, volumes, snapshots, backups left by the tests"
   if [[ -f $RIG_STATE/openrc ]]; then
-    for s in $(osc server list -f value -c ID -c Name 2>/dev/null | awk '$2 ~ /^e2e-node/ {print $1}'); do
-      osc server delete --wait "$s"
-    done
-    # Anything the tests made carries one of these name prefixes; a leak
-    # is a test failure, reported here after it is removed.
+    if [[ ${E2E_KEEP_RIG:-0} != 1 ]]; then
+      for s in $(osc server list --all-projects -f value -c ID -c Name 2>/dev/null | awk '$2 ~ /^e2e-node/ {print $1}'); do
+        osc server delete --wait "$s"
+      done
+    fi
+    # Whatever the tests made is in the e2e project (or, by mistake, the
+    # admin one); anything left there is a leak: reported, then removed.
     leaked=0
-    for b in $(osc volume backup list -f value -c ID -c Name 2>/dev/null | awk '$2 ~ /^(e2e-|diff-|pvc-|sanity|csi)/ {print $1}'); do
+    for b in $(osc volume backup list --all-projects -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: backup $b"; osc volume backup delete --force "$b"
     done
-    for s in $(osc volume snapshot list -f value -c ID 2>/dev/null); do
-      leaked=1; log "LEAK: snapshot $s"; osc volume snapshot delete "$s"
+    for s in $(osc volume snapshot list --all-projects -f value -c ID 2>/dev/null); do
+      leaked=1; log "LEAK: snapshot $s"; osc volume snapshot delete --force "$s"
     done
     sleep 2
-    for v in $(osc volume list -f value -c ID 2>/dev/null); do
+    for v in $(osc volume list --all-projects -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: volume $v"; osc volume delete --force "$v"
     done
     [[ $leaked == 0 ]] || { [[ $rc != 0 ]] || rc=1; }
@@ -74,27 +76,50 @@ grep -E '^up.sh total' "$WORK/up.log" || true
 awk '/^----- cloud.conf/ {on=1; next} /^-----/ {on=0} on' "$WORK/up.log" >"$WORK/cloud.conf"
 grep -q '^auth-url' "$WORK/cloud.conf" || { echo "no cloud.conf in up.sh's output"; exit 1; }
 ini() { awk -F' *= *' -v k="$1" '$1 == k {print $2; exit}' "$WORK/cloud.conf"; }
-export E2E_CLOUD_CONF=$WORK/cloud.conf E2E_AUTH_URL=$(ini auth-url) E2E_USERNAME=$(ini username) \
-  E2E_PASSWORD=$(ini password) E2E_PROJECT=$(ini tenant-name)
+export E2E_AUTH_URL=$(ini auth-url) E2E_ADMIN_USERNAME=$(ini username) E2E_ADMIN_PASSWORD=$(ini password) \
+  E2E_ADMIN_PROJECT=$(ini tenant-name)
+
+# The driver runs as a plain member of its own project, as in production
+# (an admin token changes Cinder's behaviour: no filter validation, every
+# project visible). The admin credentials only lower and restore quotas.
+export E2E_USERNAME=e2e E2E_PASSWORD=e2e-member-secret E2E_PROJECT=e2e
+log "project $E2E_PROJECT, member user $E2E_USERNAME"
+osc project show "$E2E_PROJECT" >/dev/null 2>&1 || osc project create --domain Default "$E2E_PROJECT" >/dev/null
+osc user show "$E2E_USERNAME" >/dev/null 2>&1 ||
+  osc user create --domain Default --project "$E2E_PROJECT" --password "$E2E_PASSWORD" "$E2E_USERNAME" >/dev/null
+osc role add --project "$E2E_PROJECT" --user "$E2E_USERNAME" member
+# Cinder's default quotas (10 volumes, 10 snapshots) are below what
+# csi-sanity keeps at once.
+osc quota set --volumes 100 --snapshots 100 --backups 100 --gigabytes 1000 "$E2E_PROJECT"
+sed -e "s/^username = .*/username = $E2E_USERNAME/" -e "s/^password = .*/password = $E2E_PASSWORD/" \
+  -e "s/^tenant-name = .*/tenant-name = $E2E_PROJECT/" "$WORK/cloud.conf" >"$WORK/cloud-member.conf"
+export E2E_CLOUD_CONF=$WORK/cloud-member.conf
+# Nova lets only admins boot an image-backed server on a zero-disk flavor
+# such as rig.tiny: the member gets the same flavor with a 1 GB disk (the
+# rig's fake compute driver never creates it).
+osc flavor show e2e.tiny >/dev/null 2>&1 || osc flavor create --ram 128 --vcpus 1 --disk 1 e2e.tiny >/dev/null
+member() { (set +u; . "$RIG_STATE/openrc"; export OS_USERNAME=$E2E_USERNAME OS_PASSWORD=$E2E_PASSWORD OS_PROJECT_NAME=$E2E_PROJECT; openstack "$@"); }
 
 log "creating the node servers"
 node() {
   local id
-  id=$(osc server show -f value -c id "$1" 2>/dev/null || true)
+  id=$(member server show -f value -c id "$1" 2>/dev/null || true)
   if [[ -z $id ]]; then
-    id=$(osc --os-compute-api-version 2.79 server create --flavor rig.tiny --image rig-tiny --nic none --wait \
+    id=$(member --os-compute-api-version 2.79 server create --flavor e2e.tiny --image rig-tiny --nic none --wait \
       -f value -c id "$1" | grep -Eo '[0-9a-f]{8}-[0-9a-f-]{27}' | tail -1)
   fi
   echo "$id"
 }
 E2E_NODE1_ID=$(node e2e-node1)
 E2E_NODE2_ID=$(node e2e-node2)
+[[ -n $E2E_NODE1_ID && -n $E2E_NODE2_ID ]] || { echo "creating the node servers failed"; exit 1; }
 export E2E_NODE1_ID E2E_NODE2_ID
 # Only node1 gets real devices, as on a cloud where a node never sees
 # another server's disks.
 $PY "$RIG_DIR/rig_attach.py" node e2e-node1 >/dev/null
 log "node1 $E2E_NODE1_ID, node2 $E2E_NODE2_ID"
 
+rm -f "$WORK/diff.md" "$WORK/bench.md"
 export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_BENCH_REPORT=$WORK/bench.md
 # -p 1: the packages share one project and its quota, which some tests lower.
 set +e

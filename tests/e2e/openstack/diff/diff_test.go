@@ -37,7 +37,11 @@ func TestDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := rig.Login(ctx, env.AuthURL, env.User, env.Password, env.Project)
+	rc, err := env.Login(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	radmin, err := env.AdminLogin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +55,10 @@ func TestDifferential(t *testing.T) {
 	}
 	emuDone := make(chan result, 1)
 	go func() {
-		o, err := run(ctx, Target{Name: "emulator", Client: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"}, logf)
+		o, err := run(ctx, Target{Name: "emulator", Client: ec, Admin: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"}, logf)
 		emuDone <- result{o, err}
 	}()
-	real, rerr := run(ctx, Target{Name: "real", Client: rc, Server1: env.Node1, Server2: env.Node2}, logf)
+	real, rerr := run(ctx, Target{Name: "real", Client: rc, Admin: radmin, Server1: env.Node1, Server2: env.Node2}, logf)
 	er := <-emuDone
 	if er.err != nil {
 		t.Errorf("emulator run: %v", er.err)

@@ -21,6 +21,7 @@ import (
 type Target struct {
 	Name    string
 	Client  *rig.Client
+	Admin   *rig.Client // changes the quota of Client's project
 	Server1 string // a server volumes attach to
 	Server2 string // another server, for the second attach
 }
@@ -146,7 +147,7 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 
 	// 2. create with an unknown volume type.
 	if _, err := call(step("create with unknown type"), rig.Volume, "POST", "/volumes", "3.0",
-		map[string]any{"volume": map[string]any{"size": 1, "name": prefix + "badtype", "volume_type": "no-such-type-" + prefix}}); err != nil {
+		map[string]any{"volume": map[string]any{"size": 1, "name": prefix + "badtype", "volume_type": "no-such-type-e2e"}}); err != nil {
 		return out, err
 	}
 
@@ -242,9 +243,9 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 	}
 	for _, f := range []struct{ name, query, mv string }{
 		{"list name= at 3.0", "name=" + prefix + "a", "3.0"},
-		{"list name~ at 3.0", "name~=" + prefix, "3.0"},
-		{"list name~ at 3.33", "name~=" + prefix, "3.33"},
-		{"list name~ at 3.34", "name~=" + prefix, "3.34"},
+		{"list name~ at 3.0", "name~=" + prefix + "a", "3.0"},
+		{"list name~ at 3.33", "name~=" + prefix + "a", "3.33"},
+		{"list name~ at 3.34", "name~=" + prefix + "a", "3.34"},
 		{"list unknown filter at 3.30", "nosuchfilter=x", "3.30"},
 		{"list unknown filter at 3.31", "nosuchfilter=x", "3.31"},
 	} {
@@ -261,7 +262,7 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 	// 13. 413 over quota: the project's gigabytes limit set just above
 	// its usage, then a volume larger than what is left.
 	o = step("create over the gigabytes quota")
-	restore, err := lowerGigabytes(ctx, c, 1)
+	restore, err := lowerGigabytes(ctx, c, t.Admin, 1)
 	if err != nil {
 		return out, err
 	}
@@ -299,7 +300,7 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 
 // lowerGigabytes sets the project's gigabytes quota to its usage plus
 // headroom and returns the function that puts the old limit back.
-func lowerGigabytes(ctx context.Context, c *rig.Client, headroom int) (func() error, error) {
+func lowerGigabytes(ctx context.Context, c, admin *rig.Client, headroom int) (func() error, error) {
 	r, err := c.Do(ctx, rig.Volume, "GET", "/os-quota-sets/"+c.ProjectID+"?usage=true", "3.0", nil)
 	if err != nil {
 		return nil, err
@@ -308,22 +309,15 @@ func lowerGigabytes(ctx context.Context, c *rig.Client, headroom int) (func() er
 		return nil, fmt.Errorf("quota get: %d %s", r.Status, r.Body)
 	}
 	g, _ := field(r, "quota_set")["gigabytes"].(map[string]any)
-	old, used := int(num(g["limit"])), int(num(g["in_use"]))+int(num(g["reserved"]))
-	set := func(n int) error {
-		r, err := c.Do(context.Background(), rig.Volume, "PUT", "/os-quota-sets/"+c.ProjectID, "3.0",
-			map[string]any{"quota_set": map[string]any{"gigabytes": n}})
-		if err != nil {
-			return err
-		}
-		if r.Status != 200 {
-			return fmt.Errorf("quota set %d: %d %s", n, r.Status, r.Body)
-		}
-		return nil
-	}
-	if err := set(used + headroom); err != nil {
+	used := int(num(g["in_use"])) + int(num(g["reserved"]))
+	old, err := admin.SetGigabytesQuota(ctx, c.ProjectID, used+headroom)
+	if err != nil {
 		return nil, err
 	}
-	return func() error { return set(old) }, nil
+	return func() error {
+		_, err := admin.SetGigabytesQuota(context.Background(), c.ProjectID, old)
+		return err
+	}, nil
 }
 
 func ours(r *rig.Response, prefix string) []string {

@@ -29,6 +29,7 @@ type suite struct {
 	t    *testing.T
 	env  *rig.Env
 	raw  *rig.Client
+	adm  *rig.Client
 	cc   csi.ControllerClient
 	nc   csi.NodeClient
 	d    *rig.Driver
@@ -44,12 +45,16 @@ func TestDriverOnRealCinder(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	raw, err := rig.Login(ctx, env.AuthURL, env.User, env.Password, env.Project)
+	raw, err := env.Login(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := env.AdminLogin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := rig.StartDriver(t, env, "e2e", "")
-	s := &suite{t: t, env: env, raw: raw, d: d, cc: csi.NewControllerClient(d.Conn), nc: csi.NewNodeClient(d.Conn),
+	s := &suite{t: t, env: env, raw: raw, adm: admin, d: d, cc: csi.NewControllerClient(d.Conn), nc: csi.NewNodeClient(d.Conn),
 		tag: "e2e-" + rig.NewUUID()[:6], vols: map[string]bool{}, snps: map[string]bool{}}
 	t.Cleanup(func() { s.cleanup() })
 
@@ -329,8 +334,21 @@ func (s *suite) nodePath(t *testing.T, a string, pc map[string]string) {
 	}
 	s.expectCinder(t, a, "in-use", 2)
 	if ex.NodeExpansionRequired {
-		if _, err := s.nc.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: a, VolumePath: target, StagingTargetPath: staging, CapacityRange: &csi.CapacityRange{RequiredBytes: 2 * gib}, VolumeCapability: mountCap("xfs")}); err != nil {
-			t.Errorf("NodeExpandVolume: %v", err)
+		// Cinder reports in-use again before Nova's volume-extended
+		// event has grown the device (~1 s on the rig): the node answers
+		// Unavailable until then, and the resizer retries, as here.
+		for tries := 1; ; tries++ {
+			_, err := s.nc.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: a, VolumePath: target, StagingTargetPath: staging, CapacityRange: &csi.CapacityRange{RequiredBytes: 2 * gib}, VolumeCapability: mountCap("xfs")})
+			if err == nil {
+				t.Logf("NodeExpandVolume done after %d tries", tries)
+				break
+			}
+			if status.Code(err) != codes.Unavailable || tries > 30 {
+				t.Errorf("NodeExpandVolume: %v", err)
+				break
+			}
+			t.Logf("NodeExpandVolume try %d: %v", tries, err)
+			time.Sleep(time.Second)
 		}
 	}
 	df := run(t, "df", "-B1", "--output=size", target)
@@ -362,8 +380,20 @@ func (s *suite) cloneBackupExpand(t *testing.T, a string) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	clone := s.mustCreate(t, "clone", 2, &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: a}}})
-	_, err := s.create(t, "clone-small", 1, nil, &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: a}}})
-	wantCode(t, "clone smaller than its source", err, codes.InvalidArgument)
+	// A clone asked for less than its source is made at the source's
+	// size (the capacity range has no limit); with a limit below the
+	// source it is OutOfRange.
+	small, err := s.create(t, "clone-small", 1, nil, &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: a}}})
+	if err != nil || small.CapacityBytes != 2*gib {
+		t.Errorf("clone asking 1 GiB of a 2 GiB source: %v %v", err, small)
+	}
+	{
+		ctx, cancel := s.ctx()
+		_, err := s.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: s.tag + "-clone-limit", CapacityRange: &csi.CapacityRange{RequiredBytes: gib, LimitBytes: gib},
+			VolumeCapabilities: []*csi.VolumeCapability{mountCap("xfs")}, VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: a}}}})
+		cancel()
+		wantCode(t, "clone with limit_bytes below its source", err, codes.OutOfRange)
+	}
 
 	bk, err := s.cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: s.tag + "-backup", SourceVolumeId: clone, Parameters: map[string]string{"type": "backup"}})
 	for err == nil && !bk.Snapshot.ReadyToUse {
@@ -446,15 +476,16 @@ func (s *suite) overQuota(t *testing.T) {
 		t.Fatalf("quota: %v %v", err, r)
 	}
 	g := r.JSON()["quota_set"].(map[string]any)["gigabytes"].(map[string]any)
-	old, used := int(g["limit"].(float64)), int(g["in_use"].(float64))
-	set := func(n int) {
-		r, err := s.raw.Do(context.Background(), rig.Volume, "PUT", "/os-quota-sets/"+s.raw.ProjectID, "3.0", map[string]any{"quota_set": map[string]any{"gigabytes": n}})
-		if err != nil || r.Status != 200 {
-			t.Fatalf("quota set %d: %v %v", n, err, r)
-		}
+	used := int(g["in_use"].(float64))
+	old, err := s.adm.SetGigabytesQuota(ctx, s.raw.ProjectID, used+2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	set(used + 2)
-	defer set(old)
+	defer func() {
+		if _, err := s.adm.SetGigabytesQuota(context.Background(), s.raw.ProjectID, old); err != nil {
+			t.Error(err)
+		}
+	}()
 	capResp, err := s.cc.GetCapacity(ctx, &csi.GetCapacityRequest{})
 	if err != nil || capResp.AvailableCapacity != 2*gib {
 		t.Errorf("GetCapacity with 2 GiB left: %v %v", err, capResp)

@@ -34,7 +34,9 @@ type Env struct {
 	AuthURL   string
 	User      string
 	Password  string
-	Project   string
+	Project   string // a project of its own; User is a plain member
+	// Admin credentials, used only to change the project's quota.
+	AdminUser, AdminPassword, AdminProject string
 	Node1     string // server that gets the real hot-plugged devices
 	Node2     string // second server, attachments stay fake
 	DevRoot   string // the rig's device-link root
@@ -100,13 +102,48 @@ func Require(t testing.TB) *Env {
 	e.State = get("RIG_STATE", "/var/lib/openstack-rig")
 	e.CloudConf = get("E2E_CLOUD_CONF", filepath.Join(e.State, "cloud.conf"))
 	e.AuthURL = get("E2E_AUTH_URL", "http://127.0.0.1:5000/v3")
-	e.User = get("E2E_USERNAME", "admin")
-	e.Password = get("E2E_PASSWORD", "rig-admin-pass")
-	e.Project = get("E2E_PROJECT", "admin")
+	e.User = get("E2E_USERNAME", "e2e")
+	e.Password = get("E2E_PASSWORD", "")
+	e.Project = get("E2E_PROJECT", "e2e")
+	e.AdminUser = get("E2E_ADMIN_USERNAME", "admin")
+	e.AdminPassword = get("E2E_ADMIN_PASSWORD", "rig-admin-pass")
+	e.AdminProject = get("E2E_ADMIN_PROJECT", "admin")
 	e.Node1 = get("E2E_NODE1_ID", "")
 	e.Node2 = get("E2E_NODE2_ID", "")
 	e.DevRoot = get("RIG_DEVROOT", filepath.Join(e.State, "dev"))
 	return e
+}
+
+// Login issues the member's token.
+func (e *Env) Login(ctx context.Context) (*Client, error) {
+	return Login(ctx, e.AuthURL, e.User, e.Password, e.Project)
+}
+
+// AdminLogin issues the admin's token.
+func (e *Env) AdminLogin(ctx context.Context) (*Client, error) {
+	return Login(ctx, e.AuthURL, e.AdminUser, e.AdminPassword, e.AdminProject)
+}
+
+// SetGigabytesQuota sets project's gigabytes quota (admin only on a real
+// cloud) and returns the old limit.
+func (c *Client) SetGigabytesQuota(ctx context.Context, project string, n int) (old int, err error) {
+	r, err := c.Do(ctx, Volume, "GET", "/os-quota-sets/"+project, "3.0", nil)
+	if err != nil {
+		return 0, err
+	}
+	if r.Status != 200 {
+		return 0, fmt.Errorf("quota get: %d %s", r.Status, r.Body)
+	}
+	qs, _ := r.JSON()["quota_set"].(map[string]any)
+	f, _ := qs["gigabytes"].(float64)
+	r, err = c.Do(ctx, Volume, "PUT", "/os-quota-sets/"+project, "3.0", map[string]any{"quota_set": map[string]any{"gigabytes": n}})
+	if err != nil {
+		return 0, err
+	}
+	if r.Status != 200 {
+		return 0, fmt.Errorf("quota set %d: %d %s", n, r.Status, r.Body)
+	}
+	return int(f), nil
 }
 
 // Client is a raw OpenStack REST client: one token, endpoints from the
