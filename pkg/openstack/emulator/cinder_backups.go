@@ -47,12 +47,7 @@ func (e *Emulator) backupBodyLocked(b *backup, q *req) map[string]any {
 }
 
 func (e *Emulator) visibleBackupLocked(q *req, id string) *backup {
-	b := e.st.Backups[id]
-	if b == nil || b.ProjectID != q.tok.ProjectID {
-		writeError(q.w, http.StatusNotFound, fmt.Sprintf("Backup %s could not be found.", id))
-		return nil
-	}
-	return b
+	return visibleLocked(q, e.st.Backups, "Backup", id)
 }
 
 func (e *Emulator) createBackup(q *req) {
@@ -209,15 +204,7 @@ func (e *Emulator) listBackupsCommon(q *req, detail bool) {
 		items = append(items, sortable{id: b.ID, createdAt: b.CreatedAt, updatedAt: b.UpdatedAt, size: b.Size,
 			fields: map[string]string{"name": b.Name, "status": b.Status}, item: item})
 	}
-	page, links, ok := lq.page(q, items, "backups", detail)
-	if !ok {
-		return
-	}
-	resp := map[string]any{"backups": page}
-	if links != nil {
-		resp["backups_links"] = links
-	}
-	writeJSON(q.w, http.StatusOK, resp)
+	lq.writePage(q, items, "backups", detail, nil)
 }
 
 func (e *Emulator) deleteBackup(q *req) {
@@ -234,18 +221,7 @@ func (e *Emulator) deleteBackup(q *req) {
 	b.Status = "deleting"
 	b.UpdatedAt = time.Now().UTC()
 	e.markDirty()
-	id := b.ID
-	e.later("backup_delete", 1, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		b := e.st.Backups[id]
-		if b == nil || b.Status != "deleting" {
-			return
-		}
-		removeFile(b.DataFile)
-		delete(e.st.Backups, id)
-		e.markDirty()
-	})
+	dropLater(e, "backup_delete", e.st.Backups, b.ID)
 	q.w.WriteHeader(http.StatusAccepted)
 }
 

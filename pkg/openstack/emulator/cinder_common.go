@@ -43,6 +43,52 @@ func (e *Emulator) cinderLinks(q *req, collection, id string) []any {
 	}
 }
 
+// The project owning a stored resource, for visibleLocked.
+func (v *volume) owner() string   { return v.ProjectID }
+func (s *snapshot) owner() string { return s.ProjectID }
+func (b *backup) owner() string   { return b.ProjectID }
+func (m *message) owner() string  { return m.ProjectID }
+
+// visibleLocked returns the caller's resource id from m, or answers 404
+// with Cinder's "<kind> <id> could not be found." (another project's
+// resource is as absent as a missing one).
+func visibleLocked[R interface{ owner() string }](q *req, m map[string]R, kind, id string) R {
+	r, ok := m[id]
+	if !ok || r.owner() != q.tok.ProjectID {
+		writeError(q.w, http.StatusNotFound, fmt.Sprintf("%s %s could not be found.", kind, id))
+		var none R
+		return none
+	}
+	return r
+}
+
+// The status and data file of a stored snapshot or backup, for dropLater.
+func (s *snapshot) state() string    { return s.Status }
+func (b *backup) state() string      { return b.Status }
+func (s *snapshot) dataFile() string { return s.DataFile }
+func (b *backup) dataFile() string   { return b.DataFile }
+
+// dropLater ends an asynchronous delete a tick later: the resource id
+// leaves m with its data file, unless its status has moved on from
+// "deleting" meanwhile. (m is the live store map: the store is replaced
+// only by loadState, before the emulator serves.)
+func dropLater[R interface {
+	state() string
+	dataFile() string
+}](e *Emulator, op string, m map[string]R, id string) {
+	e.later(op, 1, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		r, ok := m[id]
+		if !ok || r.state() != "deleting" {
+			return
+		}
+		removeFile(r.dataFile())
+		delete(m, id)
+		e.markDirty()
+	})
+}
+
 // listQuery is the parsed common part of a Cinder list request.
 type listQuery struct {
 	limit    int
@@ -266,6 +312,23 @@ func (lq *listQuery) page(q *req, items []sortable, collection string, detail bo
 		links = []any{map[string]any{"rel": "next", "href": collectionBase(q) + path + "?" + v.Encode()}}
 	}
 	return out, links, true
+}
+
+// writePage answers a list request with one page of items as
+// {"<collection>": [...], "<collection>_links": [...]} plus extra keys.
+func (lq *listQuery) writePage(q *req, items []sortable, collection string, detail bool, extra map[string]any) {
+	page, links, ok := lq.page(q, items, collection, detail)
+	if !ok {
+		return
+	}
+	resp := map[string]any{collection: page}
+	if links != nil {
+		resp[collection+"_links"] = links
+	}
+	for k, v := range extra {
+		resp[k] = v
+	}
+	writeJSON(q.w, http.StatusOK, resp)
 }
 
 func collectionBase(q *req) string {

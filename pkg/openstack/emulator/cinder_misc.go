@@ -305,24 +305,11 @@ func (e *Emulator) listMessages(q *req) {
 		}
 		items = append(items, sortable{id: m.ID, createdAt: m.CreatedAt, item: messageBody(m, q, e)})
 	}
-	page, links, ok := lq.page(q, items, "messages", false)
-	if !ok {
-		return
-	}
-	resp := map[string]any{"messages": page}
-	if links != nil {
-		resp["messages_links"] = links
-	}
-	writeJSON(q.w, http.StatusOK, resp)
+	lq.writePage(q, items, "messages", false, nil)
 }
 
 func (e *Emulator) messageLocked(q *req) *message {
-	m := e.st.Messages[q.p("message_id")]
-	if m == nil || m.ProjectID != q.tok.ProjectID {
-		writeError(q.w, http.StatusNotFound, fmt.Sprintf("Message %s could not be found.", q.p("message_id")))
-		return nil
-	}
-	return m
+	return visibleLocked(q, e.st.Messages, "Message", q.p("message_id"))
 }
 
 func (e *Emulator) getMessage(q *req) {

@@ -46,12 +46,7 @@ func progressOf(status string) string {
 }
 
 func (e *Emulator) visibleSnapshotLocked(q *req, id string) *snapshot {
-	s := e.st.Snapshots[id]
-	if s == nil || s.ProjectID != q.tok.ProjectID {
-		writeError(q.w, http.StatusNotFound, fmt.Sprintf("Snapshot %s could not be found.", id))
-		return nil
-	}
-	return s
+	return visibleLocked(q, e.st.Snapshots, "Snapshot", id)
 }
 
 // parseBool follows oslo's strutils.bool_from_string for request flags.
@@ -228,15 +223,7 @@ func (e *Emulator) listSnapshotsCommon(q *req, detail bool) {
 		items = append(items, sortable{id: s.ID, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt, size: s.Size,
 			fields: map[string]string{"name": s.Name, "status": s.Status, "volume_id": s.VolumeID}, item: e.snapshotBodyLocked(s, q)})
 	}
-	page, links, ok := lq.page(q, items, "snapshots", detail)
-	if !ok {
-		return
-	}
-	resp := map[string]any{"snapshots": page}
-	if links != nil {
-		resp["snapshots_links"] = links
-	}
-	writeJSON(q.w, http.StatusOK, resp)
+	lq.writePage(q, items, "snapshots", detail, nil)
 }
 
 func (e *Emulator) deleteSnapshot(q *req) {
@@ -253,17 +240,6 @@ func (e *Emulator) deleteSnapshot(q *req) {
 	s.Status = "deleting"
 	s.UpdatedAt = time.Now().UTC()
 	e.markDirty()
-	id := s.ID
-	e.later("snapshot_delete", 1, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		s := e.st.Snapshots[id]
-		if s == nil || s.Status != "deleting" {
-			return
-		}
-		removeFile(s.DataFile)
-		delete(e.st.Snapshots, id)
-		e.markDirty()
-	})
+	dropLater(e, "snapshot_delete", e.st.Snapshots, s.ID)
 	q.w.WriteHeader(http.StatusAccepted)
 }

@@ -98,12 +98,7 @@ func (e *Emulator) volumeBodyLocked(v *volume, q *req) map[string]any {
 
 // visibleVolumeLocked returns the caller's volume or answers 404.
 func (e *Emulator) visibleVolumeLocked(q *req, id string) *volume {
-	v := e.st.Volumes[id]
-	if v == nil || v.ProjectID != q.tok.ProjectID {
-		writeError(q.w, http.StatusNotFound, fmt.Sprintf("Volume %s could not be found.", id))
-		return nil
-	}
-	return v
+	return visibleLocked(q, e.st.Volumes, "Volume", id)
 }
 
 func (e *Emulator) dataPath(kind, id string) string {
@@ -160,9 +155,8 @@ func (e *Emulator) createVolume(q *req) {
 	var srcTypeID string
 	switch {
 	case in.SnapshotID != "":
-		sn := e.st.Snapshots[in.SnapshotID]
-		if sn == nil || sn.ProjectID != pid {
-			writeError(q.w, http.StatusNotFound, fmt.Sprintf("Snapshot %s could not be found.", in.SnapshotID))
+		sn := e.visibleSnapshotLocked(q, in.SnapshotID)
+		if sn == nil {
 			return
 		}
 		if sn.Status != "available" {
@@ -177,9 +171,8 @@ func (e *Emulator) createVolume(q *req) {
 			}
 		}
 	case in.SourceVolID != "":
-		sv := e.st.Volumes[in.SourceVolID]
-		if sv == nil || sv.ProjectID != pid {
-			writeError(q.w, http.StatusNotFound, fmt.Sprintf("Volume %s could not be found.", in.SourceVolID))
+		sv := e.visibleVolumeLocked(q, in.SourceVolID)
+		if sv == nil {
 			return
 		}
 		if sv.Status != "available" && sv.Status != "in-use" {
@@ -191,9 +184,8 @@ func (e *Emulator) createVolume(q *req) {
 			az = sv.AZ
 		}
 	case in.BackupID != "":
-		bk := e.st.Backups[in.BackupID]
-		if bk == nil || bk.ProjectID != pid {
-			writeError(q.w, http.StatusNotFound, fmt.Sprintf("Backup %s could not be found.", in.BackupID))
+		bk := e.visibleBackupLocked(q, in.BackupID)
+		if bk == nil {
 			return
 		}
 		if bk.Status != "available" {
@@ -378,19 +370,11 @@ func (e *Emulator) listVolumesCommon(q *req, detail bool) {
 		items = append(items, sortable{id: v.ID, createdAt: v.CreatedAt, updatedAt: v.UpdatedAt, size: v.Size,
 			fields: map[string]string{"name": v.Name, "status": v.Status, "availability_zone": v.AZ}, item: item})
 	}
-	total := len(items)
-	page, links, ok := lq.page(q, items, "volumes", detail)
-	if !ok {
-		return
-	}
-	resp := map[string]any{"volumes": page}
-	if links != nil {
-		resp["volumes_links"] = links
-	}
+	var extra map[string]any
 	if q.mv.atLeast("3.45") && q.r.URL.Query().Get("with_count") != "" {
-		resp["count"] = total
+		extra = map[string]any{"count": len(items)}
 	}
-	writeJSON(q.w, http.StatusOK, resp)
+	lq.writePage(q, items, "volumes", detail, extra)
 }
 
 func (e *Emulator) updateVolume(q *req) {

@@ -282,16 +282,25 @@ func (e *Emulator) tokenFromHeaderLocked(q *req, header string) *token {
 	return t
 }
 
-func (e *Emulator) validateToken(q *req) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// subjectTokenLocked returns the token X-Subject-Token names, once the
+// caller's X-Auth-Token is valid; else it answers 401 or 404.
+func (e *Emulator) subjectTokenLocked(q *req) *token {
 	if e.tokenFromHeaderLocked(q, "X-Auth-Token") == nil {
 		unauthorized(q)
-		return
+		return nil
 	}
 	subject := e.tokenFromHeaderLocked(q, "X-Subject-Token")
 	if subject == nil {
 		identityError(q, http.StatusNotFound, "Not Found", "Could not find token.")
+	}
+	return subject
+}
+
+func (e *Emulator) validateToken(q *req) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	subject := e.subjectTokenLocked(q)
+	if subject == nil {
 		return
 	}
 	q.w.Header().Set("X-Subject-Token", subject.ID)
@@ -301,13 +310,8 @@ func (e *Emulator) validateToken(q *req) {
 func (e *Emulator) revokeToken(q *req) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.tokenFromHeaderLocked(q, "X-Auth-Token") == nil {
-		unauthorized(q)
-		return
-	}
-	subject := e.tokenFromHeaderLocked(q, "X-Subject-Token")
+	subject := e.subjectTokenLocked(q)
 	if subject == nil {
-		identityError(q, http.StatusNotFound, "Not Found", "Could not find token.")
 		return
 	}
 	delete(e.st.Tokens, subject.ID)
