@@ -221,6 +221,36 @@ func validateVolumeID(id string) error {
 	return nil
 }
 
+// pathField is a path in a request: the spec's field name and its value.
+type pathField struct{ name, value string }
+
+// validateNodeRequest checks the volume id and then each path field of a
+// node RPC, answering InvalidArgument for the first bad one.
+func validateNodeRequest(volumeID string, paths ...pathField) error {
+	if err := validateVolumeID(volumeID); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := validatePath(p.name, p.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateDeviceRequest checks what NodeStageVolume and NodePublishVolume
+// are told about the device: the volume capability (reporting whether it
+// asks for raw block access) and the size in the publish context.
+func validateDeviceRequest(vc *csi.VolumeCapability, publishContext map[string]string) (block bool, err error) {
+	if block, err = validateCapability("volume_capability", vc); err != nil {
+		return false, err
+	}
+	if _, err := expectedSize(publishContext); err != nil {
+		return false, err
+	}
+	return block, nil
+}
+
 // validateVolumePath checks the volume_path of NodeGetVolumeStats and
 // NodeExpandVolume. The spec answers NotFound when the volume is not at
 // volume_path, and a relative path can never name where it was published,

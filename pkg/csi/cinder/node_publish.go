@@ -20,23 +20,12 @@ import (
 // the device onto a file at the target. A repeat finds the mount in place
 // and succeeds; mounts never stack.
 func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
+	volumeID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
+	if err := validateNodeRequest(volumeID, pathField{"target_path", target}, pathField{"staging_target_path", staging}); err != nil {
 		return nil, err
 	}
-	target := req.GetTargetPath()
-	if err := validatePath("target_path", target); err != nil {
-		return nil, err
-	}
-	staging := req.GetStagingTargetPath()
-	if err := validatePath("staging_target_path", staging); err != nil {
-		return nil, err
-	}
-	block, err := validateCapability("volume_capability", req.GetVolumeCapability())
+	block, err := validateDeviceRequest(req.GetVolumeCapability(), req.GetPublishContext())
 	if err != nil {
-		return nil, err
-	}
-	if _, err := expectedSize(req.GetPublishContext()); err != nil {
 		return nil, err
 	}
 	if target == staging {
@@ -197,12 +186,8 @@ func (t mountTable) blockTargetOf(rdev uint64) string {
 // NodeUnpublishVolume implements csi.NodeServer: unmount everything at the
 // target and remove it. A target that is already gone is success.
 func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	target := req.GetTargetPath()
-	if err := validatePath("target_path", target); err != nil {
+	volumeID, target := req.GetVolumeId(), req.GetTargetPath()
+	if err := validateNodeRequest(volumeID, pathField{"target_path", target}); err != nil {
 		return nil, err
 	}
 	unlock, err := ns.lock(volumeID)

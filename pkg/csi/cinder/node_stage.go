@@ -22,23 +22,16 @@ import (
 // device is larger, mount it at the staging path. Block access: find and
 // verify the device only.
 func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
+	volumeID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := validateNodeRequest(volumeID, pathField{"staging_target_path", staging}); err != nil {
 		return nil, err
 	}
-	staging := req.GetStagingTargetPath()
-	if err := validatePath("staging_target_path", staging); err != nil {
-		return nil, err
-	}
-	block, err := validateCapability("volume_capability", req.GetVolumeCapability())
+	block, err := validateDeviceRequest(req.GetVolumeCapability(), req.GetPublishContext())
 	if err != nil {
 		return nil, err
 	}
 	resizeRequired, err := parseResizeRequired(req.GetVolumeContext())
 	if err != nil {
-		return nil, err
-	}
-	if _, err := expectedSize(req.GetPublishContext()); err != nil {
 		return nil, err
 	}
 	unlock, err := ns.lock(volumeID)
@@ -175,12 +168,8 @@ func ensureDir(path string) error {
 // path. It refuses while the filesystem is still mounted anywhere else (a
 // publish that was not undone), and succeeds when there is nothing to do.
 func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	staging := req.GetStagingTargetPath()
-	if err := validatePath("staging_target_path", staging); err != nil {
+	volumeID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := validateNodeRequest(volumeID, pathField{"staging_target_path", staging}); err != nil {
 		return nil, err
 	}
 	unlock, err := ns.lock(volumeID)
