@@ -170,12 +170,27 @@ func (e *env) manifestsDryRun() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	m := 0
+	// Pods naming a RuntimeClass are rejected by admission unless it
+	// exists, and a dry-run persists nothing: the examples' RuntimeClasses
+	// are applied for real first (inert without a kubelet).
+	perFile := map[string][]*unstructured.Unstructured{}
 	for _, f := range files {
 		objs, err := decodeFile(f)
 		if err != nil {
 			return "", err
 		}
+		perFile[f] = objs
+		for _, o := range objs {
+			if o.GetKind() == "RuntimeClass" {
+				if err := e.a.apply(e.ctx, "", false, o); err != nil {
+					return "", fmt.Errorf("%s: %w", strings.TrimPrefix(f, e.root+"/"), err)
+				}
+			}
+		}
+	}
+	m := 0
+	for _, f := range files {
+		objs := perFile[f]
 		if err := e.a.apply(e.ctx, ns, true, objs...); err != nil {
 			return "", fmt.Errorf("%s: %w", strings.TrimPrefix(f, e.root+"/"), err)
 		}
