@@ -160,6 +160,17 @@ func loadTree(t *testing.T, root, dir string) []sidecarargs.Object {
 	return out
 }
 
+// podSpecs returns the controller's and the node plugin's pod specs in
+// objs, failing the test when either is missing.
+func podSpecs(t *testing.T, objs []sidecarargs.Object) (controller, node *corev1.PodSpec) {
+	t.Helper()
+	c, n, err := sidecarargs.PodSpecsFrom(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, n
+}
+
 func kustomized(t *testing.T) []sidecarargs.Object {
 	t.Helper()
 	objs, err := sidecarargs.LoadKustomization(filepath.Join(repoRoot(t), sidecarargs.ManifestDir))

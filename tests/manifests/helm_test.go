@@ -178,10 +178,7 @@ func TestHelmValues(t *testing.T) {
 	if !strings.Contains(cm.Data["cloud.conf"], "\nnode-volume-attach-limit = 40\n") {
 		t.Errorf("node.attachLimit=40 not in the node config:\n%s", cm.Data["cloud.conf"])
 	}
-	c, n, err := sidecarargs.PodSpecsFrom(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, rendered)
 	if n.HostNetwork {
 		t.Error("node.hostNetwork=false still renders hostNetwork")
 	}

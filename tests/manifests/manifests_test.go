@@ -53,10 +53,7 @@ func TestImagesPinned(t *testing.T) {
 
 func checkImagesPinned(t *testing.T, objs []sidecarargs.Object) {
 	t.Helper()
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	for _, spec := range []*corev1.PodSpec{c, n} {
 		for _, ctr := range spec.Containers {
 			repo, tag := sidecarargs.SplitImage(ctr.Image)
@@ -86,10 +83,7 @@ func TestSidecarArgs(t *testing.T) {
 // probe command) against its flags at the pinned version.
 func checkSidecarArgs(t *testing.T, objs []sidecarargs.Object) {
 	t.Helper()
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	for _, spec := range []*corev1.PodSpec{c, n} {
 		for _, ctr := range spec.Containers {
 			sc, ok := sidecarargs.ByContainer(ctr.Name)
@@ -195,10 +189,7 @@ func TestPluginArgs(t *testing.T) {
 func checkPluginArgs(t *testing.T, root string, objs []sidecarargs.Object) {
 	t.Helper()
 	known := pluginFlags(t, root)
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	plugin := func(spec *corev1.PodSpec) corev1.Container {
 		for _, ctr := range spec.Containers {
 			if ctr.Name == "cinder-csi-plugin" {
@@ -263,10 +254,7 @@ func TestNodeHasNoCredentials(t *testing.T) {
 
 func checkNodeNoCredentials(t *testing.T, objs []sidecarargs.Object) {
 	t.Helper()
-	_, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, n := podSpecs(t, objs)
 	for _, v := range n.Volumes {
 		if v.Secret != nil {
 			t.Errorf("node volume %s is a Secret", v.Name)
@@ -335,10 +323,7 @@ func TestHostPaths(t *testing.T) {
 
 func checkHostPaths(t *testing.T, objs []sidecarargs.Object, kata bool) {
 	t.Helper()
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	for _, v := range c.Volumes {
 		if v.HostPath != nil {
 			t.Errorf("controller mounts hostPath %s", v.HostPath.Path)
@@ -385,10 +370,7 @@ func TestResources(t *testing.T) {
 
 func checkResources(t *testing.T, objs []sidecarargs.Object) {
 	t.Helper()
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	for _, spec := range []*corev1.PodSpec{c, n} {
 		for _, ctr := range spec.Containers {
 			r := ctr.Resources

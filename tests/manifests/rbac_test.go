@@ -118,10 +118,7 @@ func TestRBAC(t *testing.T) {
 
 func checkRBAC(t *testing.T, objs []sidecarargs.Object, ns string) {
 	t.Helper()
-	c, n, err := sidecarargs.PodSpecsFrom(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, n := podSpecs(t, objs)
 	for _, sa := range []string{c.ServiceAccountName, n.ServiceAccountName} {
 		if _, err := sidecarargs.Find(objs, "ServiceAccount", sa); err != nil {
 			t.Error(err)
