@@ -251,11 +251,15 @@ func validateDeviceRequest(vc *csi.VolumeCapability, publishContext map[string]s
 	return block, nil
 }
 
-// validateVolumePath checks the volume_path of NodeGetVolumeStats and
-// NodeExpandVolume. The spec answers NotFound when the volume is not at
-// volume_path, and a relative path can never name where it was published,
-// so that is NotFound, not InvalidArgument (csi-sanity checks this).
-func validateVolumePath(volumeID, path string) error {
+// validateVolumeAtPath checks the volume id and volume_path of
+// NodeGetVolumeStats and NodeExpandVolume. The spec answers NotFound when
+// the volume is not at volume_path, and a relative path can never name
+// where it was published, so that is NotFound, not InvalidArgument
+// (csi-sanity checks this).
+func validateVolumeAtPath(volumeID, path string) error {
+	if err := validateVolumeID(volumeID); err != nil {
+		return err
+	}
 	if path != "" && !strings.HasPrefix(path, "/") && !strings.ContainsRune(path, 0) {
 		return errNotFound("volume %s is not published at %q: volume_path must be the absolute path it was published at", volumeID, path)
 	}

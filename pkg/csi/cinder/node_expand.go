@@ -15,12 +15,8 @@ import (
 // block volume gets the rescan only: a filesystem a user put on it is not
 // ours to touch.
 func (ns *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	volumePath := req.GetVolumePath()
-	if err := validateVolumePath(volumeID, volumePath); err != nil {
+	volumeID, volumePath := req.GetVolumeId(), req.GetVolumePath()
+	if err := validateVolumeAtPath(volumeID, volumePath); err != nil {
 		return nil, err
 	}
 	blockCap := false

@@ -19,12 +19,8 @@ import (
 // mounted filesystem, the size of a block volume. It takes no volume lock:
 // it only reads, and kubelet polls it while other RPCs run.
 func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	volumePath := req.GetVolumePath()
-	if err := validateVolumePath(volumeID, volumePath); err != nil {
+	volumeID, volumePath := req.GetVolumeId(), req.GetVolumePath()
+	if err := validateVolumeAtPath(volumeID, volumePath); err != nil {
 		return nil, err
 	}
 	if sp := req.GetStagingTargetPath(); sp != "" {
