@@ -327,27 +327,23 @@ func (cs *ControllerServer) cleanupIntermediateSnapshot(ctx context.Context, c o
 }
 
 func snapshotEntry(s *openstack.Snapshot) *csi.Snapshot {
-	e := &csi.Snapshot{
-		SnapshotId:     s.ID,
-		SourceVolumeId: s.VolumeID,
-		SizeBytes:      int64(s.SizeGiB) * gib,
-		ReadyToUse:     s.Status == openstack.SnapshotAvailable,
-	}
-	if !s.CreatedAt.IsZero() {
-		e.CreationTime = timestamppb.New(s.CreatedAt)
-	}
-	return e
+	return csiSnapshot(s.ID, s.VolumeID, s.SizeGiB, s.Status == openstack.SnapshotAvailable, s.CreatedAt)
 }
 
 func backupEntry(b *openstack.Backup) *csi.Snapshot {
+	return csiSnapshot(b.ID, b.VolumeID, b.SizeGiB, b.Status == openstack.BackupAvailable, b.CreatedAt)
+}
+
+// csiSnapshot is the CSI view of a Cinder snapshot or backup.
+func csiSnapshot(id, volumeID string, sizeGiB int, ready bool, created time.Time) *csi.Snapshot {
 	e := &csi.Snapshot{
-		SnapshotId:     b.ID,
-		SourceVolumeId: b.VolumeID,
-		SizeBytes:      int64(b.SizeGiB) * gib,
-		ReadyToUse:     b.Status == openstack.BackupAvailable,
+		SnapshotId:     id,
+		SourceVolumeId: volumeID,
+		SizeBytes:      int64(sizeGiB) * gib,
+		ReadyToUse:     ready,
 	}
-	if !b.CreatedAt.IsZero() {
-		e.CreationTime = timestamppb.New(b.CreatedAt)
+	if !created.IsZero() {
+		e.CreationTime = timestamppb.New(created)
 	}
 	return e
 }
