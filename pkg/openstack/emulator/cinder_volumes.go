@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func (e *Emulator) createVolume(q *req) {
 	if az == "" {
 		az = e.opts.AvailabilityZones[0]
 	}
-	if !contains(e.opts.AvailabilityZones, az) {
+	if !slices.Contains(e.opts.AvailabilityZones, az) {
 		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid input received: Availability zone '%s' is invalid.", az))
 		return
 	}
@@ -499,13 +500,4 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
