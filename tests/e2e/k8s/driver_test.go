@@ -58,9 +58,12 @@ func startEmulator(ctx context.Context, p *procs, binDir, dir, nodeName string) 
 		}
 	}
 	urlFile := filepath.Join(dir, "emulator.url")
+	// E2E_K8S_PROFILE=realistic gives Cinder and Nova their real-world
+	// latencies (create ~1.5 s, attach ~2 s, ...; docs/emulator.md).
 	if _, err := p.start("openstack-emulator", nil, filepath.Join(binDir, "openstack-emulator"),
 		"--addr", "127.0.0.1:0", "--url-file", urlFile, "--cloud-conf", d.cloudConf,
 		"--dev-root", d.devRoot, "--sys-root", d.sysRoot, "--data-dir", filepath.Join(dir, "emulator-data"),
+		"--profile", getenv("E2E_K8S_PROFILE", "fast"),
 		"--azs", "nova", "--servers", "id=6b1b6a32-3f5e-4c6b-9f0a-0c1d2e3f4a51,name="+nodeName+",az=nova,local"); err != nil {
 		return nil, err
 	}

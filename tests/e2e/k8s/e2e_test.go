@@ -152,6 +152,7 @@ func TestKubernetes(t *testing.T) {
 	e.step("4 restore + read back", e.restore)
 	e.step("5 clone + read back", e.clone)
 	e.step("6 resize (online, xfs)", e.resize)
+	e.step("6 resize (offline, ext4)", e.resizeOffline)
 	e.step("9 RWOP", e.rwop)
 	e.step("8 bad parameter", e.badParameter)
 	e.step("8 attach under 503s", e.attachUnderFaults)
@@ -247,6 +248,10 @@ func (e *env) applyExample(rel string, edit func(u *unstructured.Unstructured)) 
 	if err != nil {
 		return nil, err
 	}
+	return e.applyObjects(objs, edit)
+}
+
+func (e *env) applyObjects(objs []*unstructured.Unstructured, edit func(u *unstructured.Unstructured)) ([]*unstructured.Unstructured, error) {
 	for _, u := range objs {
 		if u.GetKind() == "Pod" {
 			_ = unstructured.SetNestedField(u.Object, nodeName, "spec", "nodeName")
@@ -569,6 +574,128 @@ func (e *env) resize() (string, error) {
 		return "", fmt.Errorf("Cinder volume after resize: %+v", v)
 	}
 	return fmt.Sprintf("in-use volume: ControllerExpand done (FileSystemResizePending) after %.1fs, NodeExpand -> %d bytes; PVC status 2Gi; fs %d -> %d bytes", controllerDone.Seconds(), got, before, after), nil
+}
+
+// renameClaim makes an example's PVC and pod (and the pod's volume) use
+// name, so one example can back several flows.
+func renameClaim(name string) func(u *unstructured.Unstructured) {
+	return func(u *unstructured.Unstructured) {
+		switch u.GetKind() {
+		case "PersistentVolumeClaim":
+			u.SetName(name)
+		case "Pod":
+			u.SetName(name)
+			vols, _, _ := unstructured.NestedSlice(u.Object, "spec", "volumes")
+			for _, v := range vols {
+				_ = unstructured.SetNestedField(v.(map[string]any), name, "persistentVolumeClaim", "claimName")
+			}
+			_ = unstructured.SetNestedSlice(u.Object, vols, "spec", "volumes")
+		}
+	}
+}
+
+// resizeOffline is kubelet's offline expansion on the example class
+// (ext4): the pod goes and the volume detaches, the claim grows
+// (ControllerExpand on an available volume), a new pod attaches it again,
+// NodeStage finds the device larger than the filesystem and grows it
+// before mounting, and NodeExpand then reports the size.
+func (e *env) resizeOffline() (string, error) {
+	const claim = "resize-ext4"
+	m, err := e.consume("resize/pvc.yaml", claim, renameClaim(claim))
+	if err != nil {
+		return "", err
+	}
+	if err := writeFile(filepath.Join(m.target, "hello.txt"), payload); err != nil {
+		return "", err
+	}
+	before, err := fsSize(m.target)
+	if err != nil {
+		return "", err
+	}
+	if err := e.k.unmount(e.ctx, m); err != nil {
+		return "", err
+	}
+	delete(e.mounted, claim)
+	zero := int64(0)
+	if err := e.cp.client.CoreV1().Pods(ns).Delete(e.ctx, claim, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		return "", err
+	}
+	handle := m.pv.Spec.CSI.VolumeHandle
+	if err := poll(e.ctx, stepTimeout, "detach of "+handle, func(ctx context.Context) (bool, error) {
+		st, err := e.d.state(ctx)
+		if err != nil {
+			return false, err
+		}
+		v := st.volume(handle)
+		return v != nil && v.Status == "available", nil
+	}); err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	if err := resizeClaim(e.ctx, e.cp.client, ns, claim, resource.MustParse("2Gi")); err != nil {
+		return "", err
+	}
+	if err := poll(e.ctx, stepTimeout, "ControllerExpand of the available volume", func(ctx context.Context) (bool, error) {
+		st, err := e.d.state(ctx)
+		if err != nil {
+			return false, err
+		}
+		v := st.volume(handle)
+		return v != nil && v.SizeGiB == 2, nil
+	}); err != nil {
+		return "", fmt.Errorf("%w%s", err, claimEvents(e.ctx, e.cp.client, ns, claim))
+	}
+	controllerDone := time.Since(t0)
+	// A new pod: attach, stage (grows ext4 offline), publish, NodeExpand.
+	// Only the example's pod: re-applying its 1Gi claim would shrink it.
+	all, err := decodeFile(filepath.Join(e.root, "examples", "resize", "pvc.yaml"))
+	if err != nil {
+		return "", err
+	}
+	var podObjs []*unstructured.Unstructured
+	for _, u := range all {
+		if u.GetKind() == "Pod" {
+			podObjs = append(podObjs, u)
+		}
+	}
+	objs, err := e.applyObjects(podObjs, func(u *unstructured.Unstructured) {
+		renameClaim(claim)(u)
+		u.SetName(claim + "-2")
+	})
+	if err != nil {
+		return "", err
+	}
+	pod, err := podOf(objs)
+	if err != nil {
+		return "", err
+	}
+	m2, err := e.k.mount(e.ctx, pod, claim, stepTimeout)
+	if err != nil {
+		return "", err
+	}
+	e.mounted[claim] = m2
+	got, err := e.k.expandFS(e.ctx, m2, stepTimeout)
+	if err != nil {
+		return "", err
+	}
+	pvc, err := e.cp.client.CoreV1().PersistentVolumeClaims(ns).Get(e.ctx, claim, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	if c := pvc.Status.Capacity[corev1.ResourceStorage]; c.Cmp(resource.MustParse("2Gi")) != 0 {
+		return "", fmt.Errorf("PVC capacity %s, want 2Gi", c.String())
+	}
+	after, err := fsSize(m2.target)
+	if err != nil {
+		return "", err
+	}
+	if after < before+(1<<29) {
+		return "", fmt.Errorf("ext4 %d bytes before, %d after restage", before, after)
+	}
+	if err := readBack(m2); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("detached volume: ControllerExpand after %.1fs; new pod: NodeStage grew ext4 %d -> %d bytes, NodeExpand -> %d; PVC status 2Gi; data intact", controllerDone.Seconds(), before, after, got), nil
 }
 
 func (e *env) rwop() (string, error) {
