@@ -16,7 +16,8 @@
 # exits 0. E2E_K8S_NO_BUILD=1 never runs build.sh (a cold build takes
 # 24-53 min on 2 cores): it skips when the cache lacks a binary. Knobs: K8S_RIG_CACHE (default ~/.cache/k8s-rig), E2E_K8S_KEEP=1
 # (keep the state dir and its logs), E2E_K8S_TIMES=FILE (write the step
-# table there), E2E_K8S_RUN (go test -run pattern).
+# table there), E2E_K8S_RUN (go test -run pattern), E2E_K8S_PROFILE=realistic
+# (the emulator's real-world latencies).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
