@@ -958,8 +958,20 @@ func (e *env) teardownAll() {
 	if out := os.Getenv("E2E_K8S_TIMES"); out != "" {
 		_ = os.WriteFile(out, []byte(table), 0o644)
 	}
-	if t.Failed() || os.Getenv("E2E_K8S_KEEP") == "1" {
+	if os.Getenv("E2E_K8S_KEEP") == "1" {
 		t.Logf("state and logs kept in %s (logs/*.log)", e.dir)
+		return
+	}
+	if t.Failed() {
+		// Only the logs and the step table survive a failure: etcd data,
+		// volume files, certificates and sockets go.
+		entries, _ := os.ReadDir(e.dir)
+		for _, en := range entries {
+			if en.Name() != "logs" && en.Name() != "e2e-times.txt" {
+				_ = os.RemoveAll(filepath.Join(e.dir, en.Name()))
+			}
+		}
+		t.Logf("logs kept in %s/logs (one per process); remove the directory when done", e.dir)
 		return
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
