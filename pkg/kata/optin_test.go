@@ -144,10 +144,34 @@ func TestCustomNodeOptInLabel(t *testing.T) {
 	}
 }
 
-func TestNewFailsWhenTheNodeCannotBeRead(t *testing.T) {
+func TestNodeNotReadableAtStartIsRetriedOnPublish(t *testing.T) {
+	// The Node may not be registered yet when the plugin starts; the plugin
+	// must still start (a crash loop would block every mount on the node)
+	// and answer Unavailable until it can read the opt-in.
+	_, api := optInEnv(t, true, nodeOptedInLabel, nil)
+	api.remove(nodePath(testNode))
+	fresh, err := New(context.Background(), Options{
+		Enabled: true, NodeName: testNode, KubeClient: api.client(),
+		RecordRoot: t.TempDir(), RuntimeHandlerPrefix: DefaultRuntimeHandlerPrefix,
+	})
+	if err != nil {
+		t.Fatalf("New failed without the node: %v", err)
+	}
+	got, err := fresh.Wants(context.Background(), wantsReq("kata-qemu"))
+	wantCode(t, err, codes.Unavailable, "opt-in")
+	if got {
+		t.Fatal("Wants true before the node opt-in was read")
+	}
+	api.addNode(testNode, nodeOptedInLabel, nil)
+	if ok, err := fresh.Wants(context.Background(), wantsReq("kata-qemu")); !ok || err != nil {
+		t.Fatalf("Wants after the node appeared = %v, %v", ok, err)
+	}
+}
+
+func TestNewRefusesAMissingNodeName(t *testing.T) {
 	api := newFakeAPI(t)
-	if _, err := New(context.Background(), Options{Enabled: true, NodeName: "missing", KubeClient: api.client(), RecordRoot: t.TempDir()}); err == nil {
-		t.Fatal("New succeeded without the node")
+	if _, err := New(context.Background(), Options{Enabled: true, KubeClient: api.client(), RecordRoot: t.TempDir()}); err == nil {
+		t.Fatal("New succeeded without a node name")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -60,12 +61,14 @@ type Options struct {
 
 // Publisher implements the node server's KataPublisher.
 type Publisher struct {
-	enabled   bool
-	nodeOptIn bool
-	store     *Store
-	optIn     *optIn
-	host      *hostMounts
-	shim      *shimClient
+	enabled bool
+	// node resolves the node opt-in once; until it has, publishes answer
+	// Unavailable rather than guess.
+	node  nodeDecision
+	store *Store
+	optIn *optIn
+	host  *hostMounts
+	shim  *shimClient
 
 	// failAt is a test seam simulating a crash: when it returns an error
 	// for a step, the operation stops right there, leaving the host as a
@@ -128,11 +131,25 @@ func New(ctx context.Context, o Options) (*Publisher, error) {
 	}
 	p.optIn = newOptIn(client, o.RuntimeHandlerPrefix, o.ExcludedRuntimeHandlers, o.LookupCacheTTL)
 	if o.NodeOptIn != nil {
-		p.nodeOptIn = *o.NodeOptIn
-	} else if p.nodeOptIn, err = nodeOptedIn(ctx, client, o.NodeName, o.NodeOptInLabel); err != nil {
-		return nil, err
+		p.node.set(*o.NodeOptIn)
+	} else {
+		if _, _, err := parseNodeOptIn(o.NodeOptInLabel); err != nil {
+			return nil, err
+		}
+		if o.NodeName == "" {
+			return nil, errors.New("kata direct volumes need the node name (--node-name or $NODE_NAME) to read the node opt-in")
+		}
+		p.node.lookup = func(ctx context.Context) (bool, error) {
+			return nodeOptedIn(ctx, client, o.NodeName, o.NodeOptInLabel)
+		}
+		// A Node not registered yet or an API server blip must not stop
+		// the plugin: that would block every mount on the node, not only
+		// Kata ones. The first publish retries the lookup.
+		if _, err := p.node.get(ctx); err != nil {
+			klog.ErrorS(err, "Cannot read the Kata node opt-in yet; publishes will retry it", "node", o.NodeName)
+		}
 	}
-	klog.InfoS("Kata direct volumes", "enabled", true, "node", o.NodeName, "nodeOptIn", p.nodeOptIn,
+	klog.InfoS("Kata direct volumes", "enabled", true, "node", o.NodeName,
 		"handlerPrefix", o.RuntimeHandlerPrefix, "recordRoot", p.store.Root())
 	return p, nil
 }
@@ -160,7 +177,14 @@ func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest
 	if p.Holds(req.GetTargetPath()) {
 		return true, nil
 	}
-	if !p.enabled || !p.nodeOptIn {
+	if !p.enabled {
+		return false, nil
+	}
+	nodeOptIn, err := p.node.get(ctx)
+	if err != nil {
+		return false, status.Errorf(codes.Unavailable, "reading this node's Kata opt-in: %v", err)
+	}
+	if !nodeOptIn {
 		return false, nil
 	}
 	if req.GetVolumeCapability().GetBlock() != nil {
@@ -534,4 +558,34 @@ func (p *Publisher) restoreStaging(mi *MountInfo) error {
 		return status.Errorf(codes.Internal, "restoring staging mount %s of %s: %v", staging, mi.Device, err)
 	}
 	return nil
+}
+
+// nodeDecision is the node opt-in, read once and then kept: it is a label
+// an operator sets before scheduling Kata pods, and re-reading it per
+// publish would cost an API call per mount.
+type nodeDecision struct {
+	mu     sync.Mutex
+	known  bool
+	value  bool
+	lookup func(ctx context.Context) (bool, error)
+}
+
+func (d *nodeDecision) set(v bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.known, d.value = true, v
+}
+
+func (d *nodeDecision) get(ctx context.Context) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known || d.lookup == nil {
+		return d.value, nil
+	}
+	v, err := d.lookup(ctx)
+	if err != nil {
+		return false, err
+	}
+	d.known, d.value = true, v
+	return v, nil
 }
