@@ -1,10 +1,12 @@
 package cinder
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	utilexec "k8s.io/utils/exec"
 )
 
@@ -85,6 +87,52 @@ func resize2fs(exec utilexec.Interface, devicePath string) error {
 	out, err := exec.Command("resize2fs", devicePath).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("resize2fs %s: %w: %s", devicePath, err, firstLines(out))
+	}
+	return nil
+}
+
+// formatDevice makes a filesystem on a device the caller probed and found
+// blank, with the arguments mount-utils' FormatAndMount uses: forced (the
+// probe already ruled out an existing filesystem), and no blocks reserved
+// for root on ext.
+func formatDevice(exec utilexec.Interface, fsType, devicePath string) error {
+	args := []string{devicePath}
+	switch {
+	case isExt(fsType):
+		args = []string{"-F", "-m0", devicePath}
+	case fsType == "xfs":
+		args = []string{"-f", devicePath}
+	}
+	out, err := exec.Command("mkfs."+fsType, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mkfs.%s %s: %w: %s", fsType, strings.Join(args, " "), err, firstLines(out))
+	}
+	return nil
+}
+
+// fsck exit codes (fsck(8)).
+const (
+	fsckErrorsCorrected   = 1
+	fsckErrorsUncorrected = 4
+)
+
+// checkFilesystem runs fsck -a on a formatted device before a read-write
+// mount, as mount-utils' FormatAndMount does: repairable damage is
+// repaired, damage fsck cannot repair refuses the mount, and a missing or
+// failing fsck is logged and the mount goes on.
+func checkFilesystem(logger logr.Logger, exec utilexec.Interface, devicePath string) error {
+	out, err := exec.Command("fsck", "-a", devicePath).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	var ee utilexec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitStatus() == fsckErrorsCorrected:
+		logger.Info("fsck corrected errors on the device", "device", devicePath)
+	case errors.As(err, &ee) && ee.ExitStatus() == fsckErrorsUncorrected:
+		return errPrecondition("fsck -a %s found errors it could not correct; repair the filesystem by hand: %s", devicePath, firstLines(out))
+	default:
+		logger.Info("fsck failed; mounting without it", "device", devicePath, "err", err, "output", firstLines(out))
 	}
 	return nil
 }
