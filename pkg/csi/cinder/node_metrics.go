@@ -13,10 +13,10 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/metrics"
 )
 
-// Node metrics. Mounts and mkfs runs are timed by wrapping the mounter
-// rather than around our calls: mount-utils' FormatAndMount formats and
-// mounts in one call, and only the wrapped mounter and exec see the two
-// steps apart.
+// Node metrics. Mounts and mkfs runs are timed by wrapping the mounter and
+// its exec, so every mount(8) and mkfs the node runs is recorded, whichever
+// code path runs it. Bind mounts use mount(2) and record themselves
+// (bindMount).
 
 // staleMount counts and logs a mount that is corrupted or whose disk is
 // gone. A stale mount that stays is counted again by each call that finds

@@ -98,11 +98,7 @@ func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target
 	if err := ensureDir(target); err != nil {
 		return err
 	}
-	options := []string{"bind"}
-	if readOnly {
-		options = append(options, "ro")
-	}
-	if err := ns.mounter.Mount(staging, target, "", options); err != nil {
+	if err := ns.bindMount(staging, target, readOnly); err != nil {
 		return StatusFromError(err, "bind-mounting volume %s at %s", volumeID, target)
 	}
 	logger.Info("Published volume", "targetPath", target, "readonly", readOnly)
@@ -147,11 +143,7 @@ func (ns *NodeServer) publishBlock(logger logr.Logger, volumeID string, dev *dev
 		return StatusFromError(err, "creating the block target %s", target)
 	}
 	_ = f.Close()
-	options := []string{"bind"}
-	if readOnly {
-		options = append(options, "ro")
-	}
-	if err := ns.mounter.Mount(dev.Node, target, "", options); err != nil {
+	if err := ns.bindMount(dev.Node, target, readOnly); err != nil {
 		return StatusFromError(err, "bind-mounting device %s of volume %s at %s", dev.Node, volumeID, target)
 	}
 	logger.Info("Published block volume", "targetPath", target, "device", dev.Path, "readonly", readOnly)
