@@ -50,7 +50,8 @@ type NodeOptions struct {
 	DevRoot string
 	SysRoot string
 	// Mounter formats, mounts and runs filesystem tools. Default: the host
-	// mounter and exec.
+	// mounter (without systemd-run) and exec. Bind mounts use mount(2)
+	// directly.
 	Mounter *mount.SafeFormatAndMount
 	// Kata, when set, takes publishes of pods that opt into Kata direct
 	// volumes.
@@ -109,7 +110,10 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 	}
 	mounter := opts.Mounter
 	if mounter == nil {
-		mounter = mount.NewSafeFormatAndMount(mount.New(""), utilexec.New())
+		// Without systemd: systemd-run --scope only keeps FUSE daemons
+		// alive across kubelet restarts, block filesystems have none, and
+		// mount.New probes for it with one more process on the first mount.
+		mounter = mount.NewSafeFormatAndMount(mount.NewWithoutSystemd(""), utilexec.New())
 	}
 	mounter = instrumentMounter(mounter, opts.Metrics)
 	return &NodeServer{
