@@ -47,7 +47,7 @@ cleanup() {
     # admin one); anything left there is a leak: reported, then removed.
     leaked=0
     for b in $(osc volume backup list --all-projects -f value -c ID 2>/dev/null); do
-      leaked=1; log "LEAK: backup $b"; osc volume backup delete --force "$b"
+      leaked=1; log "LEAK: backup $b"; osc volume backup delete "$b"
     done
     for s in $(osc volume snapshot list --all-projects -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: snapshot $s"; osc volume snapshot delete --force "$s"
