@@ -22,8 +22,8 @@ type Target struct {
 	Name    string
 	Client  *rig.Client
 	Admin   *rig.Client // changes the quota of Client's project
-	Server1 string // a server volumes attach to
-	Server2 string // another server, for the second attach
+	Server1 string      // a server volumes attach to
+	Server2 string      // another server, for the second attach
 }
 
 // Obs is what one step observed.

@@ -37,9 +37,9 @@ type Env struct {
 	Project   string // a project of its own; User is a plain member
 	// Admin credentials, used only to change the project's quota.
 	AdminUser, AdminPassword, AdminProject string
-	Node1     string // server that gets the real hot-plugged devices
-	Node2     string // second server, attachments stay fake
-	DevRoot   string // the rig's device-link root
+	Node1                                  string // server that gets the real hot-plugged devices
+	Node2                                  string // second server, attachments stay fake
+	DevRoot                                string // the rig's device-link root
 }
 
 // RigDirs are the places the rig scripts may live, relative to the module
