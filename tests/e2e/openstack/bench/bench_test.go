@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 )
@@ -140,9 +142,19 @@ func BenchmarkRealCinder(b *testing.B) {
 		must(err)
 		return r.Volume.VolumeId
 	}
+	// Aborted and Unavailable are retried after a second, as the
+	// provisioner does (a backup's intermediate snapshot can still be
+	// going away when its volume is deleted).
 	del := func(id string) {
-		_, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id})
-		must(err)
+		for tries := 1; ; tries++ {
+			_, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id})
+			if c := status.Code(err); (c == codes.Aborted || c == codes.Unavailable) && tries < 60 {
+				time.Sleep(time.Second)
+				continue
+			}
+			must(err)
+			return
+		}
 	}
 	snapshot := func(vol string, params map[string]string) string {
 		seq++
