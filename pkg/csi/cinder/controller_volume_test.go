@@ -88,6 +88,17 @@ func TestControllerCreateVolume(t *testing.T) {
 			code: codes.InvalidArgument, volumes: 0, calls: 0,
 		},
 		{
+			// Real Cinder answers 404 for an unknown type (openstack-rig);
+			// CSI keeps NotFound for a missing source.
+			name: "unknown volume type is InvalidArgument",
+			req: func(*controllerEnv) *csi.CreateVolumeRequest {
+				r := createReq("pvc-no-type", 1)
+				r.Parameters = map[string]string{"type": "no-such-type"}
+				return r
+			},
+			code: codes.InvalidArgument, volumes: 0, calls: 2,
+		},
+		{
 			name: "RWX on a filesystem is InvalidArgument",
 			req: func(*controllerEnv) *csi.CreateVolumeRequest {
 				r := createReq("pvc-rwx", 1)
