@@ -80,7 +80,7 @@ func (r *report) opsSection(w func(string, ...any)) {
 		return
 	}
 	w("### Per operation\n\n")
-	w("The emulator's `realistic` profile (read from the emulator at run time): ")
+	w("The emulator's `bench` profile (issue 10's fixed cloud times, read from the emulator at run time): ")
 	var parts []string
 	for _, op := range []string{"volume_create", "attach", "detach", "snapshot_create", "volume_extend", "volume_delete", "snapshot_delete"} {
 		parts = append(parts, fmt.Sprintf("%s %s", op, r.latencies[op]))

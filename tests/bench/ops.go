@@ -65,7 +65,7 @@ func RunOps(ctx context.Context, cfg OpsConfig) (*OpsResult, error) {
 		cfg.Iterations = 1
 	}
 	if cfg.Profile == "" {
-		cfg.Profile = "realistic"
+		cfg.Profile = "bench"
 	}
 	res := &OpsResult{Samples: map[string][]Sample{}}
 	var mu sync.Mutex

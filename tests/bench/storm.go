@@ -47,7 +47,7 @@ type StormConfig struct {
 // DefaultStorm is the storm of issue 10: 200 volumes, 10 nodes, 100
 // workers, a cloud that allows 20 requests/s and a plugin limited to 18.
 func DefaultStorm(plugin string) StormConfig {
-	return StormConfig{Plugin: plugin, Volumes: 200, Nodes: 10, Workers: 100, CloudRPS: 20, PluginQPS: 18, PluginBurst: 10, Profile: "realistic"}
+	return StormConfig{Plugin: plugin, Volumes: 200, Nodes: 10, Workers: 100, CloudRPS: 20, PluginQPS: 18, PluginBurst: 10, Profile: "bench"}
 }
 
 // StormResult is one storm's figures.
@@ -77,7 +77,7 @@ type StormResult struct {
 // RunStorm starts the emulator and the plugin binary and runs the storm.
 func RunStorm(ctx context.Context, cfg StormConfig) (*StormResult, error) {
 	if cfg.Profile == "" {
-		cfg.Profile = "realistic"
+		cfg.Profile = "bench"
 	}
 	emu, err := emulator.Start(emulator.Options{Profile: cfg.Profile, Servers: servers(cfg.Nodes), Seed: cfg.Seed + 1,
 		QuotaVolumes: -1, QuotaGigabytes: -1, QuotaSnapshots: -1, MaxDevicesPerServer: cfg.Volumes + 1,

@@ -37,7 +37,7 @@ type Options struct {
 	DataDir           string   // sparse files with volume bytes; default a temp dir removed on Close
 	StateDir          string   // optional persistence of the in-memory state
 	TokenTTL          time.Duration
-	Profile           string // "fast" (default) or "realistic"
+	Profile           string // "fast" (default), "realistic" (the rig's measured latencies) or "bench" (issue 10's fixed latencies)
 	Latency           map[string]time.Duration
 	// MaxCinderMicroversion defaults to "3.70".
 	MaxCinderMicroversion string
@@ -181,8 +181,8 @@ func applyDefaults(o *Options) error {
 	if o.Profile == "" {
 		o.Profile = "fast"
 	}
-	if o.Profile != "fast" && o.Profile != "realistic" {
-		return fmt.Errorf("emulator: unknown profile %q (want fast or realistic)", o.Profile)
+	if o.Profile != "fast" && o.Profile != "realistic" && o.Profile != "bench" {
+		return fmt.Errorf("emulator: unknown profile %q (want fast, realistic or bench)", o.Profile)
 	}
 	for op := range o.Latency {
 		if !knownOp(op) {
