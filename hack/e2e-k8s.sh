@@ -18,6 +18,9 @@
 # (keep the state dir and its logs), E2E_K8S_TIMES=FILE (write the step
 # table there), E2E_K8S_RUN (go test -run pattern), E2E_K8S_PROFILE=realistic
 # (the emulator's real-world latencies).
+# E2E_K8S_CLOUD=openstack: the real openstack-rig instead of the emulator;
+# hack/e2e-openstack.sh runs it that way with the project, node servers and
+# cloud.conf it made (tests/e2e/README.md, "Against the real rig").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

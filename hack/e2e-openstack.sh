@@ -7,7 +7,9 @@
 #
 # Env: RIG_DIR (rig scripts), RIG_STATE (default /var/lib/openstack-rig),
 # E2E_KEEP_RIG=1 (leave the rig running), E2E_RUN (go test -run filter),
-# E2E_WORK (output directory, default /tmp/cinder-csi-e2e-openstack).
+# E2E_WORK (output directory, default /tmp/cinder-csi-e2e-openstack),
+# E2E_K8S_OPENSTACK=0|1 (the k8s e2e flows on this cloud: on by default,
+# only with =1 when E2E_RUN is set).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -131,6 +133,21 @@ if [[ -z ${E2E_RUN:-} || ${E2E_BENCH:-} == 1 ]]; then
   go test -count=1 -run '^$' -bench . -benchtime ${E2E_BENCH_N:-5}x -timeout 30m ./tests/e2e/openstack/bench/ 2>&1 |
     tee "$WORK/bench.log" | grep -E '^(Benchmark|ok|FAIL|---)'
   [[ ${PIPESTATUS[0]} == 0 ]] || rc=1
+fi
+# The k8s e2e's flows (tests/e2e/README.md, "Against the real rig") on this
+# cloud, while the rig and the node servers are up: real kube-apiserver,
+# kcm and sidecars with the manifests' args; skips itself when the k8s rig
+# binaries are not cached (never builds them here). E2E_K8S_OPENSTACK=0
+# leaves it out; with E2E_RUN set it runs only with E2E_K8S_OPENSTACK=1.
+if [[ ${E2E_K8S_OPENSTACK:-} == 1 || (-z ${E2E_RUN:-} && ${E2E_K8S_OPENSTACK:-1} != 0) ]]; then
+  log "k8s flows on the real cloud (log $WORK/k8s.log, steps $WORK/k8s-times.txt)"
+  rm -f "$WORK/k8s-times.txt"
+  make -s build >"$WORK/k8s.log" 2>&1 &&
+    E2E_K8S_CLOUD=openstack E2E_K8S_NO_BUILD=1 E2E_K8S_TIMES=$WORK/k8s-times.txt "$ROOT/hack/e2e-k8s.sh" >>"$WORK/k8s.log" 2>&1
+  k8src=$?
+  grep -E '^(e2e-k8s: SKIP|--- |ok|FAIL)' "$WORK/k8s.log" || true
+  [[ -f $WORK/k8s-times.txt ]] && cat "$WORK/k8s-times.txt"
+  [[ $k8src == 0 ]] || { log "k8s flows failed (rc=$k8src), see $WORK/k8s.log"; rc=1; }
 fi
 set -e
 # Ginkgo colours its summary; the counts are read without the escapes.

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 )
 
@@ -28,6 +30,10 @@ var controllerSidecars = []string{"csi-attacher", "csi-provisioner", "csi-snapsh
 // sidecars, each a process with its command line from the manifests.
 type driver struct {
 	emulatorURL string
+	// real is set in the real-cloud mode (E2E_K8S_CLOUD=openstack): no
+	// emulator, the state comes from Cinder and Nova.
+	real        *realCloud
+	metadataURL string
 	cloudConf   string
 	ctrlSock    string
 	nodeSock    string
@@ -76,11 +82,34 @@ func startEmulator(ctx context.Context, p *procs, binDir, dir, nodeName string) 
 			return false, nil
 		}
 		d.emulatorURL = strings.TrimSpace(string(b))
+		d.metadataURL = d.emulatorURL + "/openstack/latest/meta_data.json"
 		_, err = os.Stat(d.cloudConf)
 		return err == nil, nil
 	}); err != nil {
 		return nil, err
 	}
+	return d, nil
+}
+
+// startRealCloud is startEmulator's counterpart on the openstack-rig: the
+// controller's cloud.conf is the member's one hack/e2e-openstack.sh wrote,
+// the node is the rig's server e2e-node1 (its attachments hot-plugged
+// under the rig's dev root, its metadata served over HTTP on 127.0.0.1
+// from the rig's meta_data.json: no config drive can be mounted here).
+func startRealCloud(ctx context.Context, t testing.TB, dir string) (*driver, error) {
+	rc, err := newRealCloud(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	d := &driver{
+		real: rc, devRoot: rc.env.DevRoot, sysRoot: "/sys",
+		kubeletDir: filepath.Join(dir, "kubelet"), cloudConf: rc.env.CloudConf,
+		overrides: map[string][]string{}, healthz: map[string]string{},
+	}
+	if err := os.MkdirAll(d.kubeletDir, 0o755); err != nil {
+		return nil, err
+	}
+	d.metadataURL = rig.ServeMetadata(t, filepath.Join(rc.env.State, "metadata", rc.env.Node1))
 	return d, nil
 }
 
@@ -188,7 +217,7 @@ func (d *driver) startPlugin(ctx context.Context, p *procs, binDir, root, dir, k
 	nodeArgs := d.override("node/cinder-csi-plugin", args["node/cinder-csi-plugin"], map[string]string{
 		"endpoint": "unix://" + d.nodeSock, "cloud-config": nodeConf, "http-endpoint": nodeHTTP, "kubeconfig": kubeconfig,
 		"kata-record-root": filepath.Join(dir, "kata-direct-volumes"),
-		"dev-root":         d.devRoot, "sys-root": d.sysRoot, "metadata-url": d.emulatorURL + "/openstack/latest/meta_data.json",
+		"dev-root":         d.devRoot, "sys-root": d.sysRoot, "metadata-url": d.metadataURL,
 	})
 	if _, err := p.start("plugin-node", []string{"NODE_NAME=" + nodeName}, plugin, nodeArgs...); err != nil {
 		return err

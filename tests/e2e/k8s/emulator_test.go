@@ -68,6 +68,9 @@ func admin(ctx context.Context, base, method, path string, body, out any) error 
 }
 
 func (d *driver) state(ctx context.Context) (*emuState, error) {
+	if d.real != nil {
+		return d.real.state(ctx)
+	}
 	var s emuState
 	return &s, admin(ctx, d.emulatorURL, http.MethodGet, "/admin/state", nil, &s)
 }

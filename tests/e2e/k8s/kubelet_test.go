@@ -12,7 +12,9 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -301,8 +303,23 @@ func (k *kubelet) expandFS(ctx context.Context, m *mounted, timeout time.Duratio
 	if k.stage {
 		req.StagingTargetPath = m.staging
 	}
-	resp, err := k.node.NodeExpandVolume(ctx, req)
-	if err != nil {
+	// kubelet retries a failed NodeExpandVolume with backoff: on a real
+	// cloud the plugin answers Unavailable until the hypervisor has passed
+	// the new size to the node (Nova's volume-extended event).
+	var resp *csi.NodeExpandVolumeResponse
+	var lastErr error
+	if err := poll(ctx, timeout, "NodeExpandVolume of "+m.pv.Name, func(ctx context.Context) (bool, error) {
+		var err error
+		resp, err = k.node.NodeExpandVolume(ctx, req)
+		if status.Code(err) == codes.Unavailable {
+			lastErr = err
+			return false, nil
+		}
+		return err == nil, err
+	}); err != nil {
+		if lastErr != nil {
+			err = fmt.Errorf("%w (last: %v)", err, lastErr)
+		}
 		return 0, fmt.Errorf("NodeExpandVolume: %w", err)
 	}
 	pvc.Status.Capacity[corev1.ResourceStorage] = size
