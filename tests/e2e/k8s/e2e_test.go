@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 )
 
@@ -103,6 +104,11 @@ func TestKubernetes(t *testing.T) {
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the emulator hot-plugs loop devices and the node plugin mounts them")
+	}
+	if realCloudMode() {
+		// Skips unless hack/e2e-openstack.sh prepared the rig (project,
+		// member, node servers, cloud.conf): before anything starts.
+		rig.Require(t)
 	}
 	root, err := sidecarargs.RepoRoot()
 	if err != nil {
@@ -940,7 +946,13 @@ func (e *env) teardownFlow() (string, error) {
 		last, err = e.d.state(ctx)
 		return err == nil && len(pvs.Items) == 0 && last.empty(), err
 	}); err != nil {
-		return "", fmt.Errorf("%w; emulator: %v", err, last)
+		left := ""
+		if last != nil {
+			for _, v := range last.Volumes {
+				left += fmt.Sprintf(" [volume %s %s, %d attachments]", v.ID, v.Status, len(v.Attachments))
+			}
+		}
+		return "", fmt.Errorf("%w; cloud: %v%s", err, last, left)
 	}
 	return fmt.Sprintf("detached in %.1fs; snapshot, PVCs and PVs deleted; cloud: %v", detached.Seconds(), last), nil
 }
