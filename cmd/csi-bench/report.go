@@ -233,7 +233,7 @@ func (r *report) nodeSection(w func(string, ...any)) {
 	}
 	w("NodeStageVolume (device discovery, filesystem probe, mkfs, mount) plus NodePublishVolume (bind mount) on a 1 GiB loop device ")
 	w("that the emulator hot-plugged for a ControllerPublish, against `mkfs.<fs> -F|-f <dev>` and `mount -t <fs> <dev> <dir>` by hand on the same device. ")
-	w("The device is wiped before each, and the order alternates. Each run takes the median of 3 pairs per filesystem.\n\n")
+	w("The device is discarded before each (a discarded loop device reads as zeros, as a new Cinder volume does), and the order alternates. Each run takes the median of 3 pairs per filesystem.\n\n")
 	w("| Filesystem | Driver (ms) | By hand (ms) | Ratio |\n|---|---|---|---|\n")
 	worst := 0.0
 	for _, fs := range []string{"ext4", "xfs"} {

@@ -533,12 +533,10 @@ func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVol
 			if openstack.IsNotFound(err) {
 				return &csi.DeleteVolumeResponse{}, nil
 			}
-			// Cinder refuses a volume with dependent snapshots: only the
-			// user can resolve that, unless they are already going away.
-			if openstack.KindOf(err) == openstack.KindConflict && snapshotsAllDeleting(ctx, c, id) {
-				return nil, errInProgress("volume %s still has snapshots being deleted; retry when they are gone", id)
+			if openstack.KindOf(err) == openstack.KindConflict {
+				return nil, deleteRefused(ctx, c, id, err)
 			}
-			return nil, StatusFromError(needsUser(err), "deleting volume %s", id)
+			return nil, StatusFromError(err, "deleting volume %s", id)
 		}
 		defer func() { server.RecordTiming(ctx, "deleteVolume", time.Since(start)) }()
 	}
@@ -563,17 +561,28 @@ func volumeInTransition(status string) bool {
 	return false
 }
 
-// snapshotsAllDeleting reports whether every snapshot of a volume is being
-// deleted (one listing, only on the refused-delete path).
-func snapshotsAllDeleting(ctx context.Context, c openstack.Cloud, volID string) bool {
-	page, err := c.ListSnapshots(ctx, openstack.ListOpts{VolumeID: volID})
-	if err != nil {
-		return false
+// deleteRefused explains a delete Cinder refused (400 or 409) for a volume
+// our read showed deletable. Dependent snapshots need the user unless they
+// are all being deleted already; a volume that has since moved into a
+// transition, or whose detach Cinder has not finished recording, only
+// needs a retry. Anything else is Cinder's own message, for the user.
+func deleteRefused(ctx context.Context, c openstack.Cloud, id string, refusal error) error {
+	if page, err := c.ListSnapshots(ctx, openstack.ListOpts{VolumeID: id}); err == nil && len(page.Items) > 0 {
+		var blocking []string
+		for _, s := range page.Items {
+			if s.Status != openstack.SnapshotDeleting {
+				blocking = append(blocking, s.ID+" ("+s.Status+")")
+			}
+		}
+		if len(blocking) == 0 {
+			return errInProgress("volume %s still has %d snapshot(s) being deleted; retry when they are gone", id, len(page.Items))
+		}
+		return errPrecondition("volume %s has snapshot(s) %s; delete them before the volume", id, strings.Join(blocking, ", "))
 	}
-	for _, s := range page.Items {
-		if s.Status != openstack.SnapshotDeleting {
-			return false
+	if vol, err := c.GetVolume(ctx, id); err == nil {
+		if volumeInTransition(vol.Status) || len(vol.Attachments) > 0 {
+			return errInProgress("Cinder refused to delete volume %s while it is %s with %d attachment(s); retry once it settles", id, vol.Status, len(vol.Attachments))
 		}
 	}
-	return true
+	return StatusFromError(needsUser(refusal), "deleting volume %s", id)
 }

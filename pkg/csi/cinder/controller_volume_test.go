@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -335,6 +336,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 		name    string
 		setup   func(e *controllerEnv) string
 		code    codes.Code
+		msg     string // in the error message, when set
 		volumes int
 		calls   int64
 	}{
@@ -358,7 +360,32 @@ func TestControllerDeleteVolume(t *testing.T) {
 			},
 			// GET, the refused DELETE, and the snapshot listing that tells a
 			// live dependent snapshot from one already being deleted.
-			code: codes.FailedPrecondition, volumes: 1, calls: 3,
+			code: codes.FailedPrecondition, msg: "has snapshot(s)", volumes: 1, calls: 3,
+		},
+		{
+			name: "snapshots already being deleted is Aborted",
+			setup: func(e *controllerEnv) string {
+				id := e.mustCreate("pvc-snap-going", 1)
+				snap := e.mustSnapshot("snap-going", id, nil)
+				e.emu.SetLatency("snapshot_delete", time.Minute)
+				_, err := e.cs.DeleteSnapshot(e.shortCtx(50*time.Millisecond), &csi.DeleteSnapshotRequest{SnapshotId: snap.SnapshotId})
+				ctCode(t, err, codes.Aborted)
+				return id
+			},
+			code: codes.Aborted, msg: "being deleted", volumes: 1, calls: 3,
+		},
+		{
+			// Cinder refuses a status our read does not treat as changing:
+			// its own message goes to the user, not a guess about snapshots.
+			name: "refused without snapshots is FailedPrecondition with Cinder's reason",
+			setup: func(e *controllerEnv) string {
+				id := e.mustCreate("pvc-maintenance", 1)
+				e.emu.SetVolumeStatus(id, "maintenance")
+				return id
+			},
+			// GET, the refused DELETE, the empty snapshot listing, GET again
+			// (counted once: distinct endpoints).
+			code: codes.FailedPrecondition, msg: "Volume status must be available", volumes: 1, calls: 3,
 		},
 		{
 			name: "still creating is Aborted",
@@ -378,6 +405,9 @@ func TestControllerDeleteVolume(t *testing.T) {
 			e.warm()
 			_, err := e.cs.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: id})
 			ctCode(t, err, tt.code)
+			if tt.msg != "" && (err == nil || !strings.Contains(err.Error(), tt.msg)) {
+				t.Errorf("error %v does not say %q", err, tt.msg)
+			}
 			if calls := e.calls(); tt.calls >= 0 && distinct(calls) != tt.calls {
 				t.Errorf("API calls (polls once) = %d, want %d: %s", distinct(calls), tt.calls, formatCalls(calls))
 			}

@@ -50,8 +50,8 @@ type NodeOptions struct {
 	DevRoot string
 	SysRoot string
 	// Mounter formats, mounts and runs filesystem tools. Default: the host
-	// mounter (without systemd-run) and exec. Bind mounts use mount(2)
-	// directly.
+	// mounter (without systemd-run) and exec; stage mounts of ext, XFS
+	// and btrfs then use mount(2) directly. Bind mounts always do.
 	Mounter *mount.SafeFormatAndMount
 	// Kata, when set, takes publishes of pods that opt into Kata direct
 	// volumes.
@@ -75,8 +75,11 @@ type NodeServer struct {
 	opts    NodeOptions
 	finder  *device.Finder
 	mounter *mount.SafeFormatAndMount
-	resizer *mount.ResizeFs
-	locks   *volumelock.Locks
+	// hostMount is true with the default mounter: stage mounts of ext and
+	// XFS then use mount(2) rather than the mounter's mount(8).
+	hostMount bool
+	resizer   *mount.ResizeFs
+	locks     *volumelock.Locks
 }
 
 var _ csi.NodeServer = (*NodeServer)(nil)
@@ -124,9 +127,10 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 			Metadata: opts.Metadata,
 			Trigger:  opts.UdevTrigger,
 		}),
-		mounter: mounter,
-		resizer: mount.NewResizeFs(mounter.Exec),
-		locks:   volumelock.New(),
+		mounter:   mounter,
+		hostMount: opts.Mounter == nil,
+		resizer:   mount.NewResizeFs(mounter.Exec),
+		locks:     volumelock.New(),
 	}, nil
 }
 

@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
+	"github.com/cinder-csi/cinder-csi/pkg/blockprobe"
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/sysmount"
 )
 
 // mountTable is a snapshot of the mount table. The node decides from it
@@ -112,6 +115,37 @@ func (ns *NodeServer) bindMount(source, target string, readOnly bool) (err error
 		return err
 	}
 	return nil
+}
+
+// mountFilesystem mounts the filesystem on device at target: with mount(2)
+// on the host when sysmount handles the filesystem and options, else with
+// the mounter's mount(8).
+func (ns *NodeServer) mountFilesystem(device, target, fsType string, options []string) (err error) {
+	if !ns.hostMount {
+		return ns.mounter.Mount(device, target, fsType, options)
+	}
+	start := time.Now()
+	err = sysmount.Mount(device, target, fsType, options)
+	if errors.Is(err, sysmount.ErrUseMount8) {
+		return ns.mounter.Mount(device, target, fsType, options)
+	}
+	ns.opts.Metrics.ObserveMount(time.Since(start), err)
+	return err
+}
+
+// diskFormat names the filesystem or partition table on a device, "" for
+// none. A device whose probed regions are all zero is blank without asking
+// blkid, which costs a process (blockprobe); anything else, or a probe
+// that fails, goes to blkid.
+func (ns *NodeServer) diskFormat(logger logr.Logger, devicePath string) (string, error) {
+	blank, err := blockprobe.Blank(devicePath)
+	if err != nil {
+		logger.V(4).Info("Zero probe failed; asking blkid", "device", devicePath, "err", err.Error())
+	}
+	if blank {
+		return "", nil
+	}
+	return ns.mounter.GetDiskFormat(devicePath)
 }
 
 // bindFlags maps the per-mount flags statfs reports to the mount(2) flags

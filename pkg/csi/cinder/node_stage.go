@@ -102,7 +102,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 	if err := ensureDir(staging); err != nil {
 		return err
 	}
-	existing, err := ns.mounter.GetDiskFormat(dev.Path)
+	existing, err := ns.diskFormat(logger, dev.Path)
 	if err != nil {
 		return StatusFromError(err, "reading the filesystem type on %s", dev.Path)
 	}
@@ -143,8 +143,9 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 		options = append(options, "nouuid")
 	}
 	// Format and mount here rather than with mount-utils' FormatAndMount:
-	// it would probe the device with blkid a second time, and each process
-	// costs 10-40 ms on a small node (docs/benchmarks.md, Node).
+	// it would probe the device with blkid a second time and mount with
+	// mount(8), and each process costs 10-40 ms on a small node
+	// (docs/benchmarks.md, Node).
 	readOnly := slices.Contains(options, "ro")
 	switch {
 	case existing == "" && readOnly:
@@ -158,7 +159,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 			return StatusFromError(err, "checking the filesystem of volume %s", volumeID)
 		}
 	}
-	if err := ns.mounter.Mount(dev.Path, staging, fsType, append(options, "defaults")); err != nil {
+	if err := ns.mountFilesystem(dev.Path, staging, fsType, append(options, "defaults")); err != nil {
 		return StatusFromError(err, "mounting volume %s (%s) at %s", volumeID, dev.Path, staging)
 	}
 	if fsType == "xfs" && existing != "" && !readOnly {
