@@ -40,6 +40,10 @@ type options struct {
 	nodeKataLabel      string
 	kataCacheTTL       time.Duration
 	kubeconfig         string
+	master             string
+	kubeAPIQPS         float64
+	kubeAPIBurst       int
+	minResyncPeriod    time.Duration
 	nodeName           string
 	showVersion        bool
 	deprecatedNodeID   string
@@ -70,7 +74,11 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.kataRecordRoot, "kata-record-root", "/run/kata-containers/shared/direct-volumes", "where Kata direct-volume records are written")
 	fs.StringVar(&o.nodeKataLabel, "node-kata-label", "cinder.csi.openstack.org/kata-direct-volumes=true", "node label (key=value) that opts a node into Kata direct volumes")
 	fs.DurationVar(&o.kataCacheTTL, "kata-lookup-cache-ttl", 30*time.Second, "how long pod and RuntimeClass lookups are cached")
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for the Kata lookups (default: in-cluster config)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for the PVC-annotation and Kata lookups (default: in-cluster config)")
+	fs.StringVar(&o.master, "master", "", "Kubernetes API server address, overriding the kubeconfig's")
+	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 5, "requests per second to the Kubernetes API server")
+	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 10, "requests allowed at once above --kube-api-qps")
+	fs.DurationVar(&o.minResyncPeriod, "min-resync-period", 12*time.Hour, "accepted for the reference plugin's manifests; unused, as PVC annotations are read on demand (cached 30s), not through an informer")
 	fs.StringVar(&o.nodeName, "node-name", "", "Kubernetes node name for the Kata node opt-in (default: $NODE_NAME)")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.deprecatedNodeID, "nodeid", "", "deprecated and ignored: the node id comes from the metadata service")
@@ -87,6 +95,9 @@ func (o *options) validate() error {
 	}
 	if !strings.HasPrefix(o.endpoint, "unix://") && !strings.HasPrefix(o.endpoint, "tcp://") {
 		errs = append(errs, fmt.Errorf("--endpoint %q must start with unix:// or tcp://", o.endpoint))
+	}
+	if o.kubeAPIQPS <= 0 || o.kubeAPIBurst <= 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps (%g) and --kube-api-burst (%d) must be positive", o.kubeAPIQPS, o.kubeAPIBurst))
 	}
 	if o.driverName == "" {
 		errs = append(errs, errors.New("--driver-name must not be empty"))

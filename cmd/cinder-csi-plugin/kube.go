@@ -11,13 +11,23 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// restConfig returns the kubeconfig's client config, or the in-cluster one
-// when path is empty.
-func restConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		return rest.InClusterConfig()
+// restConfig returns the client config from --kubeconfig and --master, or
+// the in-cluster one when both are empty, limited to --kube-api-qps and
+// --kube-api-burst.
+func restConfig(o *options) (*rest.Config, error) {
+	var rc *rest.Config
+	var err error
+	if o.kubeconfig == "" && o.master == "" {
+		rc, err = rest.InClusterConfig()
+	} else {
+		rc, err = clientcmd.BuildConfigFromFlags(o.master, o.kubeconfig)
 	}
-	return clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS = float32(o.kubeAPIQPS)
+	rc.Burst = o.kubeAPIBurst
+	return rc, nil
 }
 
 // pvcAnnotationTTL: the provisioner calls CreateVolume for a PVC a few
@@ -38,8 +48,8 @@ type cachedAnnotations struct {
 	value map[string]string
 }
 
-func newPVCLookup(kubeconfig string) (*pvcLookup, error) {
-	rc, err := restConfig(kubeconfig)
+func newPVCLookup(o *options) (*pvcLookup, error) {
+	rc, err := restConfig(o)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func buildController(ctx context.Context, o *options, cfg *config.Config, m *met
 	co.IgnoreVolumeAZ = cfg.BlockStorage.IgnoreVolumeAZ
 	co.PVCAnnotations = o.pvcAnnotations
 	if o.pvcAnnotations {
-		lookup, err := newPVCLookup(o.kubeconfig)
+		lookup, err := newPVCLookup(o)
 		if err != nil {
 			return nil, fmt.Errorf("--pvc-annotations: %w", err)
 		}
@@ -70,8 +70,8 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 		RuntimeHandlerPrefix: o.kataHandlerPrefix,
 		LookupCacheTTL:       o.kataCacheTTL,
 	}
-	if o.kataDirectVolumes && o.kubeconfig != "" {
-		rc, err := restConfig(o.kubeconfig)
+	if o.kataDirectVolumes {
+		rc, err := restConfig(o)
 		if err != nil {
 			return nil, err
 		}
