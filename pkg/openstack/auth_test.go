@@ -28,12 +28,14 @@ func TestAuthVariantsAgainstEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	appID := e.AddApplicationCredential("demo", "demo", "csi-cred", "app-secret-1")
+	trustID := e.AddTrust("demo", "second", "demo", false, time.Hour)
 	auth := "[Global]\nauth-url = " + e.AuthURL() + "\nregion = RegionOne\n"
 	cases := map[string]string{
 		"password by user-id":              "user-id = " + u.ID + "\npassword = demo-secret\ntenant-id = " + e.ProjectID("demo") + "\n",
 		"password with domain-id":          "username = demo\npassword = demo-secret\nuser-domain-id = default\ntenant-name = demo\ntenant-domain-id = default\n",
 		"application credential id":        "application-credential-id = " + appID + "\napplication-credential-secret = app-secret-1\n",
 		"application credential by name":   "application-credential-name = csi-cred\napplication-credential-secret = app-secret-1\nusername = demo\nuser-domain-name = Default\n",
+		"trust (second acts in demo)":      "trust-id = " + trustID + "\ntrustee-id = " + e.UserID("second") + "\ntrustee-password = second-secret\n",
 		"token (pass-through, no renewal)": "token = " + bc.provider.Token() + "\n",
 		"token rescoped to the project":    "token = " + bc.provider.Token() + "\ntenant-id = " + e.ProjectID("demo") + "\n",
 	}
@@ -74,8 +76,7 @@ func TestAuthVariantsAgainstEmulator(t *testing.T) {
 	})
 }
 
-// The emulator has no trusts; this checks the Keystone request we would
-// send: trustee credentials, trust scope.
+// The Keystone request a trust sends: trustee credentials, trust scope.
 func TestTrustAuthRequestShape(t *testing.T) {
 	ao, err := authOptions(&config.Cloud{AuthURL: "http://k/v3", TrustID: "trust-1", TrusteeID: "trustee-uid", TrusteePassword: "pw"})
 	if err != nil {
@@ -129,5 +130,79 @@ func TestTokenRenewedOn401(t *testing.T) {
 	}
 	if got := e.Counters()["POST /identity/v3/auth/tokens"] - before; got != 1 {
 		t.Errorf("token requests = %d after reuse, want 1", got)
+	}
+}
+
+func TestTrustRefusals(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	trustID := e.AddTrust("demo", "second", "demo", false, time.Hour)
+	auth := "[Global]\nauth-url = " + e.AuthURL() + "\nregion = RegionOne\n"
+	ctx := ctxTimeout(t, 30*time.Second)
+	cases := map[string]string{
+		"not the trustee": "trust-id = " + trustID + "\ntrustee-id = " + e.UserID("demo") + "\ntrustee-password = demo-secret\n",
+		"unknown trust":   "trust-id = 0000\ntrustee-id = " + e.UserID("second") + "\ntrustee-password = second-secret\n",
+		"wrong password":  "trust-id = " + trustID + "\ntrustee-id = " + e.UserID("second") + "\ntrustee-password = not-it\n",
+	}
+	for name, keys := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewClouds(ctx, []string{writeConf(t, auth+keys)}, Options{ReloadInterval: -1})
+			if err == nil {
+				t.Fatal("NewClouds accepted the trust")
+			}
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "not-it") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			// Fatal at startup, not "will retry": no retry fixes it.
+			if KindOf(err) != KindForbidden {
+				t.Errorf("kind %v, want forbidden: %v", KindOf(err), err)
+			}
+		})
+	}
+
+	t.Run("a deleted trust stops a running cloud", func(t *testing.T) {
+		s := newSet(t, []string{writeConf(t, auth+"trust-id = "+trustID+"\ntrustee-id = "+e.UserID("second")+"\ntrustee-password = second-secret\n")}, Options{ReloadInterval: -1})
+		c := mustGet(t, s, "")
+		if _, err := c.ListVolumes(ctx, ListOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		if !e.DeleteTrust(trustID) {
+			t.Fatal("trust not deleted")
+		}
+		_, err := c.ListVolumes(ctx, ListOpts{})
+		if err == nil {
+			t.Fatal("the revoked trust's token still works")
+		}
+		if KindOf(err) != KindForbidden {
+			t.Errorf("kind %v, want forbidden: %v", KindOf(err), err)
+		}
+	})
+}
+
+// An operator rotates an application credential the way Keystone's docs
+// say: create the new one, roll it out, delete the old one. Deleting it
+// revokes its tokens at once, so the next call gets 401 and the plugin must
+// re-read the file and authenticate with the new credential, without a
+// restart and without a failed request.
+func TestApplicationCredentialRotation(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	ctx := ctxTimeout(t, 30*time.Second)
+	auth := "[Global]\nauth-url = " + e.AuthURL() + "\nregion = RegionOne\n"
+	oldID := e.AddApplicationCredential("demo", "demo", "csi-2026-10", "old-sekrit")
+	conf := writeConf(t, auth+"application-credential-id = "+oldID+"\napplication-credential-secret = old-sekrit\n")
+	s := newSet(t, []string{conf}, Options{ReloadInterval: -1}) // only the 401 re-read
+	c := mustGet(t, s, "")
+	if _, err := c.ListVolumes(ctx, ListOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	newID := e.AddApplicationCredential("demo", "demo", "csi-2026-11", "new-sekrit")
+	rewrite(t, conf, auth+"application-credential-id = "+newID+"\napplication-credential-secret = new-sekrit\n")
+	if !e.DeleteApplicationCredential(oldID) {
+		t.Fatal("old credential not deleted")
+	}
+	if _, err := c.ListVolumes(ctx, ListOpts{}); err != nil {
+		t.Fatalf("after the old credential was deleted: %v", err)
+	}
+	if got := c.creds.Load().ApplicationCredentialID; got != newID {
+		t.Errorf("credential in use = %s, want the new %s", got, newID)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -263,7 +264,7 @@ func (c *cloud) connect(ctx context.Context) error {
 		return nil
 	}
 	if err := c.authenticate(ctx, c.provider); err != nil {
-		return classify(err, "authenticate", sectionLabel(c.name))
+		return authError(classify(err, "authenticate", sectionLabel(c.name)))
 	}
 	c.provider.ReauthFunc = c.reauth
 	if cr, ok := c.provider.GetAuthResult().(tokens3.CreateResult); ok {
@@ -294,6 +295,19 @@ func (c *cloud) connect(ctx context.Context) error {
 	klog.V(2).InfoS("Connected to OpenStack", "cloud", c.name, "cinderMicroversion", feats.CinderMicroversion,
 		"novaMicroversion", feats.NovaMicroversion, "project", c.project())
 	return nil
+}
+
+// authError makes a 404 to a token request a credentials problem: Keystone
+// answers 404 only for something the config names (a trust that does not
+// exist or has expired, an auth-url that is not Keystone's), which no retry
+// fixes.
+func authError(err error) error {
+	var oe *Error
+	if errors.As(err, &oe) && oe.Kind == KindNotFound {
+		oe.Kind = KindForbidden
+		oe.Message = "Keystone does not know what the cloud config names (trust-id, or the auth-url path): " + oe.Message
+	}
+	return err
 }
 
 func availability(endpointType string) gophercloud.Availability {

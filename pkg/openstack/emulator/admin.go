@@ -23,6 +23,7 @@ func (e *Emulator) adminRoutes(add addFunc) {
 	add("PUT", svcAdmin, "/admin/volumes/{volume_id}/status", true, (*Emulator).adminVolumeStatus)
 	add("PUT", svcAdmin, "/admin/users/{user}/password", true, (*Emulator).adminPassword)
 	add("POST", svcAdmin, "/admin/application-credentials", true, (*Emulator).adminAppCred)
+	add("POST", svcAdmin, "/admin/trusts", true, (*Emulator).adminTrust)
 	add("POST", svcAdmin, "/admin/tokens/expire", true, (*Emulator).adminExpireTokens)
 	add("PUT", svcAdmin, "/admin/quotas/{project}", true, (*Emulator).adminQuota)
 	add("GET", svcAdmin, "/admin/cloud.conf", true, (*Emulator).adminCloudConf)
@@ -217,6 +218,32 @@ func (e *Emulator) adminAppCred(q *req) {
 	id := e.AddApplicationCredential(in.User, in.Project, in.Name, in.Secret)
 	if id == "" {
 		writeError(q.w, http.StatusNotFound, "unknown user or project")
+		return
+	}
+	writeJSON(q.w, http.StatusCreated, map[string]string{"id": id})
+}
+
+func (e *Emulator) adminTrust(q *req) {
+	var in struct {
+		Trustor, Trustee, Project string
+		Impersonation             bool
+		TTL                       string
+	}
+	if !decodeBody(q, &in) {
+		return
+	}
+	var ttl time.Duration
+	if in.TTL != "" {
+		d, err := time.ParseDuration(in.TTL)
+		if err != nil {
+			writeError(q.w, http.StatusBadRequest, "ttl: "+err.Error())
+			return
+		}
+		ttl = d
+	}
+	id := e.AddTrust(in.Trustor, in.Trustee, in.Project, in.Impersonation, ttl)
+	if id == "" {
+		writeError(q.w, http.StatusNotFound, "unknown trustor, trustee or project, or the project is not the trustor's")
 		return
 	}
 	writeJSON(q.w, http.StatusCreated, map[string]string{"id": id})

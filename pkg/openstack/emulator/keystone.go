@@ -13,6 +13,7 @@ func (e *Emulator) identityRoutes(add addFunc) {
 	add("GET", svcIdentity, "/identity/v3/auth/tokens", true, (*Emulator).validateToken)
 	add("DELETE", svcIdentity, "/identity/v3/auth/tokens", true, (*Emulator).revokeToken)
 	add("GET", svcIdentity, "/identity/v3/auth/catalog", true, (*Emulator).getCatalog)
+	e.trustRoutes(add)
 }
 
 func (e *Emulator) v3VersionDoc(base string) map[string]any {
@@ -169,8 +170,24 @@ func (e *Emulator) createToken(q *req) {
 		return
 	}
 
-	projectID := appProject
+	var tr *trust
 	if appProject == "" {
+		t, isTrust := e.trustScopeLocked(q, ar.Auth.Scope, u)
+		if isTrust && t == nil {
+			return // answered
+		}
+		tr = t
+	}
+
+	projectID := appProject
+	userID := u.ID
+	switch {
+	case tr != nil:
+		projectID = tr.ProjectID
+		if tr.Impersonation {
+			userID = tr.TrustorUserID
+		}
+	case appProject == "":
 		var scope struct {
 			Project *struct {
 				ID     string     `json:"id"`
@@ -210,8 +227,14 @@ func (e *Emulator) createToken(q *req) {
 	}
 
 	now := time.Now().UTC()
-	t := &token{ID: "gAAAAA" + newHexID() + newHexID(), UserID: u.ID, ProjectID: projectID, Methods: methods,
+	t := &token{ID: "gAAAAA" + newHexID() + newHexID(), UserID: userID, ProjectID: projectID, Methods: methods,
 		AppCredID: appCredID, IssuedAt: now, ExpiresAt: now.Add(e.opts.TokenTTL), AuditID: newHexID()[:22]}
+	if tr != nil {
+		t.TrustID = tr.ID
+		if tr.ExpiresAt != nil && tr.ExpiresAt.Before(t.ExpiresAt) {
+			t.ExpiresAt = *tr.ExpiresAt
+		}
+	}
 	if inherited != nil {
 		t.ExpiresAt = inherited.ExpiresAt
 	}
@@ -246,6 +269,9 @@ func (e *Emulator) tokenBodyLocked(t *token, q *req) map[string]any {
 		body["is_domain"] = false
 		body["roles"] = []any{map[string]any{"id": "c4b2e1d0a9f84e7d8c6b5a4f3e2d1c0b", "name": "member"}, map[string]any{"id": "a1b2c3d4e5f64a7b8c9d0e1f2a3b4c5d", "name": "reader"}}
 		body["catalog"] = e.catalog(e.baseURLFor(q.r), p.ID)
+	}
+	if tr := e.st.Trusts[t.TrustID]; tr != nil {
+		body["OS-TRUST:trust"] = trustBody(tr)
 	}
 	if t.AppCredID != "" {
 		if c := e.st.AppCredentials[t.AppCredID]; c != nil {

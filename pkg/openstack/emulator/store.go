@@ -32,6 +32,7 @@ type token struct {
 	ProjectID string
 	Methods   []string
 	AppCredID string
+	TrustID   string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	AuditID   string
@@ -132,6 +133,7 @@ type state struct {
 	Projects       map[string]*project
 	Users          map[string]*user
 	AppCredentials map[string]*appCredential
+	Trusts         map[string]*trust
 	Tokens         map[string]*token
 	Servers        map[string]*server
 	ServerOrder    []string
@@ -150,6 +152,7 @@ func newState() *state {
 		Projects:       map[string]*project{},
 		Users:          map[string]*user{},
 		AppCredentials: map[string]*appCredential{},
+		Trusts:         map[string]*trust{},
 		Tokens:         map[string]*token{},
 		Servers:        map[string]*server{},
 		VolumeTypes:    map[string]*volumeType{},
