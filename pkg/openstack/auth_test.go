@@ -159,6 +159,14 @@ func TestTrustRefusals(t *testing.T) {
 		})
 	}
 
+	t.Run("an auth-url that is not Keystone's is a config error", func(t *testing.T) {
+		conf := "[Global]\nauth-url = " + e.URL() + "/not-keystone/v3\nregion = RegionOne\nusername = demo\npassword = demo-secret\nuser-domain-name = Default\ntenant-name = demo\n"
+		_, err := NewClouds(ctx, []string{writeConf(t, conf)}, Options{ReloadInterval: -1})
+		if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "auth-url") {
+			t.Errorf("err = %v (kind %v), want a config error naming auth-url", err, KindOf(err))
+		}
+	})
+
 	t.Run("a deleted trust stops a running cloud", func(t *testing.T) {
 		s := newSet(t, []string{writeConf(t, auth+"trust-id = "+trustID+"\ntrustee-id = "+e.UserID("second")+"\ntrustee-password = second-secret\n")}, Options{ReloadInterval: -1})
 		c := mustGet(t, s, "")

@@ -297,15 +297,13 @@ func (c *cloud) connect(ctx context.Context) error {
 	return nil
 }
 
-// authError makes a 404 to a token request a credentials problem: Keystone
-// answers 404 only for something the config names (a trust that does not
-// exist or has expired, an auth-url that is not Keystone's), which no retry
-// fixes.
+// authError makes a 404 to a token request a configuration problem: the
+// auth-url path is not Keystone's token API, which no retry fixes.
 func authError(err error) error {
 	var oe *Error
 	if errors.As(err, &oe) && oe.Kind == KindNotFound {
-		oe.Kind = KindForbidden
-		oe.Message = "Keystone does not know what the cloud config names (trust-id, or the auth-url path): " + oe.Message
+		oe.Kind = KindConfig
+		oe.Message = "the token request got 404; is auth-url Keystone's v3 endpoint? " + oe.Message
 	}
 	return err
 }

@@ -154,7 +154,7 @@ func (e *Emulator) createToken(q *req) {
 		methods = []string{"password"}
 	case id.Token != nil:
 		t := e.st.Tokens[id.Token.ID]
-		if t == nil || time.Now().After(t.ExpiresAt) {
+		if t == nil || time.Now().After(t.ExpiresAt) || e.tokenGoneLocked(t) != "" {
 			unauthorized(q)
 			return
 		}
@@ -302,7 +302,7 @@ func (e *Emulator) catalog(base, projectID string) []any {
 // tokenFromHeader validates X-Auth-Token for identity calls made with a token.
 func (e *Emulator) tokenFromHeaderLocked(q *req, header string) *token {
 	t := e.st.Tokens[q.r.Header.Get(header)]
-	if t == nil || time.Now().After(t.ExpiresAt) {
+	if t == nil || time.Now().After(t.ExpiresAt) || e.tokenGoneLocked(t) != "" {
 		return nil
 	}
 	return t
@@ -314,6 +314,12 @@ func (e *Emulator) subjectTokenLocked(q *req) *token {
 	if e.tokenFromHeaderLocked(q, "X-Auth-Token") == nil {
 		unauthorized(q)
 		return nil
+	}
+	if t := e.st.Tokens[q.r.Header.Get("X-Subject-Token")]; t != nil {
+		if why := e.tokenGoneLocked(t); why != "" {
+			identityError(q, http.StatusNotFound, "Not Found", why)
+			return nil
+		}
 	}
 	subject := e.tokenFromHeaderLocked(q, "X-Subject-Token")
 	if subject == nil {

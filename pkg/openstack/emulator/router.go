@@ -188,11 +188,13 @@ func (e *Emulator) authenticate(q *req) bool {
 	e.mu.Lock()
 	t := e.st.Tokens[id]
 	var tc token
+	gone := false
 	if t != nil {
 		tc = *t
+		gone = e.tokenGoneLocked(t) != ""
 	}
 	e.mu.Unlock()
-	if t == nil || time.Now().After(tc.ExpiresAt) {
+	if t == nil || time.Now().After(tc.ExpiresAt) || gone {
 		q.w.Header().Set("WWW-Authenticate", "Keystone uri=\""+e.AuthURL()+"\"")
 		writeJSON(q.w, http.StatusUnauthorized, map[string]any{"error": map[string]any{
 			"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}})

@@ -67,43 +67,7 @@ func TestDifferential(t *testing.T) {
 		t.Errorf("real run: %v", rerr)
 	}
 
-	var report strings.Builder
-	fmt.Fprintf(&report, "| step | real Zed | emulator | verdict |\n|---|---|---|---|\n")
-	found, acc, timing := 0, 0, 0
-	for i := 0; i < max(len(real), len(er.obs)); i++ {
-		var r, e Obs
-		if i < len(real) {
-			r = real[i]
-		}
-		if i < len(er.obs) {
-			e = er.obs[i]
-		}
-		step := r.Step
-		if step == "" {
-			step = e.Step
-		}
-		verdict := "same"
-		switch d := compare(r, e); {
-		case d == "":
-		case d == "timing":
-			verdict = "same (polling saw different intermediate states)"
-			timing++
-		case accepted[step] != "":
-			verdict = "accepted: " + accepted[step]
-			acc++
-			found++
-		default:
-			verdict = "DIFFERENT: " + d
-			found++
-			t.Errorf("step %q differs (%s):\n  real:     %s\n  emulator: %s", step, d, r, e)
-		}
-		fmt.Fprintf(&report, "| %s | %s | %s | %s |\n", step, cell(r), cell(e), verdict)
-	}
-	fmt.Fprintf(&report, "\n%d steps, %d differences (%d accepted), %d timing-only state differences\n", len(real), found, acc, timing)
-	t.Logf("differential result:\n%s", report.String())
-	if path := os.Getenv("E2E_DIFF_REPORT"); path != "" {
-		_ = os.WriteFile(path, []byte(report.String()), 0o644)
-	}
+	report(t, real, er.obs, "E2E_DIFF_REPORT")
 }
 
 func cell(o Obs) string { return strings.ReplaceAll(o.String(), "|", "\\|") }
@@ -151,4 +115,79 @@ func subsequence(short, long []string) bool {
 		}
 	}
 	return i == len(short)
+}
+
+// TestDifferentialKeystone runs the Keystone scenario (application
+// credentials and trusts) on the emulator and on the rig's Keystone.
+func TestDifferentialKeystone(t *testing.T) {
+	env := rig.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	emu, err := emulator.Start(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	login := func(url, user, password, project string) *rig.Client {
+		c, err := rig.Login(ctx, url, user, password, project)
+		if err != nil {
+			t.Fatalf("login %s: %v", user, err)
+		}
+		return c
+	}
+	eu := emu.URL() + "/identity/v3"
+	logf := func(format string, args ...any) { t.Logf(format, args...) }
+	eo, err := runKeystone(ctx, KeystoneTarget{Name: "emulator", Trustor: login(eu, "demo", "demo-secret", "demo"), TrustorPassword: "demo-secret",
+		Trustee: login(eu, "second", "second-secret", "second"), TrusteePassword: "second-secret"}, logf)
+	if err != nil {
+		t.Errorf("emulator run: %v", err)
+	}
+	ro, err := runKeystone(ctx, KeystoneTarget{Name: "real", Trustor: login(env.AuthURL, env.User, env.Password, env.Project), TrustorPassword: env.Password,
+		Trustee: login(env.AuthURL, env.AdminUser, env.AdminPassword, env.AdminProject), TrusteePassword: env.AdminPassword}, logf)
+	if err != nil {
+		t.Errorf("real run: %v", err)
+	}
+	report(t, ro, eo, "E2E_DIFF_KEYSTONE_REPORT")
+}
+
+// report compares the two runs step by step, fails the test on a
+// difference that is not accepted, and writes the table to $reportEnv.
+func report(t *testing.T, real, emu []Obs, reportEnv string) {
+	var table strings.Builder
+	fmt.Fprintf(&table, "| step | real Zed | emulator | verdict |\n|---|---|---|---|\n")
+	found, acc, timing := 0, 0, 0
+	for i := 0; i < max(len(real), len(emu)); i++ {
+		var r, e Obs
+		if i < len(real) {
+			r = real[i]
+		}
+		if i < len(emu) {
+			e = emu[i]
+		}
+		step := r.Step
+		if step == "" {
+			step = e.Step
+		}
+		verdict := "same"
+		switch d := compare(r, e); {
+		case d == "":
+		case d == "timing":
+			verdict = "same (polling saw different intermediate states)"
+			timing++
+		case accepted[step] != "":
+			verdict = "accepted: " + accepted[step]
+			acc++
+			found++
+		default:
+			verdict = "DIFFERENT: " + d
+			found++
+			t.Errorf("step %q differs (%s):\n  real:     %s\n  emulator: %s", step, d, r, e)
+		}
+		fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", step, cell(r), cell(e), verdict)
+	}
+	fmt.Fprintf(&table, "\n%d steps, %d differences (%d accepted), %d timing-only state differences\n", len(real), found, acc, timing)
+	t.Logf("differential result:\n%s", table.String())
+	if path := os.Getenv(reportEnv); path != "" {
+		_ = os.WriteFile(path, []byte(table.String()), 0o644)
+	}
 }

@@ -81,8 +81,13 @@ func errorOf(o *Obs, r *rig.Response) {
 	}
 }
 
+// runPrefix matches the random part of the names a run gives what it
+// creates, so the two clouds' messages compare.
+var runPrefix = regexp.MustCompile(`diff-[0-9a-f]{8}-`)
+
 func normalize(s string) string {
 	s = idPattern.ReplaceAllString(s, "<id>")
+	s = runPrefix.ReplaceAllString(s, "diff-<run>-")
 	return strings.TrimSpace(s)
 }
 

@@ -153,6 +153,8 @@ type Client struct {
 	HTTP      *http.Client
 	Token     string
 	ProjectID string
+	UserID    string
+	Identity  string // the auth URL, ending in /v3
 	Volume    string // volumev3 endpoint, project id included
 	Compute   string
 
@@ -186,6 +188,7 @@ func Login(ctx context.Context, authURL, user, password, project string) (*Clien
 	var tok struct {
 		Token struct {
 			Project struct{ ID string } `json:"project"`
+			User    struct{ ID string } `json:"user"`
 			Catalog []struct {
 				Type      string `json:"type"`
 				Endpoints []struct {
@@ -198,7 +201,8 @@ func Login(ctx context.Context, authURL, user, password, project string) (*Clien
 	if err := json.Unmarshal(data, &tok); err != nil {
 		return nil, err
 	}
-	c := &Client{HTTP: hc, Token: resp.Header.Get("X-Subject-Token"), ProjectID: tok.Token.Project.ID, calls: map[string]int{}}
+	c := &Client{HTTP: hc, Token: resp.Header.Get("X-Subject-Token"), ProjectID: tok.Token.Project.ID, UserID: tok.Token.User.ID,
+		Identity: strings.TrimSuffix(authURL, "/"), calls: map[string]int{}}
 	for _, s := range tok.Token.Catalog {
 		for _, ep := range s.Endpoints {
 			if ep.Interface != "public" {
@@ -238,13 +242,22 @@ type Service int
 const (
 	Volume Service = iota
 	Compute
+	Identity // Keystone v3; no microversion
 )
 
 // Do sends one call. mv is the microversion ("" sends none).
 func (c *Client) Do(ctx context.Context, svc Service, method, path, mv string, body any) (*Response, error) {
+	return c.DoWithToken(ctx, c.Token, svc, method, path, mv, body)
+}
+
+// DoWithToken is Do with another token (or none, for "").
+func (c *Client) DoWithToken(ctx context.Context, token string, svc Service, method, path, mv string, body any) (*Response, error) {
 	base, mvName := c.Volume, "volume"
-	if svc == Compute {
+	switch svc {
+	case Compute:
 		base, mvName = c.Compute, "compute"
+	case Identity:
+		base, mvName, mv = c.Identity, "identity", ""
 	}
 	var rd io.Reader
 	if body != nil {
@@ -258,7 +271,9 @@ func (c *Client) Do(ctx context.Context, svc Service, method, path, mv string, b
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("X-Auth-Token", c.Token)
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
