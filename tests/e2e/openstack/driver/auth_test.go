@@ -51,7 +51,9 @@ func TestAuthOnRealKeystone(t *testing.T) {
 		t.Fatalf("creating a trust: %v %v", r, err)
 	}
 	trustID := str(r.JSON()["trust"], "id")
-	t.Cleanup(func() { _, _ = member.Do(context.Background(), rig.Identity, "DELETE", "/OS-TRUST/trusts/"+trustID, "", nil) })
+	t.Cleanup(func() {
+		_, _ = member.Do(context.Background(), rig.Identity, "DELETE", "/OS-TRUST/trusts/"+trustID, "", nil)
+	})
 
 	base := fmt.Sprintf("[Global]\nauth-url = %s\nregion = RegionOne\n", env.AuthURL)
 	dir := t.TempDir()
