@@ -121,8 +121,8 @@ export E2E_NODE1_ID E2E_NODE2_ID
 $PY "$RIG_DIR/rig_attach.py" node e2e-node1 >/dev/null
 log "node1 $E2E_NODE1_ID, node2 $E2E_NODE2_ID"
 
-rm -f "$WORK/diff.md" "$WORK/bench.md"
-export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_BENCH_REPORT=$WORK/bench.md
+rm -f "$WORK/diff.md" "$WORK/diff-keystone.md" "$WORK/bench.md"
+export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_DIFF_KEYSTONE_REPORT=$WORK/diff-keystone.md E2E_BENCH_REPORT=$WORK/bench.md
 # -p 1: the packages share one project and its quota, which some tests lower.
 set +e
 go test -count=1 -p 1 -timeout 45m -v ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/openstack/... 2>&1 | tee "$WORK/go-test.log" |
@@ -153,6 +153,7 @@ set -e
 # Ginkgo colours its summary; the counts are read without the escapes.
 sed 's/\x1b\[[0-9;]*m//g' "$WORK/go-test.log" >"$WORK/go-test.plain.log"
 "$ROOT/hack/sanity-summary.sh" "$WORK/go-test.plain.log" | grep -v '^sanity: ok' || true
-[[ -f $WORK/diff.md ]] && tail -1 "$WORK/diff.md"
+[[ -f $WORK/diff.md ]] && echo "differential, Cinder and Nova: $(tail -1 "$WORK/diff.md")"
+[[ -f $WORK/diff-keystone.md ]] && echo "differential, Keystone: $(tail -1 "$WORK/diff-keystone.md")"
 log "go test rc=$rc; full log $WORK/go-test.log"
 exit $rc
