@@ -67,6 +67,16 @@ for _ in $(seq 300); do
 done
 [ -s "$work/url" ] || { echo "sanity-binary: the emulator did not start" >&2; exit 1; }
 url=$(cat "$work/url")
+# The VolumeAttributesClass's type for the ModifyVolume specs, on the ssd
+# type's backend so the retype needs no migration (the admin API over
+# bash's /dev/tcp, as the leak check below).
+type_body='{"name":"ssd-gold","extra_specs":{"volume_backend_name":"ssd"}}'
+hostport=${url#http://}
+exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+printf 'POST /admin/volume-types HTTP/1.0\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+  "$hostport" "${#type_body}" "$type_body" >&3
+grep -q '^HTTP/1.[01] 204' <&3 || { echo "sanity-binary: the emulator did not add the ssd-gold type" >&2; exit 1; }
+exec 3<&-
 
 cat >>"$work/cloud.conf" <<EOF
 
@@ -96,6 +106,7 @@ for s in CreateVolumeSecret DeleteVolumeSecret ControllerPublishVolumeSecret Con
   printf '%s:\n  cloud: ""\n' "$s" >>"$work/secrets.yaml"
 done
 printf 'type: ssd\n' >"$work/volume-params.yaml"
+printf 'type: ssd-gold\n' >"$work/mutable-params.yaml"
 printf 'type: snapshot\nforce-create: "false"\n' >"$work/snapshot-params.yaml"
 
 set +e
@@ -105,6 +116,7 @@ set +e
   -csi.secrets "$work/secrets.yaml" \
   -csi.testvolumesize $((1 << 30)) -csi.testvolumeexpandsize $((2 << 30)) \
   -csi.testvolumeparameters "$work/volume-params.yaml" \
+  -csi.testvolumemutableparameters "$work/mutable-params.yaml" \
   -csi.testsnapshotparameters "$work/snapshot-params.yaml" \
   -csi.testnodevolumeattachlimit >"$work/sanity.log" 2>&1
 sanity_rc=$?

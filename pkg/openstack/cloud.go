@@ -63,6 +63,7 @@ const (
 	VolumeDetaching      = "detaching"
 	VolumeReserved       = "reserved"
 	VolumeExtending      = "extending"
+	VolumeRetyping       = "retyping"
 	VolumeDeleting       = "deleting"
 	VolumeError          = "error"
 	VolumeErrorDeleting  = "error_deleting"
@@ -278,6 +279,11 @@ type Cloud interface {
 	ListVolumes(ctx context.Context, opts ListOpts) (Page[Volume], error)
 	DeleteVolume(ctx context.Context, id string) error
 	ExtendVolume(ctx context.Context, id string, newSizeGiB int, inUse bool) error
+	// RetypeVolume asks Cinder to change the volume's type (name or id).
+	// migrationPolicy is "never" or "on-demand". It returns once Cinder
+	// accepted the request; the volume is "retyping" until it is done, and
+	// a retype the scheduler cannot place leaves the type unchanged.
+	RetypeVolume(ctx context.Context, id, newType, migrationPolicy string) error
 
 	// Snapshots.
 	CreateSnapshot(ctx context.Context, opts CreateSnapshotOpts) (*Snapshot, error)

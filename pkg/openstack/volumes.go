@@ -129,3 +129,26 @@ func (c *cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int, inU
 			return v.SizeGiB >= newSizeGiB || strings.HasPrefix(v.Status, "extending"), nil
 		}})
 }
+
+func (c *cloud) RetypeVolume(ctx context.Context, id, newType, migrationPolicy string) error {
+	const op = "volume_retype"
+	if err := checkID(op, id); err != nil {
+		return err
+	}
+	sc, err := c.volumeClient(ctx)
+	if err != nil {
+		return err
+	}
+	return do(ctx, sc, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
+		url:  sc.ServiceURL("volumes", id, "action"),
+		body: map[string]any{"os-retype": map[string]any{"new_type": newType, "migration_policy": migrationPolicy}}, ok: []int{202},
+		// A retype that was acted on shows as status retyping or as the
+		// new type; repeating it would be refused as the same type.
+		reconcile: func(ctx context.Context) (bool, error) {
+			v, err := c.GetVolume(ctx, id)
+			if err != nil {
+				return false, err
+			}
+			return v.Status == VolumeRetyping || v.VolumeType == newType, nil
+		}})
+}

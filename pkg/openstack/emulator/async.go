@@ -5,7 +5,7 @@ import (
 )
 
 // Operation names for latency settings.
-var latencyOps = []string{"volume_create", "volume_delete", "volume_extend", "attach", "detach",
+var latencyOps = []string{"volume_create", "volume_delete", "volume_extend", "volume_retype", "attach", "detach",
 	"snapshot_create", "snapshot_delete", "backup_create", "backup_delete", "backup_restore"}
 
 func knownOp(op string) bool {
@@ -37,6 +37,7 @@ func profileLatency(profile string) map[string]time.Duration {
 		m["volume_create"] = 1500 * time.Millisecond
 		m["volume_delete"] = time.Second
 		m["volume_extend"] = time.Second
+		m["volume_retype"] = time.Second
 		m["attach"] = 2 * time.Second
 		m["detach"] = 1500 * time.Millisecond
 		m["snapshot_create"] = time.Second
@@ -55,6 +56,7 @@ func profileLatency(profile string) map[string]time.Duration {
 	m["volume_create"] = 550 * time.Millisecond
 	m["volume_delete"] = 250 * time.Millisecond
 	m["volume_extend"] = 150 * time.Millisecond
+	m["volume_retype"] = 300 * time.Millisecond
 	m["attach"] = 900 * time.Millisecond
 	m["detach"] = 450 * time.Millisecond
 	m["snapshot_create"] = 950 * time.Millisecond

@@ -9,8 +9,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Volume actions: POST /volumes/{id}/action with os-extend, os-reset_status
-// or os-force_delete.
+// Volume actions: POST /volumes/{id}/action with os-extend, os-retype,
+// os-reset_status or os-force_delete.
 
 func (e *Emulator) volumeAction(q *req) {
 	var body map[string]rawJSON
@@ -20,6 +20,8 @@ func (e *Emulator) volumeAction(q *req) {
 	switch {
 	case body["os-extend"] != nil:
 		e.extendVolume(q, body["os-extend"])
+	case body["os-retype"] != nil:
+		e.retypeVolume(q, body["os-retype"])
 	case body["os-reset_status"] != nil:
 		e.resetVolumeStatus(q, body["os-reset_status"])
 	case body["os-force_delete"] != nil:

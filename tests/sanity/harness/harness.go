@@ -52,6 +52,10 @@ const (
 	// VolumeType is the StorageClass `type` parameter of every volume, one
 	// of the emulator's built-in types.
 	VolumeType = "ssd"
+	// ModifiedVolumeType is the VolumeAttributesClass's type for the
+	// ModifyVolume specs: on VolumeType's backend, so the retype needs no
+	// migration.
+	ModifiedVolumeType = "ssd-gold"
 	// nodeID is the emulator's local server, the node under test.
 	nodeID = "5a1c0e3b-7d2f-4e6a-9b8c-1d2e3f4a5b6c"
 )
@@ -117,6 +121,7 @@ func Run(t *testing.T, o Options) {
 		}
 		checkNoLoopDevices(t, work)
 	})
+	emu.AddVolumeType(ModifiedVolumeType, map[string]string{"volume_backend_name": "ssd"})
 	if o.CloudName != "" {
 		// The default cloud's project can create nothing, so any request
 		// the secrets failed to route to the named cloud fails its test.
@@ -160,6 +165,7 @@ func Run(t *testing.T, o Options) {
 	cfg.TestVolumeExpandSize = 2 * VolumeSize
 	cfg.IdempotentCount = IdempotentCount
 	cfg.TestVolumeParameters = map[string]string{"type": VolumeType}
+	cfg.TestVolumeMutableParameters = map[string]string{"type": ModifiedVolumeType}
 	cfg.TestSnapshotParameters = map[string]string{"type": "snapshot", "force-create": "false"}
 	cfg.TestNodeVolumeAttachLimit = true
 	cfg.IDGen = uuidGen{}

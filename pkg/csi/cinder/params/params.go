@@ -57,6 +57,16 @@ const (
 	maxValueLengthInMessages = 128
 )
 
+// VolumeAttributesClass keys (CreateVolume's mutable_parameters and
+// ControllerModifyVolume).
+const (
+	// KeyType (above) is the volume type to retype to.
+	KeyMigrationPolicy = "migration-policy"
+
+	MigrationNever    = "never"
+	MigrationOnDemand = "on-demand"
+)
+
 // Error is an invalid parameter. The CSI layer answers InvalidArgument.
 type Error struct {
 	Key    string
@@ -107,6 +117,47 @@ type Snapshot struct {
 	SnapshotName        string
 	SnapshotNamespace   string
 	SnapshotContentName string
+}
+
+// Mutable is a parsed VolumeAttributesClass parameter set.
+type Mutable struct {
+	// VolumeType is the Cinder volume type, name or ID.
+	VolumeType string
+	// MigrationPolicy is Cinder's retype migration_policy: "never" (the
+	// default: the volume stays on its backend, and a type that needs
+	// another backend is refused) or "on-demand" (Cinder may move the data).
+	MigrationPolicy string
+}
+
+// ParseMutable parses VolumeAttributesClass parameters. "type" is required:
+// it is the only attribute of a Cinder volume the driver changes.
+func ParseMutable(in map[string]string) (*Mutable, error) {
+	m := &Mutable{MigrationPolicy: MigrationNever}
+	var errs []error
+	for _, key := range sortedKeys(in) {
+		value := strings.TrimSpace(in[key])
+		switch key {
+		case KeyType:
+			if value == "" {
+				errs = append(errs, &Error{Key: key, Reason: "must name a volume type"})
+			}
+			m.VolumeType = value
+		case KeyMigrationPolicy:
+			if value != MigrationNever && value != MigrationOnDemand {
+				errs = append(errs, &Error{Key: key, Value: value, Reason: "must be never or on-demand"})
+			}
+			m.MigrationPolicy = value
+		default:
+			errs = append(errs, &Error{Key: key, Reason: "unknown parameter; a VolumeAttributesClass may set type and migration-policy"})
+		}
+	}
+	if _, ok := in[KeyType]; !ok && len(errs) == 0 {
+		errs = append(errs, &Error{Key: KeyType, Reason: "is required: the volume type is what a VolumeAttributesClass changes"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // ParseVolume parses StorageClass parameters.

@@ -1,0 +1,102 @@
+package cinder
+
+import (
+	"context"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+)
+
+// ControllerModifyVolume applies a VolumeAttributesClass by retyping the
+// volume (Cinder os-retype) and waits, within the deadline, until Cinder
+// has finished. The resizer treats only InvalidArgument as infeasible, and
+// the spec requires that nothing changed then: unknown keys, an unknown
+// type, and a retype Cinder carried out without changing the type (no
+// backend takes the new type under migration-policy never) are
+// InvalidArgument. A volume already of that type is answered at once.
+func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi.ControllerModifyVolumeRequest) (*csi.ControllerModifyVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if id == "" {
+		return nil, errInvalid("volume id is required")
+	}
+	want, err := params.ParseMutable(req.GetMutableParameters())
+	if err != nil {
+		return nil, errInvalid("VolumeAttributesClass parameters: %v", err)
+	}
+	release, ok := cs.inFlight.TryAcquire("volume/" + id)
+	if !ok {
+		return nil, errBusy("volume", id)
+	}
+	defer release()
+	c, err := cs.cloudFor(req.GetSecrets())
+	if err != nil {
+		return nil, err
+	}
+	vol, err := c.GetVolume(ctx, id)
+	if openstack.IsNotFound(err) {
+		return nil, errNotFound("volume %s not found", id)
+	}
+	if err != nil {
+		return nil, StatusFromError(err, "reading volume %s", id)
+	}
+	vt, err := c.GetVolumeType(ctx, want.VolumeType)
+	if openstack.IsNotFound(err) {
+		return nil, errInvalid("volume type %q does not exist", want.VolumeType)
+	}
+	if err != nil {
+		return nil, StatusFromError(err, "reading volume type %q", want.VolumeType)
+	}
+	isTarget := func(v *openstack.Volume) bool { return v.VolumeType == vt.Name || v.VolumeType == vt.ID }
+	logger := klog.FromContext(ctx).WithValues("volumeID", id, "fromType", vol.VolumeType, "toType", vt.Name)
+	if isTarget(vol) && vol.Status != openstack.VolumeRetyping {
+		logger.V(2).Info("Volume already has the type")
+		return &csi.ControllerModifyVolumeResponse{}, nil
+	}
+
+	start := time.Now()
+	switch vol.Status {
+	case openstack.VolumeAvailable, openstack.VolumeInUse:
+		if vol.Status == openstack.VolumeInUse && vol.Multiattach != vt.Multiattach {
+			// Cinder refuses it; detaching makes it possible, so this is
+			// not infeasible.
+			return nil, errPrecondition("volume %s is attached; Cinder changes a type to or from multiattach only while the volume is detached", id)
+		}
+		if err := c.RetypeVolume(ctx, id, vt.Name, want.MigrationPolicy); err != nil {
+			if openstack.KindOf(err) == openstack.KindBadRequest {
+				return nil, errInvalid("Cinder refused to retype volume %s to %s: %v", id, vt.Name, err)
+			}
+			return nil, StatusFromError(err, "retyping volume %s to %s", id, vt.Name)
+		}
+	case openstack.VolumeRetyping:
+		// An earlier call's retype is running; wait for it below.
+	default:
+		if isVolumeErrorStatus(vol.Status) {
+			return nil, errPrecondition("volume %s is in status %s and cannot be retyped", id, vol.Status)
+		}
+		return nil, errInProgress("volume %s is %s; it can be retyped once Cinder finishes", id, vol.Status)
+	}
+
+	last, err := c.WaitVolume(ctx, id, func(v *openstack.Volume) bool { return v.Status != openstack.VolumeRetyping })
+	server.RecordTiming(ctx, "waitRetyped", time.Since(start))
+	if err != nil {
+		if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
+			return nil, errInProgress("volume %s is still being retyped to %s", id, vt.Name)
+		}
+		return nil, StatusFromError(err, "waiting for volume %s to be retyped", id)
+	}
+	if !isTarget(last) {
+		hint := ""
+		if want.MigrationPolicy == params.MigrationNever {
+			hint = "; if the type needs another backend, set migration-policy: on-demand in the VolumeAttributesClass"
+		}
+		return nil, errInvalid("Cinder could not retype volume %s to %s and left it at %s (status %s)%s%s",
+			id, vt.Name, last.VolumeType, last.Status, reasonSuffix(latestReason(ctx, c, id)), hint)
+	}
+	logger.Info("Retyped volume", "migrationPolicy", want.MigrationPolicy, "took", time.Since(start))
+	return &csi.ControllerModifyVolumeResponse{}, nil
+}
