@@ -74,7 +74,7 @@ func main() {
 		onlyPaths   listFlag
 	)
 	fs.Var(&servers, "servers", "a server (node), repeatable: id=<uuid>,name=node-1,az=nova[,local]; local servers get hot-plugged devices (default: one local node-1 in the first AZ)")
-	fs.Var(&latencies, "latency", "per-operation latency, repeatable: op=duration; ops: volume_create, volume_delete, volume_extend, attach, detach, snapshot_create, snapshot_delete, backup_create, backup_delete, backup_restore")
+	fs.Var(&latencies, "latency", "per-operation latency, repeatable: op=duration; ops: volume_create, volume_delete, volume_extend, volume_retype, attach, detach, snapshot_create, snapshot_delete, backup_create, backup_delete, backup_restore")
 	fs.Var(&onlyPaths, "only-paths", "restrict --error-rate/--rate-limit-rate to this path template, repeatable, e.g. \"POST /volume/v3/{project_id}/volumes\"")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

@@ -85,6 +85,8 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &storagev1.CSIDriver{}, nil
 	case "storage.k8s.io/v1/StorageClass":
 		return &storagev1.StorageClass{}, nil
+	case "storage.k8s.io/v1/VolumeAttributesClass":
+		return &storagev1.VolumeAttributesClass{}, nil
 	case "rbac.authorization.k8s.io/v1/ClusterRole":
 		return &rbacv1.ClusterRole{}, nil
 	case "rbac.authorization.k8s.io/v1/ClusterRoleBinding":

@@ -66,10 +66,18 @@ func TestExamples(t *testing.T) {
 			if n := s.Spec.Source.PersistentVolumeClaimName; n != nil && !defined["PersistentVolumeClaim/"+*n] {
 				t.Errorf("%s: source PVC %s is not defined in examples/", o, *n)
 			}
+		case "VolumeAttributesClass":
+			c := mustDecode[*storagev1.VolumeAttributesClass](t, o)
+			if c.DriverName != driverName {
+				t.Errorf("%s: driverName %q", o, c.DriverName)
+			}
 		case "PersistentVolumeClaim":
 			p := mustDecode[*corev1.PersistentVolumeClaim](t, o)
 			if n := p.Spec.StorageClassName; n == nil || !defined["StorageClass/"+*n] {
 				t.Errorf("%s: storageClassName %v is not defined in examples/", o, n)
+			}
+			if n := p.Spec.VolumeAttributesClassName; n != nil && !defined["VolumeAttributesClass/"+*n] {
+				t.Errorf("%s: volumeAttributesClassName %s is not defined in examples/", o, *n)
 			}
 			if ds := p.Spec.DataSource; ds != nil && !defined[ds.Kind+"/"+ds.Name] {
 				t.Errorf("%s: dataSource %s/%s is not defined in examples/", o, ds.Kind, ds.Name)
@@ -93,7 +101,8 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// TestClassParameters: every StorageClass and VolumeSnapshotClass in the
+// TestClassParameters: every StorageClass, VolumeSnapshotClass and
+// VolumeAttributesClass in the
 // examples passes the plugin's own parameter parser, so an example never
 // teaches a key the driver rejects.
 func TestClassParameters(t *testing.T) {
@@ -112,6 +121,11 @@ func checkClassParameters(t *testing.T, objs []sidecarargs.Object) {
 		case "VolumeSnapshotClass":
 			c := mustDecode[*volumeSnapshotClass](t, o)
 			if _, err := params.ParseSnapshot(c.Parameters); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
+		case "VolumeAttributesClass":
+			c := mustDecode[*storagev1.VolumeAttributesClass](t, o)
+			if _, err := params.ParseMutable(c.Parameters); err != nil {
 				t.Errorf("%s: %v", o, err)
 			}
 		}
