@@ -59,20 +59,19 @@ func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi
 	}
 
 	start := time.Now()
-	switch vol.Status {
-	case openstack.VolumeAvailable, openstack.VolumeInUse:
+	switch {
+	case migrating(vol.MigrationStatus):
+		return nil, errInProgress("volume %s is migrating (%s); it can be retyped once the migration finishes", id, vol.MigrationStatus)
+	case vol.Status == openstack.VolumeAvailable || vol.Status == openstack.VolumeInUse:
 		if vol.Status == openstack.VolumeInUse && vol.Multiattach != vt.Multiattach {
 			// Cinder refuses it; detaching makes it possible, so this is
 			// not infeasible.
 			return nil, errPrecondition("volume %s is attached; Cinder changes a type to or from multiattach only while the volume is detached", id)
 		}
 		if err := c.RetypeVolume(ctx, id, vt.Name, want.MigrationPolicy); err != nil {
-			if openstack.KindOf(err) == openstack.KindBadRequest {
-				return nil, errInvalid("Cinder refused to retype volume %s to %s: %v", id, vt.Name, err)
-			}
-			return nil, StatusFromError(err, "retyping volume %s to %s", id, vt.Name)
+			return nil, retypeRefused(ctx, c, id, vt.Name, err)
 		}
-	case openstack.VolumeRetyping:
+	case vol.Status == openstack.VolumeRetyping:
 		// An earlier call's retype is running; wait for it below.
 	default:
 		if isVolumeErrorStatus(vol.Status) {
@@ -99,4 +98,21 @@ func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi
 	}
 	logger.Info("Retyped volume", "migrationPolicy", want.MigrationPolicy, "took", time.Since(start))
 	return &csi.ControllerModifyVolumeResponse{}, nil
+}
+
+// retypeRefused maps a refused os-retype. Zed answers one 400 for a wrong
+// status, an active migration, a group, the same type and a QoS change; our
+// read ruled those out, so a 400 means the volume changed since (retry:
+// Aborted) unless it is still available or in-use with another type, when
+// the refusal is about the request (InvalidArgument: nothing changed).
+func retypeRefused(ctx context.Context, c openstack.Cloud, id, newType string, refusal error) error {
+	kind := openstack.KindOf(refusal)
+	if kind != openstack.KindBadRequest && kind != openstack.KindConflict {
+		return StatusFromError(refusal, "retyping volume %s to %s", id, newType)
+	}
+	v, err := c.GetVolume(ctx, id)
+	if err == nil && (v.Status == openstack.VolumeAvailable || v.Status == openstack.VolumeInUse) && v.VolumeType != newType && !migrating(v.MigrationStatus) {
+		return errInvalid("Cinder refused to retype volume %s to %s: %v", id, newType, refusal)
+	}
+	return errInProgress("Cinder refused to retype volume %s to %s while it changed state: %v; retrying", id, newType, refusal)
 }

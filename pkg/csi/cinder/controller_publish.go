@@ -114,7 +114,7 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 
 // checkAttachable refuses states an attach cannot start from.
 func checkAttachable(vol *openstack.Volume, nodeID string) error {
-	if m := vol.MigrationStatus; m != "" && m != "success" && m != "error" && m != "none" {
+	if m := vol.MigrationStatus; migrating(m) {
 		return errInProgress("volume %s is migrating (%s); retry when the migration finishes", vol.ID, m)
 	}
 	if isVolumeErrorStatus(vol.Status) {
@@ -260,4 +260,14 @@ func detachFromNode(ctx context.Context, c openstack.Cloud, vol *openstack.Volum
 		return false, StatusFromError(err, "detaching volume %s from node %s", vol.ID, node)
 	}
 	return true, nil
+}
+
+// migrating reports a Cinder migration_status of a migration still running
+// (finished ones stay as success or error).
+func migrating(migrationStatus string) bool {
+	switch migrationStatus {
+	case "", "success", "error", "none":
+		return false
+	}
+	return true
 }

@@ -12,6 +12,7 @@ func (e *Emulator) cinderMiscRoutes(add addFunc) {
 	add("POST", svcVolume, "/volume/v3/{project_id}/types", false, (*Emulator).createType)
 	add("GET", svcVolume, "/volume/v3/{project_id}/types/default", false, (*Emulator).defaultType)
 	add("GET", svcVolume, "/volume/v3/{project_id}/types/{type_id}", false, (*Emulator).getType)
+	add("DELETE", svcVolume, "/volume/v3/{project_id}/types/{type_id}", false, (*Emulator).deleteType)
 	add("GET", svcVolume, "/volume/v3/{project_id}/types/{type_id}/extra_specs", false, (*Emulator).getExtraSpecs)
 	add("POST", svcVolume, "/volume/v3/{project_id}/types/{type_id}/extra_specs", false, (*Emulator).setExtraSpecs)
 	add("GET", svcVolume, "/volume/v3/{project_id}/types/{type_id}/extra_specs/{key}", false, (*Emulator).getExtraSpec)
@@ -94,6 +95,24 @@ func (e *Emulator) createType(q *req) {
 	e.st.VolumeTypes[vt.ID] = vt
 	e.markDirty()
 	writeJSON(q.w, http.StatusOK, map[string]any{"volume_type": typeBody(vt)})
+}
+
+func (e *Emulator) deleteType(q *req) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	vt := e.typeLocked(q)
+	if vt == nil {
+		return
+	}
+	for _, v := range e.st.Volumes {
+		if v.VolumeTypeID == vt.ID {
+			writeError(q.w, http.StatusBadRequest, "Target volume type is still in use.")
+			return
+		}
+	}
+	delete(e.st.VolumeTypes, vt.ID)
+	e.markDirty()
+	q.w.WriteHeader(http.StatusAccepted)
 }
 
 func (e *Emulator) getExtraSpecs(q *req) {

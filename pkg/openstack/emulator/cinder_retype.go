@@ -14,6 +14,8 @@ import (
 // backend and the volume returns to its previous status, type unchanged,
 // with no error to the caller (the API answered 202 long before).
 
+const retypeRefused = "Invalid volume: Retype needs volume to be in available or in-use state, not be part of an active migration or a consistency group, requested type has to be different that the one from the volume, and for in-use volumes front-end qos specs cannot change."
+
 func (e *Emulator) retypeVolume(q *req, raw rawJSON) {
 	var in struct {
 		NewType         string `json:"new_type"`
@@ -29,26 +31,24 @@ func (e *Emulator) retypeVolume(q *req, raw rawJSON) {
 	if v == nil {
 		return
 	}
-	if v.Status != "available" && v.Status != "in-use" {
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Unable to update type due to incorrect status: %s on volume: %s. Volume status must be available or in-use.", v.Status, v.ID))
-		return
-	}
 	if in.MigrationPolicy != "" && in.MigrationPolicy != "never" && in.MigrationPolicy != "on-demand" {
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid input received: migration_policy must be 'on-demand' or 'never', passed: %s", in.NewType))
+		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid input for field/attribute migration_policy. Value: %s. '%s' is not one of ['on-demand', 'never']", in.MigrationPolicy, in.MigrationPolicy))
 		return
 	}
 	vt := e.st.volumeTypeByNameOrID(in.NewType)
 	if vt == nil {
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid input received: Invalid volume_type passed: %s.", in.NewType))
+		writeError(q.w, http.StatusNotFound, fmt.Sprintf("Volume type with name %s could not be found.", in.NewType))
+		return
+	}
+	// Zed checks status, migration, group, type and QoS in one conditional
+	// update, with one message for all (checked on the rig).
+	if (v.Status != "available" && v.Status != "in-use") || vt.ID == v.VolumeTypeID {
+		writeError(q.w, http.StatusBadRequest, retypeRefused)
 		return
 	}
 	newMulti := strings.EqualFold(strings.TrimSpace(vt.ExtraSpecs["multiattach"]), "<is> True")
 	if v.Status == "in-use" && (v.Multiattach || newMulti) {
 		writeError(q.w, http.StatusBadRequest, "Invalid input received: Retype of an in-use volume to or from multiattach is not supported.")
-		return
-	}
-	if vt.ID == v.VolumeTypeID {
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid input received: New volume_type same as original: %s.", vt.Name))
 		return
 	}
 	old := e.st.VolumeTypes[v.VolumeTypeID]

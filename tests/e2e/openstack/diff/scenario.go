@@ -96,7 +96,7 @@ func normalize(s string) string {
 func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, err error) {
 	c := t.Client
 	prefix := "diff-" + rig.NewUUID()[:8] + "-"
-	var volumes, snapshots []string
+	var volumes, snapshots, types []string
 	attached := map[string]string{} // volume -> server
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -113,6 +113,9 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 			_, _ = c.Do(cctx, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil)
 			waitGone(cctx, c, "volumes", v)
 		}
+		for _, id := range types {
+			_, _ = t.Admin.Do(cctx, rig.Volume, "DELETE", "/types/"+id, "3.0", nil)
+		}
 	}()
 	step := func(name string) *Obs {
 		out = append(out, Obs{Step: name})
@@ -126,6 +129,22 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 		errorOf(o, r)
 		logf("%s %s: %s %s → %d %s", t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
 		return r, nil
+	}
+	createType := func(o *Obs, name string, specs map[string]string) (string, error) {
+		body := map[string]any{"name": name}
+		if specs != nil {
+			body["extra_specs"] = specs
+		}
+		r, err := t.Admin.Do(ctx, rig.Volume, "POST", "/types", "3.0", map[string]any{"volume_type": body})
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", o.Step, err)
+		}
+		errorOf(o, r)
+		if r.Status != 200 {
+			return "", fmt.Errorf("%s: %d %s", o.Step, r.Status, r.Body)
+		}
+		types = append(types, str(field(r, "volume_type")["id"]))
+		return name, nil
 	}
 	createVolume := func(name string, size int) (string, error) {
 		o := step("volume create " + name)
@@ -262,6 +281,63 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 		if r.Status == 200 {
 			o.Extra = "ours listed: " + strings.Join(ours(r, prefix), ",")
 		}
+	}
+
+	// 12b. retype (ControllerModifyVolume): refusals, a retype on the
+	// same backend, and one to a type whose backend the scheduler cannot
+	// use under migration_policy never (Cinder reverts it silently).
+	bID := volumes[len(volumes)-1]
+	gold, err := createType(step("type create, same backend"), prefix+"gold", nil)
+	if err != nil {
+		return out, err
+	}
+	remote, err := createType(step("type create, another backend"), prefix+"remote", map[string]string{"volume_backend_name": "no-such-backend-e2e"})
+	if err != nil {
+		return out, err
+	}
+	r, err = call(&Obs{Step: "read b"}, rig.Volume, "GET", "/volumes/"+bID, "3.0", nil)
+	if err != nil {
+		return out, err
+	}
+	bType := str(field(r, "volume")["volume_type"])
+	for _, f := range []struct{ name, newType, policy string }{
+		{"retype to an unknown type", "no-such-type-e2e", "never"},
+		{"retype to its own type", bType, "never"},
+		{"retype with a bad migration policy", gold, "sometimes"},
+	} {
+		if _, err := call(step(f.name), rig.Volume, "POST", "/volumes/"+bID+"/action", "3.0",
+			map[string]any{"os-retype": map[string]any{"new_type": f.newType, "migration_policy": f.policy}}); err != nil {
+			return out, err
+		}
+	}
+	retype := func(name, newType string) error {
+		o := step(name)
+		r, err := call(o, rig.Volume, "POST", "/volumes/"+bID+"/action", "3.0",
+			map[string]any{"os-retype": map[string]any{"new_type": newType, "migration_policy": "never"}})
+		if err != nil || r.Status != 202 {
+			return err
+		}
+		o.States = pollUntil(ctx, c, "volumes", bID, []string{"retyping"}, func(v map[string]any) bool { return str(v["status"]) != "retyping" })
+		r, err = c.Do(ctx, rig.Volume, "GET", "/volumes/"+bID, "3.0", nil)
+		if err != nil {
+			return err
+		}
+		switch typ := str(field(r, "volume")["volume_type"]); typ {
+		case bType:
+			o.Extra = "type unchanged"
+		case newType:
+			o.Extra = "type changed"
+		default:
+			o.Extra = "type " + typ
+		}
+		return nil
+	}
+	if err := retype("retype on the same backend", gold); err != nil {
+		return out, err
+	}
+	bType = gold
+	if err := retype("retype to another backend, policy never", remote); err != nil {
+		return out, err
 	}
 
 	// 13. 413 over quota: the project's gigabytes limit set just above
