@@ -72,6 +72,7 @@ func TestDriverOnRealCinder(t *testing.T) {
 	}
 	t.Run("node: stage, publish, write, snapshot, restore, read back, expand in-use, unstage", func(t *testing.T) { s.nodePath(t, a, pc) })
 	t.Run("clone, backup class, restore, expand available", func(t *testing.T) { s.cloneBackupExpand(t, a) })
+	t.Run("modify: VolumeAttributesClass retypes", s.modify)
 	t.Run("ListVolumes paging beyond one page", s.listPaging)
 	t.Run("over quota", s.overQuota)
 	t.Run("delete everything, nothing left", func(t *testing.T) { s.cleanup() })

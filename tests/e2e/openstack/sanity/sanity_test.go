@@ -6,10 +6,12 @@
 package sanity
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
@@ -28,7 +30,34 @@ func TestSanityOnRealCinder(t *testing.T) {
 	cfg.IdempotentCount = 2
 	cfg.TestSnapshotParameters = map[string]string{"type": "snapshot", "force-create": "false"}
 	cfg.IDGen = uuidGen{}
+	cfg.TestVolumeMutableParameters = map[string]string{"type": vacType(t, env)}
 	sanity.Test(t, cfg)
+}
+
+// vacType makes, as admin, the volume type the ModifyVolume specs retype
+// to (no extra specs: the rig's one backend, so no migration), and removes
+// it when the suite has deleted its volumes.
+func vacType(t *testing.T, env *rig.Env) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := env.AdminLogin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "sanity-vac-" + newUUID()[:8]
+	r, err := admin.Do(ctx, rig.Volume, "POST", "/types", "3.0", map[string]any{"volume_type": map[string]any{"name": name}})
+	if err != nil || r.Status != 200 {
+		t.Fatalf("creating volume type %s: %v %v", name, err, r)
+	}
+	id, _ := r.JSON()["volume_type"].(map[string]any)["id"].(string)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if r, err := admin.Do(ctx, rig.Volume, "DELETE", "/types/"+id, "3.0", nil); err != nil || r.Status != 202 {
+			t.Errorf("deleting volume type %s: %v %v", name, err, r)
+		}
+	})
+	return name
 }
 
 // uuidGen makes ids of Cinder's and Nova's shape, so "does not exist"
