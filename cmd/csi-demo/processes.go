@@ -115,6 +115,9 @@ func (d *demo) start(ctx context.Context) error {
 		return err
 	}
 	d.emuURL = strings.TrimSpace(string(urlBytes))
+	if err := addVolumeType(ctx, d.emuURL, modifiedType, map[string]string{"volume_backend_name": "ssd"}); err != nil {
+		return err
+	}
 
 	socket := filepath.Join(work, "csi.sock")
 	plugArgs := []string{"--endpoint", "unix://" + socket, "--cloud-config", filepath.Join(work, "cloud.conf"),
@@ -279,4 +282,25 @@ func mountsUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// addVolumeType adds a volume type through the emulator's admin API.
+func addVolumeType(ctx context.Context, emuURL, name string, extraSpecs map[string]string) error {
+	body, err := json.Marshal(map[string]any{"name": name, "extra_specs": extraSpecs})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, emuURL+"/admin/volume-types", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("adding volume type %s to the emulator: %w", name, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("adding volume type %s to the emulator: HTTP %d", name, resp.StatusCode)
+	}
+	return nil
 }

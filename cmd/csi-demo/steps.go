@@ -19,8 +19,11 @@ import (
 
 const (
 	gib        = int64(1) << 30
-	totalSteps = 9
+	totalSteps = 10
 	fileName   = "hello.txt"
+	// modifiedType is the VolumeAttributesClass's type in the modify step,
+	// added to the emulator at start on the ssd type's backend.
+	modifiedType = "ssd-gold"
 )
 
 // step is one line of the summary table.
@@ -164,6 +167,20 @@ func (d *demo) lifecycle(ctx context.Context) error {
 		return err
 	}
 
+	if err := d.runStep(ctx, "Change its volume type while attached (ControllerModifyVolume)", func(ctx context.Context) (string, error) {
+		// What the csi-resizer does when the PVC's VolumeAttributesClass
+		// changes to one with type ssd-gold (on ssd's backend: no data
+		// moves).
+		if _, err := d.cs.ControllerModifyVolume(ctx, &csi.ControllerModifyVolumeRequest{
+			VolumeId: st.volID, MutableParameters: map[string]string{"type": modifiedType},
+		}); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("Cinder retyped volume %s from ssd to %s; it stayed attached", st.volID, modifiedType), nil
+	}); err != nil {
+		return err
+	}
+
 	if err := d.runStep(ctx, "Restore the snapshot into a new volume (CreateVolume from snapshot)", func(ctx context.Context) (string, error) {
 		resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
 			Name:               "pvc-csi-demo-restore",
@@ -290,7 +307,7 @@ func (d *demo) expand(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s; xfs grown online to %s", detail, fmtGiB(fsSize(target))), nil
 }
 
-// cleanup is step 9. It undoes whatever the steps made, in the order the
+// cleanup is the last step. It undoes whatever the steps made, in the order the
 // sidecars and kubelet would (unpublish, unstage, detach, delete), and
 // runs after a failed step too.
 func (d *demo) cleanup(ctx context.Context) error {
