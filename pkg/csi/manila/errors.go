@@ -1,0 +1,196 @@
+package manila
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/manila/params"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+)
+
+// This file is the one place that decides the Manila controller's gRPC
+// codes. The sidecars branch on codes: Aborted, Unavailable,
+// DeadlineExceeded and Canceled mean "still in progress, retry";
+// ResourceExhausted makes the scheduler look elsewhere; InvalidArgument,
+// NotFound and OutOfRange are final.
+
+// CodeForError returns the gRPC code for err. A gRPC status passes
+// through; cloud errors map by Kind; context errors keep their meaning.
+// Only an error we do not understand becomes Internal.
+func CodeForError(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	var ce *conflictNeedsUser
+	if errors.As(err, &ce) {
+		switch openstack.KindOf(ce.err) {
+		case openstack.KindConflict, openstack.KindForbidden, openstack.KindBadRequest:
+			return codes.FailedPrecondition
+		}
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Code()
+	}
+	if params.IsInvalid(err) {
+		return codes.InvalidArgument
+	}
+	var oe *openstack.Error
+	if errors.As(err, &oe) {
+		return codeForKind(oe)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+func codeForKind(e *openstack.Error) codes.Code {
+	switch e.Kind {
+	case openstack.KindNotFound:
+		return codes.NotFound
+	case openstack.KindConflict:
+		// A share mid-transition (extending, an access rule being
+		// applied): retry. Handlers for which a conflict needs the user
+		// wrap the error with needsUser.
+		return codes.Aborted
+	case openstack.KindOverQuota, openstack.KindDeviceLimit:
+		return codes.ResourceExhausted
+	case openstack.KindRateLimited, openstack.KindUnavailable:
+		return codes.Unavailable
+	case openstack.KindBadRequest:
+		return codes.InvalidArgument
+	case openstack.KindForbidden:
+		return codes.PermissionDenied
+	case openstack.KindTimeout:
+		// A wait reached the request deadline while Manila was still
+		// working; the sidecar retries and the retry adopts the resource.
+		return codes.Aborted
+	case openstack.KindErrorState:
+		return codeForErrorState(e.Message)
+	case openstack.KindConfig:
+		// Wrong credentials or endpoints: the operator must fix them.
+		return codes.FailedPrecondition
+	}
+	if errors.Is(e.Err, context.DeadlineExceeded) {
+		return codes.DeadlineExceeded
+	}
+	if errors.Is(e.Err, context.Canceled) {
+		return codes.Canceled
+	}
+	return codes.Internal
+}
+
+// codeForErrorState classifies a share that went to error by Manila's
+// explanation (/messages): no backend with room or a quota is capacity, so
+// the provisioner may try another topology; anything else is a backend
+// failure worth retrying later.
+func codeForErrorState(reason string) codes.Code {
+	r := strings.ToLower(reason)
+	for _, capacity := range []string{"no valid host", "no storage could be allocated", "weighted", "quota", "not enough space", "insufficient", "capacity", "exceeded"} {
+		if strings.Contains(r, capacity) {
+			return codes.ResourceExhausted
+		}
+	}
+	return codes.Unavailable
+}
+
+// StatusFromError wraps err into a gRPC status with CodeForError's code
+// and the message "<what>: <err>".
+func StatusFromError(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	what := fmt.Sprintf(format, args...)
+	if st, ok := status.FromError(err); ok && !isConflictNeedsUser(err) {
+		return status.Error(st.Code(), what+": "+st.Message())
+	}
+	return status.Error(CodeForError(err), what+": "+err.Error())
+}
+
+// conflictNeedsUser marks a cloud refusal that retrying will not fix (a
+// share with snapshots: Manila answers 403 or 409 depending on the path).
+type conflictNeedsUser struct{ err error }
+
+func (c *conflictNeedsUser) Error() string { return c.err.Error() }
+func (c *conflictNeedsUser) Unwrap() error { return c.err }
+
+func needsUser(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &conflictNeedsUser{err: err}
+}
+
+func isConflictNeedsUser(err error) bool {
+	var ce *conflictNeedsUser
+	return errors.As(err, &ce)
+}
+
+// Errors the handlers decide themselves, all here so a reader sees every
+// code the driver can answer in one file.
+
+func errInvalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+func errNotFound(format string, args ...any) error {
+	return status.Errorf(codes.NotFound, format, args...)
+}
+
+func errAlreadyExists(format string, args ...any) error {
+	return status.Errorf(codes.AlreadyExists, format, args...)
+}
+
+func errPrecondition(format string, args ...any) error {
+	return status.Errorf(codes.FailedPrecondition, format, args...)
+}
+
+// errInProgress is for "Manila is still working on it; call again".
+func errInProgress(format string, args ...any) error {
+	return status.Errorf(codes.Aborted, format, args...)
+}
+
+// errNotReady is for a source that exists but cannot be used yet.
+func errNotReady(format string, args ...any) error {
+	return status.Errorf(codes.Unavailable, format, args...)
+}
+
+func errOutOfRange(format string, args ...any) error {
+	return status.Errorf(codes.OutOfRange, format, args...)
+}
+
+func errUnimplemented(format string, args ...any) error {
+	return status.Errorf(codes.Unimplemented, format, args...)
+}
+
+// errBusy answers a request whose key another request is working on.
+func errBusy(what, key string) error {
+	return status.Errorf(codes.Aborted, "an operation on %s %q is already in progress; retry later", what, key)
+}
+
+// errFailedState reports a resource Manila put in an error status, with
+// Manila's own explanation when it gave one.
+func errFailedState(reason string, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return status.Error(codeForErrorState(reason), msg)
+}
+
+// errorStateReason returns the message of a KindErrorState cloud error.
+func errorStateReason(err error) (string, bool) {
+	var oe *openstack.Error
+	if errors.As(err, &oe) && oe.Kind == openstack.KindErrorState {
+		return oe.Message, true
+	}
+	return "", false
+}

@@ -1,0 +1,68 @@
+package manila
+
+import (
+	"context"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/cinder-csi/cinder-csi/pkg/version"
+)
+
+// IdentityOptions configure the identity service.
+type IdentityOptions struct {
+	DriverName         string // --drivername
+	Version            string // defaults to pkg/version.Version
+	WithTopology       bool   // --with-topology
+	ProvidesController bool   // --provide-controller-service
+}
+
+// IdentityServer is the CSI identity service. Probe makes no cloud call,
+// so a kubelet liveness probe never costs an OpenStack request.
+type IdentityServer struct {
+	csi.UnimplementedIdentityServer
+	opts IdentityOptions
+}
+
+var _ csi.IdentityServer = (*IdentityServer)(nil)
+
+// NewIdentityServer returns the identity service.
+func NewIdentityServer(opts IdentityOptions) *IdentityServer {
+	if opts.DriverName == "" {
+		opts.DriverName = DefaultDriverName
+	}
+	if opts.Version == "" {
+		opts.Version = version.Version
+	}
+	return &IdentityServer{opts: opts}
+}
+
+// GetPluginInfo returns the driver name and version.
+func (ids *IdentityServer) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
+	return &csi.GetPluginInfoResponse{Name: ids.opts.DriverName, VendorVersion: ids.opts.Version}, nil
+}
+
+// Probe reports ready.
+func (ids *IdentityServer) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
+	return &csi.ProbeResponse{Ready: wrapperspb.Bool(true)}, nil
+}
+
+// GetPluginCapabilities advertises the controller service (when served),
+// topology when enabled, and online expansion: a share grows under its
+// mounts and the node has nothing to do.
+func (ids *IdentityServer) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
+	var caps []*csi.PluginCapability
+	service := func(t csi.PluginCapability_Service_Type) {
+		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}})
+	}
+	if ids.opts.ProvidesController {
+		service(csi.PluginCapability_Service_CONTROLLER_SERVICE)
+	}
+	if ids.opts.WithTopology {
+		service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS)
+	}
+	caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_VolumeExpansion_{
+		VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE},
+	}})
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
+}
