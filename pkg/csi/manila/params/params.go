@@ -56,15 +56,15 @@ const (
 const (
 	SidecarPrefix = "csi.storage.k8s.io/"
 
-	KeyPVCName                   = "csi.storage.k8s.io/pvc/name"
-	KeyPVCNamespace              = "csi.storage.k8s.io/pvc/namespace"
-	KeyPVName                    = "csi.storage.k8s.io/pv/name"
-	KeyNodeStageSecretNamespace  = "csi.storage.k8s.io/node-stage-secret-namespace"
-	KeySnapshotName              = "csi.storage.k8s.io/volumesnapshot/name"
-	KeySnapshotNamespace         = "csi.storage.k8s.io/volumesnapshot/namespace"
-	KeySnapshotContentName       = "csi.storage.k8s.io/volumesnapshotcontent/name"
-	KeyLegacyFSType              = "fsType"
-	KeyFSType                    = "csi.storage.k8s.io/fstype"
+	KeyPVCName                  = "csi.storage.k8s.io/pvc/name"
+	KeyPVCNamespace             = "csi.storage.k8s.io/pvc/namespace"
+	KeyPVName                   = "csi.storage.k8s.io/pv/name"
+	KeyNodeStageSecretNamespace = "csi.storage.k8s.io/node-stage-secret-namespace"
+	KeySnapshotName             = "csi.storage.k8s.io/volumesnapshot/name"
+	KeySnapshotNamespace        = "csi.storage.k8s.io/volumesnapshot/namespace"
+	KeySnapshotContentName      = "csi.storage.k8s.io/volumesnapshotcontent/name"
+	KeyLegacyFSType             = "fsType"
+	KeyFSType                   = "csi.storage.k8s.io/fstype"
 )
 
 // Error is an invalid parameter. The CSI layer answers InvalidArgument.
