@@ -63,6 +63,9 @@ type Cloud struct {
 	CertFile    string
 	KeyFile     string
 	TLSInsecure bool
+	// CAData is PEM content (the Manila secret key os-certAuthority), an
+	// alternative to CAFile; not a secret, but printed by size only.
+	CAData string
 
 	ApplicationCredentialID     string
 	ApplicationCredentialName   string

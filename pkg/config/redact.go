@@ -41,6 +41,9 @@ func (c *Cloud) String() string {
 	add("region", c.Region)
 	add("os-endpoint-type", c.EndpointType)
 	add("ca-file", c.CAFile)
+	if c.CAData != "" {
+		add("ca-data", fmt.Sprintf("<%d bytes of PEM>", len(c.CAData)))
+	}
 	add("cert-file", c.CertFile)
 	add("key-file", c.KeyFile)
 	if c.TLSInsecure {
