@@ -310,3 +310,38 @@ func scrubURLError(err error) error {
 	}
 	return err
 }
+
+// classifyShare refines a classified Manila failure. Manila reports its
+// state conflicts (InvalidShare, InvalidShareSnapshot, InvalidShareAccess:
+// a share that still has snapshots, a status that is not one of the
+// allowed ones) as 403 where Cinder answers 400; Zed sends the delete
+// refusal with the uninterpolated text "Invalid share: %(reason)s.", so
+// the "Invalid" prefix is what tells it from a policy refusal ("Policy
+// doesn't allow share:delete to be performed."). A rule that exists
+// already is a 400 "Share access ip:10.0.0.1 exists."; both are
+// KindConflict. 413 (over quota) and 404 (itemNotFound) need nothing here.
+func classifyShare(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	lower := strings.ToLower(e.Message)
+	switch {
+	case e.StatusCode == http.StatusForbidden && e.Kind == KindForbidden &&
+		(strings.HasPrefix(lower, "invalid ") || containsAny(lower, stateConflictPhrases)):
+		e.Kind = KindConflict
+	case e.StatusCode == http.StatusBadRequest && e.Kind == KindBadRequest &&
+		strings.Contains(lower, "access") && strings.HasSuffix(strings.TrimSuffix(lower, "."), "exists"):
+		e.Kind = KindConflict
+	}
+	return err
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}

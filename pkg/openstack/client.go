@@ -40,10 +40,19 @@ type cloud struct {
 	provider *gophercloud.ProviderClient
 
 	mu        sync.Mutex // guards the connection state below
+	authed    bool       // authenticated once; Cinder, Nova and Manila share the token
 	connected bool
 	volume    *gophercloud.ServiceClient
 	compute   *gophercloud.ServiceClient
 	features  Features
+
+	// The Manila connection is separate and lazy: a Manila-only cloud has
+	// no Cinder, a Cinder-only cloud is never asked for Manila.
+	shareMu        sync.Mutex
+	shareConnected bool
+	share          *gophercloud.ServiceClient
+	shareFeats     ShareFeatures
+	sharePolls     *sharePollers
 
 	// projectID has its own lock: re-authentication, which sets it, can
 	// run inside connect, which holds mu.
@@ -72,10 +81,14 @@ func newCloud(name string, cc *config.Cloud, bs config.BlockStorage, opts *Optio
 	c := &cloud{name: name, opts: opts, obs: opts.observer(), bs: bs, provider: provider}
 	c.creds.Store(cc)
 	c.polls = newPollers(c)
+	c.sharePolls = newSharePollers(c)
 	return c, nil
 }
 
 func sectionLabel(name string) string {
+	if name == config.SecretsCloudName {
+		return "the os-* CSI secrets"
+	}
 	if name == "" {
 		return "[Global]"
 	}
@@ -104,6 +117,16 @@ func newHTTPClient(cc *config.Cloud, opts *Options) (*http.Client, error) {
 		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, &Error{Kind: KindConfig, Op: "config", Resource: sectionLabel(cc.Name), Message: "ca-file " + cc.CAFile + ": no PEM certificate found"}
+		}
+		tlsCfg.RootCAs = pool
+	}
+	if cc.CAData != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM([]byte(cc.CAData)) {
+			return nil, &Error{Kind: KindConfig, Op: "config", Resource: sectionLabel(cc.Name), Message: "os-certAuthority: no PEM certificate found"}
 		}
 		tlsCfg.RootCAs = pool
 	}
@@ -263,21 +286,10 @@ func (c *cloud) connect(ctx context.Context) error {
 	if c.connected {
 		return nil
 	}
-	if err := c.authenticate(ctx, c.provider); err != nil {
-		return authError(classify(err, "authenticate", sectionLabel(c.name)))
+	if err := c.authLocked(ctx); err != nil {
+		return err
 	}
-	c.provider.ReauthFunc = c.reauth
-	if cr, ok := c.provider.GetAuthResult().(tokens3.CreateResult); ok {
-		if p, err := cr.ExtractProject(); err == nil && p != nil {
-			c.setProject(p.ID)
-		}
-	} else if gr, ok := c.provider.GetAuthResult().(tokens3.GetResult); ok {
-		if p, err := gr.ExtractProject(); err == nil && p != nil {
-			c.setProject(p.ID)
-		}
-	}
-	cc := c.creds.Load()
-	eo := gophercloud.EndpointOpts{Region: cc.Region, Availability: availability(cc.EndpointType)}
+	eo := c.endpointOpts()
 	vol, err := gcos.NewBlockStorageV3(c.provider, eo)
 	if err != nil {
 		return &Error{Kind: KindConfig, Op: "catalog", Resource: sectionLabel(c.name), Message: "no Cinder v3 endpoint in the catalog: " + firstLine(err.Error())}
@@ -295,6 +307,41 @@ func (c *cloud) connect(ctx context.Context) error {
 	klog.V(2).InfoS("Connected to OpenStack", "cloud", c.name, "cinderMicroversion", feats.CinderMicroversion,
 		"novaMicroversion", feats.NovaMicroversion, "project", c.project())
 	return nil
+}
+
+// authLocked authenticates once per cloud; c.mu must be held. Every
+// service client of the cloud shares the provider and so its token.
+func (c *cloud) authLocked(ctx context.Context) error {
+	if c.authed {
+		return nil
+	}
+	if err := c.authenticate(ctx, c.provider); err != nil {
+		return authError(classify(err, "authenticate", sectionLabel(c.name)))
+	}
+	c.provider.ReauthFunc = c.reauth
+	if cr, ok := c.provider.GetAuthResult().(tokens3.CreateResult); ok {
+		if p, err := cr.ExtractProject(); err == nil && p != nil {
+			c.setProject(p.ID)
+		}
+	} else if gr, ok := c.provider.GetAuthResult().(tokens3.GetResult); ok {
+		if p, err := gr.ExtractProject(); err == nil && p != nil {
+			c.setProject(p.ID)
+		}
+	}
+	c.authed = true
+	return nil
+}
+
+// ensureAuth authenticates if no service has yet.
+func (c *cloud) ensureAuth(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.authLocked(ctx)
+}
+
+func (c *cloud) endpointOpts() gophercloud.EndpointOpts {
+	cc := c.creds.Load()
+	return gophercloud.EndpointOpts{Region: cc.Region, Availability: availability(cc.EndpointType)}
 }
 
 // authError makes a 404 to a token request a configuration problem: the

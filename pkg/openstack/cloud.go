@@ -357,7 +357,7 @@ type Clouds interface {
 // Nothing passed here may contain a secret.
 type Observer interface {
 	// ObserveRequest is called once per HTTP request (each retry counts).
-	// service is "identity", "volumev3" or "compute"; operation is a
+	// service is "identity", "volumev3", "compute" or "sharev2"; operation is a
 	// stable name such as "volume_create"; statusCode is 0 when no response
 	// arrived.
 	ObserveRequest(service, operation string, statusCode int, d time.Duration)

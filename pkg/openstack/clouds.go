@@ -23,7 +23,7 @@ type Options struct {
 	// Observer receives metrics hooks; nil means none.
 	Observer Observer
 	// RateLimits is a client-side token bucket per service, keyed by
-	// "identity", "volumev3" or "compute", or AllServices for one bucket
+	// "identity", "volumev3", "compute" or "sharev2", or AllServices for one bucket
 	// every request of the cloud takes a token from (besides its
 	// service's). A missing key means no limit.
 	RateLimits map[string]RateLimit
@@ -83,6 +83,13 @@ var _ Clouds = (*CloudSet)(nil)
 // reached now is logged and tried again on first use. Until ctx ends it
 // watches the files and applies changed credentials without a restart.
 func NewClouds(ctx context.Context, files []string, opts Options) (*CloudSet, error) {
+	return openClouds(ctx, files, opts, (*cloud).connect)
+}
+
+// openClouds is NewClouds with the first connection of each cloud given:
+// Cinder's and Nova's endpoints for the Cinder driver, Manila's for the
+// Manila driver (share_clouds.go), so neither needs the other's service.
+func openClouds(ctx context.Context, files []string, opts Options, probe func(*cloud, context.Context) error) (*CloudSet, error) {
 	cfg, hash, err := loadValidated(files, opts.CloudNames)
 	if err != nil {
 		return nil, err
@@ -94,7 +101,7 @@ func NewClouds(ctx context.Context, files []string, opts Options) (*CloudSet, er
 	s.hash = hash
 	for _, n := range s.Names() {
 		c := s.clouds[n]
-		if err := c.connect(ctx); err != nil {
+		if err := probe(c, ctx); err != nil {
 			if KindOf(err) == KindForbidden || KindOf(err) == KindConfig || KindOf(err) == KindBadRequest {
 				return nil, fmt.Errorf("cloud %s: %w", sectionLabel(n), err)
 			}

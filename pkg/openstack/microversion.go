@@ -163,3 +163,54 @@ func (f Features) backupAZSupported() bool {
 	v, err := parseMV(f.CinderMicroversion)
 	return err == nil && !v.less(mustMV(mvBackupAZ))
 }
+
+// Manila microversions. Manila's own client floor is 2.0, but the driver
+// needs /messages (2.37) to say why a share failed, as the reference
+// plugin does; below 2.37 the cloud is refused with KindConfig. Zed serves
+// up to 2.73, the highest we ask for.
+const (
+	mvShareMin            = "2.37" // /messages; also 2.21 access_key in lists, 2.28 queued_to_apply states
+	mvShareAccessKey      = "2.21"
+	mvShareTransitional   = "2.28"
+	mvShareAccessMetadata = "2.45" // metadata on access rules, GET /share-access-rules
+	mvShareExportReplicas = "2.47" // export locations of non-active replicas hidden
+	mvShareHints          = "2.65" // scheduler_hints same_host/different_host
+	mvShareSnapMetadata   = "2.73" // metadata on share snapshots
+	wantShare             = mvShareSnapMetadata
+)
+
+// shareFeaturesFor derives what a Manila microversion allows.
+func shareFeaturesFor(v microversion) ShareFeatures {
+	at := func(s string) bool { return !v.less(mustMV(s)) }
+	return ShareFeatures{
+		Microversion:       v.String(),
+		AccessMetadata:     at(mvShareAccessMetadata),
+		SchedulerHints:     at(mvShareHints),
+		SnapshotMetadata:   at(mvShareSnapMetadata),
+		AccessKeyInList:    at(mvShareAccessKey),
+		TransitionalAccess: at(mvShareTransitional),
+	}
+}
+
+// discoverShareFeatures reads Manila's version document and picks the
+// microversion: the highest it offers up to wantShare, refusing a cloud
+// below mvShareMin.
+func discoverShareFeatures(ctx context.Context, pc *gophercloud.ProviderClient, endpoint string) (ShareFeatures, error) {
+	max, ok, err := maxMicroversion(withCall(ctx, serviceShare, "share_version_get"), pc, endpoint, 2)
+	if err != nil {
+		return ShareFeatures{}, classify(err, "share_version_get", "manila")
+	}
+	return pickShareMicroversion(max, ok)
+}
+
+func pickShareMicroversion(max microversion, announced bool) (ShareFeatures, error) {
+	if !announced || max.less(mustMV(mvShareMin)) {
+		offered := "no microversions"
+		if announced {
+			offered = "up to " + max.String()
+		}
+		return ShareFeatures{}, &Error{Kind: KindConfig, Op: "share_version_get", Resource: "manila",
+			Message: "Manila offers " + offered + "; the driver needs microversion " + mvShareMin + " or later (OpenStack Pike)"}
+	}
+	return shareFeaturesFor(capMV(max, wantShare)), nil
+}

@@ -16,6 +16,7 @@ const (
 	serviceIdentity = "identity"
 	serviceVolume   = "volumev3"
 	serviceCompute  = "compute"
+	serviceShare    = "sharev2"
 )
 
 // AllServices keys a RateLimit that every request of a cloud passes,

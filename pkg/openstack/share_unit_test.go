@@ -1,0 +1,225 @@
+package openstack
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+)
+
+func TestPickShareMicroversionUsesUpTo273AndRefusesBelow237(t *testing.T) {
+	tests := []struct {
+		name      string
+		max       string
+		announced bool
+		want      ShareFeatures
+		wantErr   bool
+	}{
+		{"zed", "2.73", true, ShareFeatures{Microversion: "2.73", AccessMetadata: true, SchedulerHints: true,
+			SnapshotMetadata: true, AccessKeyInList: true, TransitionalAccess: true}, false},
+		{"newer than we use", "2.84", true, ShareFeatures{Microversion: "2.73", AccessMetadata: true, SchedulerHints: true,
+			SnapshotMetadata: true, AccessKeyInList: true, TransitionalAccess: true}, false},
+		{"wallaby: hints but no snapshot metadata", "2.65", true, ShareFeatures{Microversion: "2.65", AccessMetadata: true,
+			SchedulerHints: true, AccessKeyInList: true, TransitionalAccess: true}, false},
+		{"stein: access metadata only", "2.51", true, ShareFeatures{Microversion: "2.51", AccessMetadata: true,
+			AccessKeyInList: true, TransitionalAccess: true}, false},
+		{"pike: the floor", "2.37", true, ShareFeatures{Microversion: "2.37", AccessKeyInList: true, TransitionalAccess: true}, false},
+		{"ocata: too old", "2.32", true, ShareFeatures{}, true},
+		{"no microversions", "", false, ShareFeatures{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var max microversion
+			if tt.max != "" {
+				max = mustMV(tt.max)
+			}
+			got, err := pickShareMicroversion(max, tt.announced)
+			if tt.wantErr {
+				if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "2.37") {
+					t.Fatalf("want KindConfig naming 2.37, got %v", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestClassifyManilaErrorBodies(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		kind   Kind
+		inMsg  string
+	}{
+		{"share not found", 404, `{"itemNotFound": {"code": 404, "message": "Share 1f0c could not be found."}}`, KindNotFound, "could not be found"},
+		{"delete with snapshots, as Zed sends it", 403, `{"forbidden": {"code": 403, "message": "Invalid share: %(reason)s."}}`, KindConflict, "Invalid share"},
+		{"delete in a status Manila refuses", 403, `{"forbidden": {"message": "Invalid share: Share status must be one of ('available', 'error', 'inactive')."}}`, KindConflict, "status must be"},
+		{"share still has snapshots", 403, `{"forbidden": {"message": "Share still has 1 dependent snapshots."}}`, KindConflict, "dependent"},
+		{"policy refusal stays forbidden", 403, `{"forbidden": {"message": "Policy doesn't allow share:force_delete to be performed."}}`, KindForbidden, "Policy"},
+		{"extend over quota as 403", 403, `{"forbidden": {"message": "Requested share exceeds allowed project/user or share type gigabytes quota."}}`, KindOverQuota, "quota"},
+		{"create over quota", 413, `{"overLimit": {"code": 413, "message": "Requested share exceeds allowed project/user or share type gigabytes quota."}}`, KindOverQuota, "quota"},
+		{"rule exists", 400, `{"badRequest": {"code": 400, "message": "Share access ip:10.0.0.5 exists."}}`, KindConflict, "exists"},
+		{"shrink not smaller", 400, `{"badRequest": {"message": "New size for shrink must be less than current size: 1"}}`, KindBadRequest, "shrink"},
+		{"extend not available", 400, `{"badRequest": {"message": "Invalid share: Share 1f0c status must be 'available'."}}`, KindConflict, "status must be"},
+		{"protocol not enabled", 400, `{"badRequest": {"message": "Invalid share protocol provided: CIFS. It is either disabled or unsupported."}}`, KindBadRequest, "protocol"},
+		{"unknown share type", 404, `{"itemNotFound": {"message": "Share type gold not found."}}`, KindNotFound, "gold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := classifyShare(classify(httpErr(tt.status, tt.body, nil), "share_op", "s1"))
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("not an *Error: %v", err)
+			}
+			if e.Kind != tt.kind {
+				t.Errorf("kind %v, want %v (%v)", e.Kind, tt.kind, e)
+			}
+			if !strings.Contains(e.Message, tt.inMsg) {
+				t.Errorf("message %q lacks %q", e.Message, tt.inMsg)
+			}
+		})
+	}
+}
+
+func TestShareErrorStatuses(t *testing.T) {
+	for s, want := range map[string]bool{
+		ShareError: true, ShareErrorDeleting: true, ShareExtendingError: true, ShareShrinkingError: true,
+		"shrinking_possible_data_loss_error": true, "manage_error": true,
+		ShareAvailable: false, ShareCreating: false, ShareCreatingFromSnapshot: false, ShareDeleting: false,
+		ShareExtending: false, "reverting": false,
+	} {
+		if got := isShareErrorStatus(s); got != want {
+			t.Errorf("isShareErrorStatus(%q) = %v", s, got)
+		}
+	}
+}
+
+func TestShareListQueryPagesByOffset(t *testing.T) {
+	q, off, err := shareListQuery(ShareListOpts{Name: "pvc-1", Metadata: map[string]string{MetaManilaCluster: "k1"}, Limit: 5, Marker: "10"})
+	if err != nil || off != 10 {
+		t.Fatalf("offset %d, %v", off, err)
+	}
+	for _, want := range []string{"name=pvc-1", "limit=5", "offset=10", "metadata=%7B%22manila.csi.openstack.org%2Fcluster%22%3A%22k1%22%7D", "sort_key=created_at"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("query %q lacks %q", q, want)
+		}
+	}
+	if got := shareNextMarker(10, 5, 5); got != "15" {
+		t.Errorf("next marker %q, want 15", got)
+	}
+	if got := shareNextMarker(10, 3, 5); got != "" {
+		t.Errorf("a short page has no successor, got %q", got)
+	}
+	if _, _, err := shareListQuery(ShareListOpts{Marker: "abc"}); KindOf(err) != KindBadRequest {
+		t.Errorf("a foreign marker should be KindBadRequest, got %v", err)
+	}
+}
+
+func TestAccessRuleWireNullKeyIsEmpty(t *testing.T) {
+	var w []wireAccessRule
+	body := `[{"id":"r1","access_type":"cephx","access_to":"alice","access_level":"rw","state":"queued_to_apply","access_key":null},
+		{"id":"r2","access_type":"cephx","access_to":"bob","access_level":"rw","state":"active","access_key":"AQD-key=="}]`
+	if err := json.Unmarshal([]byte(body), &w); err != nil {
+		t.Fatal(err)
+	}
+	a, b := w[0].toRule("s1"), w[1].toRule("s1")
+	if a.AccessKey != "" || a.ShareID != "s1" || accessReady(&a) {
+		t.Errorf("queued rule with null key: %+v", a)
+	}
+	if b.AccessKey != "AQD-key==" || !accessReady(&b) {
+		t.Errorf("active rule with key: %+v", b)
+	}
+	active := AccessRule{AccessType: AccessTypeCephx, State: AccessActive}
+	if accessReady(&active) {
+		t.Error("an active cephx rule without its key is not ready")
+	}
+	ip := AccessRule{AccessType: AccessTypeIP, State: AccessActive}
+	if !accessReady(&ip) {
+		t.Error("an active ip rule is ready")
+	}
+}
+
+func TestShareCloudsFromSecretsValidatesWithoutNetwork(t *testing.T) {
+	s := NewShareCloudsFrom(nil, Options{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	_, err := s.ForSecrets(ctx, map[string]string{"cloud": "east"})
+	if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "os-*") {
+		t.Errorf("no credentials and no cloud.conf: %v", err)
+	}
+	_, err = s.ForSecrets(ctx, map[string]string{"os-authURL": "http://127.0.0.1:1/v3", "os-userName": "u", "os-password": "pw-Sekrit-123"})
+	if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "os-projectID or os-projectName") {
+		t.Errorf("missing project: %v", err)
+	}
+	if strings.Contains(err.Error(), "pw-Sekrit-123") {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
+
+func TestShareCloudsFromSecretsAuthenticatesOnceAndNeedsManila(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	rec := newRecorder()
+	s := NewShareCloudsFrom(nil, Options{Observer: rec})
+	ctx := ctxTimeout(t, 30*time.Second)
+	secrets := map[string]string{"os-authURL": e.AuthURL(), "os-region": "RegionOne", "os-userName": "demo",
+		"os-password": "demo-secret", "os-projectName": "demo", "os-domainName": "Default"}
+	bad := map[string]string{}
+	for k, v := range secrets {
+		bad[k] = v
+	}
+	bad["os-password"] = "wrong-Sekrit-1"
+	_, err := s.ForSecrets(ctx, bad)
+	if KindOf(err) != KindForbidden || strings.Contains(err.Error(), "wrong-Sekrit-1") {
+		t.Errorf("wrong password: want KindForbidden without the value, got %v", err)
+	}
+	if len(s.cache) != 0 {
+		t.Errorf("a failed cloud must not be cached (%d entries)", len(s.cache))
+	}
+	sc, err := s.ForSecrets(ctx, secrets)
+	if hasManila(e) {
+		if err != nil {
+			t.Fatalf("ForSecrets: %v", err)
+		}
+		again, err := s.ForSecrets(ctx, withKey(secrets, "cloud", "ignored"))
+		if err != nil || again != sc {
+			t.Errorf("the same os-* secrets should give the cached cloud: %v", err)
+		}
+		if n := rec.count(func(r *recorder) int { return r.requests["identity token_issue"] }); n != 2 {
+			t.Errorf("token requests = %d, want 2 (the wrong password and one for both good calls)", n)
+		}
+		return
+	}
+	if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "sharev2") {
+		t.Errorf("a cloud without Manila: want KindConfig naming sharev2, got %v", err)
+	}
+}
+
+func withKey(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for kk, vv := range m {
+		out[kk] = vv
+	}
+	return out
+}
+
+// hasManila reports whether the emulator's catalog has Manila yet (the
+// emulated Manila lands separately).
+func hasManila(e *emulator.Emulator) bool {
+	body := `{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo",
+		"domain": {"name": "Default"}, "password": "demo-secret"}}}, "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}`
+	resp, err := http.Post(e.AuthURL()+"/auth/tokens", "application/json", strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Contains(string(b), `"sharev2"`)
+}
