@@ -1,0 +1,94 @@
+package manilanode
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/mount-utils"
+)
+
+// mountTable is a snapshot of the mount table. The node decides from it,
+// not from IsLikelyNotMountPoint, which cannot see a bind mount from the
+// same filesystem.
+type mountTable []mount.MountInfo
+
+func (ns *NodeServer) readMounts() (mountTable, error) {
+	t, err := ns.mounter.MountInfo()
+	return mountTable(t), err
+}
+
+// top returns the visible mount at path.
+func (t mountTable) top(path string) (mount.MountInfo, bool) {
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i].MountPoint == path {
+			return t[i], true
+		}
+	}
+	return mount.MountInfo{}, false
+}
+
+// sourceMatches reports whether a mount with no stage record (the state
+// directory was lost) is visibly this share: NFS and the CephFS kernel
+// client show the export as the source. A ceph-fuse mount shows only
+// "ceph-fuse", so it can never be adopted this way.
+func sourceMatches(m mount.MountInfo, spec *ShareSpec) bool {
+	switch {
+	case spec.Protocol == ProtocolNFS:
+		return strings.HasPrefix(m.FsType, "nfs") && m.Source == spec.Export.String()
+	case spec.Mounter == MounterKernel:
+		return m.FsType == "ceph" && m.Source == spec.Export.String()
+	}
+	return false
+}
+
+// sameShare reports whether a record and a request mount the same share
+// the same way; options may differ (a remount is not asked for).
+func sameShare(a, b *ShareSpec) bool {
+	return a.Protocol == b.Protocol && a.Export.String() == b.Export.String() &&
+		a.Mounter == b.Mounter && a.ClientID == b.ClientID && a.FSName == b.FSName
+}
+
+// describe names a mount in messages.
+func describe(m mount.MountInfo) string {
+	return fmt.Sprintf("%s from %s (%d:%d %s)", m.FsType, m.Source, m.Major, m.Minor, m.Root)
+}
+
+// maxStackedMounts bounds the unmount loop: a path where kubelet or an
+// earlier bug stacked more than this is left for a human.
+const maxStackedMounts = 16
+
+// unmountOwn removes the mounts at path, top first, while they are the
+// filesystem id names (nil: any mount, for a broken one found at stage).
+// It stops at a mount that is not, leaving it in place.
+func (ns *NodeServer) unmountOwn(path string, id *mountID) error {
+	for range maxStackedMounts {
+		table, err := ns.readMounts()
+		if err != nil {
+			return err
+		}
+		top, mounted := table.top(path)
+		if !mounted {
+			return nil
+		}
+		if id != nil && !id.sameFilesystem(top) {
+			return errPrecondition("%s still holds %s, which is not this volume's; it was left in place", path, describe(top))
+		}
+		if err := ns.mounter.Unmount(path); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s is still mounted after %d unmounts", path, maxStackedMounts)
+}
+
+// removeDir removes an empty mount point; a missing one is fine, and one
+// with files left in it stays (they were written under the mount, by
+// someone other than the pod).
+func removeDir(path string) error {
+	err := os.Remove(path)
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return fmt.Errorf("removing %s: %w", path, err)
+}

@@ -1,0 +1,218 @@
+package manilanode
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+// NodeStageVolume implements csi.NodeServer: it mounts the share at the
+// staging path (NFS with the kernel client; CephFS with ceph-fuse or the
+// kernel client, the cephx key in a 0600 file). A repeat finds the record
+// and the mount and succeeds; a staging path holding a mount that is not
+// this share's is FailedPrecondition; a broken mount (a dead ceph-fuse) is
+// unmounted and mounted again.
+func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	staging, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath())
+	if err != nil {
+		return nil, err
+	}
+	spec, err := parseShareSpec(specInput{
+		volumeID: volumeID, capability: req.GetVolumeCapability(), volumeContext: req.GetVolumeContext(),
+		publishContext: req.GetPublishContext(), secrets: req.GetSecrets(), defaultProtocol: ns.opts.DefaultProtocol,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ns.fwd != nil {
+		return ns.forwardStage(ctx, req, spec)
+	}
+	key := ""
+	if spec.Protocol == ProtocolCephFS {
+		if key, err = cephxKey(req.GetSecrets(), req.GetPublishContext()); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := withDefaultDeadline(ctx)
+	defer cancel()
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID, "shareID", spec.ShareID, "stagingTargetPath", staging)
+
+	done, err := ns.checkStaged(logger, spec, key, staging)
+	if done || err != nil {
+		return &csi.NodeStageVolumeResponse{}, err
+	}
+	if err := ns.mountStage(ctx, logger, spec, key, staging); err != nil {
+		return nil, err
+	}
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// checkStaged looks at what is at the staging path already. done means the
+// share is staged there and healthy; a broken stage mount of this share
+// has been removed (done false, no error) so that it is mounted again.
+func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, staging string) (done bool, err error) {
+	rec, err := ns.store.load(spec.VolumeID)
+	if err != nil {
+		return false, err
+	}
+	table, err := ns.readMounts()
+	if err != nil {
+		return false, err
+	}
+	top, mounted := table.top(staging)
+	if !mounted {
+		if rec != nil && rec.StagingPath != staging && rec.Mount != nil {
+			if other, ok := table.top(rec.StagingPath); ok && rec.Mount.sameFilesystem(other) {
+				return false, errPrecondition("volume %s is already staged at %s; it cannot be staged at %s too", spec.VolumeID, rec.StagingPath, staging)
+			}
+		}
+		return false, nil
+	}
+	switch {
+	case rec == nil && sourceMatches(top, spec):
+		// Staged before the state directory was lost: adopt the mount.
+		rec = &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}
+	case rec == nil || rec.StagingPath != staging:
+		return false, errPrecondition("staging_target_path %s already holds %s, which is not volume %s's stage mount", staging, describe(top), spec.VolumeID)
+	case !sameShare(&rec.Spec, spec):
+		return false, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
+			spec.VolumeID, staging, rec.Spec.Export, rec.Spec.Protocol, rec.Spec.Mounter, spec.Export, spec.Protocol, spec.Mounter)
+	case rec.Mount != nil && !rec.Mount.sameFilesystem(top):
+		return false, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
+	}
+	if isBroken(staging) {
+		logger.Info("Stage mount is broken (its server or ceph-fuse daemon is gone); mounting it again", "mount", describe(top))
+		return false, ns.unmountOwn(staging, idOf(top))
+	}
+	if key != "" {
+		// Refresh the key file: a rotated key reaches the next mount.
+		if _, err := ns.store.writeKey(spec.VolumeID, key); err != nil {
+			return false, err
+		}
+	}
+	if rec.Mount == nil {
+		// A crash after the mount and before the record was completed.
+		rec.Mount = idOf(top)
+		if err := ns.store.save(rec); err != nil {
+			return false, err
+		}
+	}
+	logger.V(2).Info("Share already staged", "mount", describe(top))
+	return true, nil
+}
+
+// mountStage writes the key file and the record, then mounts, then
+// completes the record with the mount's identity. A failed mount leaves
+// nothing behind.
+func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *ShareSpec, key, staging string) error {
+	keyFile := ""
+	if key != "" {
+		var err error
+		if keyFile, err = ns.store.writeKey(spec.VolumeID, key); err != nil {
+			return err
+		}
+	}
+	rec := &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}
+	if err := ns.store.save(rec); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		return statusFromError(err, "creating staging_target_path %s", staging)
+	}
+	start := time.Now()
+	mountErr := ns.mounter.MountShare(ctx, spec, keyFile, staging)
+	table, err := ns.readMounts()
+	if err != nil {
+		return err
+	}
+	top, mounted := table.top(staging)
+	if mountErr != nil || !mounted {
+		if mounted {
+			// The helper failed after mounting (a deadline that killed it
+			// once it had daemonized): keep the mount, it is this share's.
+			logger.Info("Mount helper failed, but the share is mounted; keeping it", "err", mountErr.Error())
+		} else {
+			if ferr := ns.store.forget(spec.VolumeID); ferr != nil {
+				logger.Error(ferr, "Removing the stage record after a failed mount")
+			}
+			if mountErr == nil {
+				return errUnavailable("the %s mount helper succeeded but nothing is mounted at %s", spec.Protocol, staging)
+			}
+			return mountFailure(mountErr, "mounting share %s (%s) at %s", spec.ShareID, spec.Export, staging)
+		}
+	}
+	rec.Mount = idOf(top)
+	if err := ns.store.save(rec); err != nil {
+		return err
+	}
+	logger.Info("Staged share", "protocol", spec.Protocol, "mounter", spec.Mounter, "export", spec.Export.String(), "mount", describe(top), "took", time.Since(start))
+	return nil
+}
+
+// NodeUnstageVolume implements csi.NodeServer: it unmounts the stage mount
+// if it is this volume's and removes the key file and the record. Nothing
+// mounted is success; a mount that is not this volume's stays, and the
+// answer is FailedPrecondition naming it.
+func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	volumeID := req.GetVolumeId()
+	if err := validateVolumeID(volumeID); err != nil {
+		return nil, err
+	}
+	staging, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath())
+	if err != nil {
+		return nil, err
+	}
+	if ns.fwd != nil {
+		return forward(ctx, ns.fwd, "NodeUnstageVolume", req, ns.fwd.client.NodeUnstageVolume)
+	}
+	unlock, err := ns.lock(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID, "stagingTargetPath", staging)
+	rec, err := ns.store.load(volumeID)
+	if err != nil {
+		return nil, err
+	}
+	table, err := ns.readMounts()
+	if err != nil {
+		return nil, err
+	}
+	ours := rec != nil && rec.StagingPath == staging
+	if top, mounted := table.top(staging); mounted {
+		if !ours || rec.Mount != nil && !rec.Mount.sameFilesystem(top) {
+			return nil, errPrecondition("staging_target_path %s holds %s, which is not volume %s's stage mount; it was left in place", staging, describe(top), volumeID)
+		}
+		id := rec.Mount
+		if id == nil {
+			id = idOf(top) // a crash between the mount and the record
+		}
+		if err := ns.unmountOwn(staging, id); err != nil {
+			return nil, statusFromError(err, "unstaging volume %s", volumeID)
+		}
+	}
+	if ours {
+		if err := ns.store.forget(volumeID); err != nil {
+			return nil, statusFromError(err, "unstaging volume %s", volumeID)
+		}
+	}
+	if err := removeDir(staging); err != nil {
+		logger.Info("Staging path left in place", "err", err.Error())
+	}
+	logger.Info("Unstaged share", "hadRecord", ours)
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
