@@ -50,7 +50,7 @@ type NodeOptions struct {
 	WithTopology bool
 	// Zone is the node's zone; "" asks Metadata for the AZ.
 	Zone     string
-	Metadata metadata.Provider
+	Metadata MetadataGetter
 	// KubeletRootDir is where every staging and target path must lie
 	// (default /var/lib/kubelet).
 	KubeletRootDir string
@@ -67,6 +67,11 @@ type NodeOptions struct {
 	ForwardEndpoint string
 	// ForwardConnectTimeout bounds connecting to it (default 10 s).
 	ForwardConnectTimeout time.Duration
+}
+
+// MetadataGetter is the part of metadata.Provider the node uses: the AZ.
+type MetadataGetter interface {
+	Get(ctx context.Context) (*metadata.Metadata, error)
 }
 
 // NodeServer implements the CSI Node service.
