@@ -85,7 +85,7 @@ func newForwardingEnv(t *testing.T, endpoint string) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ns.Close() })
-	return &testEnv{t: t, root: ns.root, ns: ns}
+	return &testEnv{t: t, root: ns.root.Dir(), ns: ns}
 }
 
 func TestForwardingTranslatesNFSForCSIDriverNFS(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 	"github.com/cinder-csi/cinder-csi/pkg/util/volumelock"
 )
@@ -24,7 +25,7 @@ import (
 // Defaults of NodeOptions.
 const (
 	DefaultDriverName  = "manila.csi.openstack.org"
-	DefaultKubeletRoot = "/var/lib/kubelet"
+	DefaultKubeletRoot = hostpath.DefaultKubeletRoot
 	// TopologyKey is the zone segment, as the reference names it.
 	TopologyKey = "topology.manila.csi.openstack.org/zone"
 	// defaultCallBudget bounds a request without a deadline: kubelet gives
@@ -79,7 +80,7 @@ type NodeServer struct {
 	csi.UnimplementedNodeServer
 
 	opts    NodeOptions
-	root    string
+	root    *hostpath.Root
 	store   store
 	mounter Mounter
 	locks   *volumelock.Locks
@@ -101,19 +102,18 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 	if opts.KubeletRootDir == "" {
 		opts.KubeletRootDir = DefaultKubeletRoot
 	}
-	if !filepath.IsAbs(opts.KubeletRootDir) || filepath.Clean(opts.KubeletRootDir) == "/" {
-		return nil, fmt.Errorf("node service: kubelet root %q must be an absolute directory other than /", opts.KubeletRootDir)
+	if filepath.IsAbs(opts.KubeletRootDir) && filepath.Clean(opts.KubeletRootDir) != "/" {
+		if err := os.MkdirAll(opts.KubeletRootDir, 0o750); err != nil {
+			return nil, fmt.Errorf("node service: kubelet root: %w", err)
+		}
 	}
-	if err := os.MkdirAll(opts.KubeletRootDir, 0o750); err != nil {
-		return nil, fmt.Errorf("node service: kubelet root: %w", err)
-	}
-	// The mount table shows resolved paths; resolve the root once.
-	root, err := filepath.EvalSymlinks(opts.KubeletRootDir)
+	// The mount table shows resolved paths; hostpath resolves the root once.
+	root, err := hostpath.NewRoot(opts.KubeletRootDir)
 	if err != nil {
-		return nil, fmt.Errorf("node service: kubelet root: %w", err)
+		return nil, fmt.Errorf("node service: %w", err)
 	}
 	if opts.StateDir == "" {
-		opts.StateDir = filepath.Join(root, "plugins", opts.DriverName, "state")
+		opts.StateDir = filepath.Join(root.Dir(), "plugins", opts.DriverName, "state")
 	}
 	switch strings.ToUpper(opts.DefaultProtocol) {
 	case "", ProtocolNFS, ProtocolCephFS:

@@ -37,7 +37,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, root: ns.root, ns: ns, fm: fm}
+	return &testEnv{t: t, root: ns.root.Dir(), ns: ns, fm: fm}
 }
 
 func (e *testEnv) staging(vol string) string {
@@ -241,10 +241,10 @@ func TestPublishRefusesAStagingPathThatIsNotThisVolumes(t *testing.T) {
 		contains      string
 	}{
 		{"another volume's staging path", e.staging(shareB), codes.FailedPrecondition, "is staged at"},
-		{"the host root", "/", codes.InvalidArgument, "not under the kubelet root"},
-		{"/etc", "/etc", codes.InvalidArgument, "not under the kubelet root"},
-		{"/proc/self", "/proc/self", codes.InvalidArgument, "never a mount target"},
-		{"dot-dot escape", e.root + "/pods/../../etc", codes.InvalidArgument, "clean path"},
+		{"the host root", "/", codes.InvalidArgument, "outside the kubelet root"},
+		{"/etc", "/etc", codes.InvalidArgument, "outside the kubelet root"},
+		{"/proc/self", "/proc/self", codes.InvalidArgument, "system path"},
+		{"dot-dot escape", e.root + "/pods/../../etc", codes.InvalidArgument, `".."`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 )
 
 // Keys of the volume context the controller writes (docs/design.md,
@@ -78,9 +80,9 @@ type ShareSpec struct {
 
 const (
 	// maxIDLength is the CSI spec's and issue 16's bound for ids.
-	maxIDLength = 255
+	maxIDLength = hostpath.MaxIDBytes
 	// maxPathLength is PATH_MAX.
-	maxPathLength = 4096
+	maxPathLength = hostpath.MaxPathBytes
 	// maxExportLength bounds an export location; Manila's are ~100 bytes.
 	maxExportLength = 1024
 )
