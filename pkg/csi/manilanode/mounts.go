@@ -82,6 +82,28 @@ func (ns *NodeServer) unmountOwn(path string, id *mountID) error {
 	return fmt.Errorf("%s is still mounted after %d unmounts", path, maxStackedMounts)
 }
 
+// unmountOwnOf is unmountOwn for every mount rec owns (current or
+// former stage mounts and their binds).
+func (ns *NodeServer) unmountOwnOf(path string, rec *stageRecord) error {
+	for range maxStackedMounts {
+		table, err := ns.readMounts()
+		if err != nil {
+			return err
+		}
+		top, mounted := table.top(path)
+		if !mounted {
+			return nil
+		}
+		if !rec.owns(top) {
+			return errPrecondition("%s still holds %s, which is not this volume's; it was left in place", path, describe(top))
+		}
+		if err := ns.mounter.Unmount(path); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%s is still mounted after %d unmounts", path, maxStackedMounts)
+}
+
 // removeDir removes an empty mount point; a missing one is fine, and one
 // with files left in it stays (they were written under the mount, by
 // someone other than the pod).

@@ -56,18 +56,18 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 		return nil, err
 	}
 	if top, mounted := table.top(target); mounted {
-		if !rec.Mount.sameFilesystem(top) {
+		if !rec.owns(top) {
 			return nil, errPrecondition("target_path %s already holds %s, which is not volume %s", target, describe(top), volumeID)
 		}
-		if !isBroken(target) {
+		if rec.Mount.sameFilesystem(top) && !isBroken(target) {
 			if isReadOnly(top) != readOnly {
 				return nil, errPublishedDifferently(volumeID, target, isReadOnly(top))
 			}
 			logger.V(2).Info("Share already published")
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
-		logger.Info("Published bind mount is broken; binding it again")
-		if err := ns.unmountOwn(target, rec.Mount); err != nil {
+		logger.Info("Published bind mount is of a broken stage mount; binding it again", "mount", describe(top))
+		if err := ns.unmountOwnOf(target, rec); err != nil {
 			return nil, statusFromError(err, "publishing volume %s", volumeID)
 		}
 	}
@@ -106,15 +106,16 @@ func (ns *NodeServer) stagedAt(ctx context.Context, logger logr.Logger, volumeID
 		return nil, err
 	}
 	top, mounted := table.top(staging)
-	if mounted && !rec.Mount.sameFilesystem(top) {
+	if mounted && !rec.owns(top) {
 		return nil, errPrecondition("staging_target_path %s holds %s, not volume %s's stage mount", staging, describe(top), volumeID)
 	}
-	if mounted && !isBroken(staging) {
+	if mounted && rec.Mount.sameFilesystem(top) && !isBroken(staging) {
 		return rec, nil
 	}
 	logger.Info("Stage mount is broken or gone; mounting it again before publishing", "stagingTargetPath", staging, "mounted", mounted)
+	former := rec.formerWith(rec.Mount)
 	if mounted {
-		if err := ns.unmountOwn(staging, rec.Mount); err != nil {
+		if err := ns.unmountOwnOf(staging, rec); err != nil {
 			return nil, statusFromError(err, "remounting volume %s", volumeID)
 		}
 	}
@@ -126,7 +127,7 @@ func (ns *NodeServer) stagedAt(ctx context.Context, logger logr.Logger, volumeID
 		}
 		key = string(data)
 	}
-	if err := ns.mountStage(ctx, logger, &rec.Spec, key, staging); err != nil {
+	if err := ns.mountStage(ctx, logger, &rec.Spec, key, staging, former); err != nil {
 		return nil, err
 	}
 	return ns.store.load(volumeID)
@@ -173,10 +174,10 @@ func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpu
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil || !rec.Mount.sameFilesystem(top) {
+		if !rec.owns(top) {
 			return nil, errPrecondition("target_path %s holds %s, which is not volume %s; it was left in place", target, describe(top), volumeID)
 		}
-		if err := ns.unmountOwn(target, rec.Mount); err != nil {
+		if err := ns.unmountOwnOf(target, rec); err != nil {
 			return nil, statusFromError(err, "unpublishing volume %s", volumeID)
 		}
 	}

@@ -50,11 +50,14 @@ func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVol
 	defer cancel()
 	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID, "shareID", spec.ShareID, "stagingTargetPath", staging)
 
-	done, err := ns.checkStaged(logger, spec, key, staging)
-	if done || err != nil {
-		return &csi.NodeStageVolumeResponse{}, err
+	done, former, err := ns.checkStaged(logger, spec, key, staging)
+	if err != nil {
+		return nil, err
 	}
-	if err := ns.mountStage(ctx, logger, spec, key, staging); err != nil {
+	if done {
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+	if err := ns.mountStage(ctx, logger, spec, key, staging, former); err != nil {
 		return nil, err
 	}
 	return &csi.NodeStageVolumeResponse{}, nil
@@ -62,62 +65,68 @@ func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVol
 
 // checkStaged looks at what is at the staging path already. done means the
 // share is staged there and healthy; a broken stage mount of this share
-// has been removed (done false, no error) so that it is mounted again.
-func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, staging string) (done bool, err error) {
+// has been removed (done false, no error) so that it is mounted again, and
+// former lists the mounts whose binds are still this volume's.
+func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, staging string) (done bool, former []*mountID, err error) {
 	rec, err := ns.store.load(spec.VolumeID)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	table, err := ns.readMounts()
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	top, mounted := table.top(staging)
 	if !mounted {
+		if rec != nil && rec.StagingPath == staging {
+			// The stage mount vanished (a ceph-fuse that died and was
+			// unmounted): binds of it are still this volume's.
+			return false, rec.formerWith(rec.Mount), nil
+		}
 		if rec != nil && rec.StagingPath != staging && rec.Mount != nil {
 			if other, ok := table.top(rec.StagingPath); ok && rec.Mount.sameFilesystem(other) {
-				return false, errPrecondition("volume %s is already staged at %s; it cannot be staged at %s too", spec.VolumeID, rec.StagingPath, staging)
+				return false, nil, errPrecondition("volume %s is already staged at %s; it cannot be staged at %s too", spec.VolumeID, rec.StagingPath, staging)
 			}
 		}
-		return false, nil
+		return false, nil, nil
 	}
 	switch {
 	case rec == nil && sourceMatches(top, spec):
 		// Staged before the state directory was lost: adopt the mount.
 		rec = &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}
 	case rec == nil || rec.StagingPath != staging:
-		return false, errPrecondition("staging_target_path %s already holds %s, which is not volume %s's stage mount", staging, describe(top), spec.VolumeID)
+		return false, nil, errPrecondition("staging_target_path %s already holds %s, which is not volume %s's stage mount", staging, describe(top), spec.VolumeID)
 	case !sameShare(&rec.Spec, spec):
-		return false, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
+		return false, nil, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
 			spec.VolumeID, staging, rec.Spec.Export, rec.Spec.Protocol, rec.Spec.Mounter, spec.Export, spec.Protocol, spec.Mounter)
-	case rec.Mount != nil && !rec.Mount.sameFilesystem(top):
-		return false, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
+	case rec.Mount != nil && !rec.owns(top):
+		return false, nil, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
 	}
 	if isBroken(staging) {
 		logger.Info("Stage mount is broken (its server or ceph-fuse daemon is gone); mounting it again", "mount", describe(top))
-		return false, ns.unmountOwn(staging, idOf(top))
+		return false, rec.formerWith(idOf(top)), ns.unmountOwn(staging, idOf(top))
 	}
 	if key != "" {
 		// Refresh the key file: a rotated key reaches the next mount.
 		if _, err := ns.store.writeKey(spec.VolumeID, key); err != nil {
-			return false, err
+			return false, nil, err
 		}
 	}
 	if rec.Mount == nil {
 		// A crash after the mount and before the record was completed.
 		rec.Mount = idOf(top)
 		if err := ns.store.save(rec); err != nil {
-			return false, err
+			return false, nil, err
 		}
 	}
 	logger.V(2).Info("Share already staged", "mount", describe(top))
-	return true, nil
+	return true, nil, nil
 }
 
 // mountStage writes the key file and the record, then mounts, then
 // completes the record with the mount's identity. A failed mount leaves
 // nothing behind.
-func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *ShareSpec, key, staging string) error {
+func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *ShareSpec, key, staging string, former []*mountID) error {
 	keyFile := ""
 	if key != "" {
 		var err error
@@ -125,7 +134,7 @@ func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *
 			return err
 		}
 	}
-	rec := &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}
+	rec := &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec, Former: former}
 	if err := ns.store.save(rec); err != nil {
 		return err
 	}
@@ -145,9 +154,7 @@ func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *
 			// once it had daemonized): keep the mount, it is this share's.
 			logger.Info("Mount helper failed, but the share is mounted; keeping it", "err", mountErr.Error())
 		} else {
-			if ferr := ns.store.forget(spec.VolumeID); ferr != nil {
-				logger.Error(ferr, "Removing the stage record after a failed mount")
-			}
+			ns.dropFailedStage(logger, rec)
 			if mountErr == nil {
 				return errUnavailable("the %s mount helper succeeded but nothing is mounted at %s", spec.Protocol, staging)
 			}
@@ -160,6 +167,22 @@ func (ns *NodeServer) mountStage(ctx context.Context, logger logr.Logger, spec *
 	}
 	logger.Info("Staged share", "protocol", spec.Protocol, "mounter", spec.Mounter, "export", spec.Export.String(), "mount", describe(top), "took", time.Since(start))
 	return nil
+}
+
+// dropFailedStage removes what a failed mount wrote. A record that still
+// knows former stage mounts stays (without a current mount), so that pods'
+// binds of them can still be unpublished as this volume's.
+func (ns *NodeServer) dropFailedStage(logger logr.Logger, rec *stageRecord) {
+	var err error
+	if len(rec.Former) > 0 {
+		rec.Mount = nil
+		err = ns.store.save(rec)
+	} else {
+		err = ns.store.forget(rec.VolumeID)
+	}
+	if err != nil {
+		logger.Error(err, "Removing the stage record after a failed mount")
+	}
 }
 
 // NodeUnstageVolume implements csi.NodeServer: it unmounts the stage mount
@@ -194,7 +217,7 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 	}
 	ours := rec != nil && rec.StagingPath == staging
 	if top, mounted := table.top(staging); mounted {
-		if !ours || rec.Mount != nil && !rec.Mount.sameFilesystem(top) {
+		if !ours || rec.Mount != nil && !rec.owns(top) {
 			return nil, errPrecondition("staging_target_path %s holds %s, which is not volume %s's stage mount; it was left in place", staging, describe(top), volumeID)
 		}
 		id := rec.Mount

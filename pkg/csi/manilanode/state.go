@@ -26,6 +26,45 @@ type stageRecord struct {
 	Spec        ShareSpec `json:"spec"`
 	// Mount is the staging mount's identity, set once it exists.
 	Mount *mountID `json:"mount,omitempty"`
+	// Former are the stage mounts this volume had before a broken one was
+	// mounted again (a new ceph-fuse is a new filesystem): pods' binds of
+	// the broken one are still this volume's to replace or unmount.
+	Former []*mountID `json:"former,omitempty"`
+}
+
+// maxFormerMounts bounds Former; each remount adds one.
+const maxFormerMounts = 8
+
+// owns reports whether m shows this volume's stage mount, current or
+// former.
+func (r *stageRecord) owns(m mount.MountInfo) bool {
+	if r == nil {
+		return false
+	}
+	if r.Mount.sameFilesystem(m) {
+		return true
+	}
+	for _, f := range r.Former {
+		if f.sameFilesystem(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// formerWith returns the former mounts plus id, newest last, bounded.
+func (r *stageRecord) formerWith(id *mountID) []*mountID {
+	var out []*mountID
+	if r != nil {
+		out = append(out, r.Former...)
+	}
+	if id != nil {
+		out = append(out, id)
+	}
+	if len(out) > maxFormerMounts {
+		out = out[len(out)-maxFormerMounts:]
+	}
+	return out
 }
 
 // mountID identifies a mounted filesystem: a bind of it shows the same

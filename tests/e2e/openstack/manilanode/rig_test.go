@@ -1,0 +1,115 @@
+// Package manilanode runs the Manila node service against the real
+// openstack-rig's Manila with CephFS (../shared/tools/openstack-rig/manila):
+// a share and a cephx rule made through the cloud layer, staged with
+// ceph-fuse by two node servers ("nodes"), written on one and read on the
+// other, a killed ceph-fuse daemon detected and remounted, a plugin
+// restart survived, then everything removed. Gated like the other rig
+// tests (CINDER_CSI_E2E_OPENSTACK=1) and skipped without Manila, root or
+// ceph-fuse.
+package manilanode
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+)
+
+func TestMain(m *testing.M) { os.Exit(manilanodetest.RunInPrivateMountNamespace(m)) }
+
+// manilaEnv is what the Manila part of the rig provides.
+type manilaEnv struct {
+	cloudConf string
+	cephConf  string // the Manila rig's own ceph.conf (admin), for leftover checks
+	shareType string
+}
+
+func requireManila(t *testing.T) manilaEnv {
+	t.Helper()
+	if os.Getenv(rig.EnvGate) == "" {
+		t.Skipf("end to end against the openstack-rig's Manila: set %s=1 (make e2e-openstack)", rig.EnvGate)
+	}
+	state := os.Getenv("RIG_STATE")
+	if state == "" {
+		state = "/var/lib/openstack-rig"
+	}
+	mstate := os.Getenv("MANILA_STATE")
+	if mstate == "" {
+		mstate = "/var/lib/openstack-rig-manila"
+	}
+	e := manilaEnv{
+		cloudConf: filepath.Join(state, "cloud.conf"),
+		cephConf:  filepath.Join(mstate, "etc/ceph/ceph.conf"),
+		shareType: "cephfstype",
+	}
+	if v := os.Getenv("E2E_MANILA_CEPHFS_TYPE"); v != "" {
+		e.shareType = v
+	}
+	for _, f := range []string{e.cloudConf, e.cephConf} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("the rig's Manila is not up (%v); run manila-up.sh", err)
+		}
+	}
+	if _, err := exec.LookPath("ceph-fuse"); err != nil {
+		t.Skip("needs ceph-fuse")
+	}
+	manilanodetest.RequireMountNamespace(t)
+	return e
+}
+
+// steps records the time of each step for the closing table.
+type steps struct {
+	t    *testing.T
+	rows []string
+}
+
+func (s *steps) do(name string, f func() error) {
+	s.t.Helper()
+	start := time.Now()
+	err := f()
+	d := time.Since(start)
+	status := "ok"
+	if err != nil {
+		status = "FAILED: " + err.Error()
+	}
+	s.rows = append(s.rows, fmt.Sprintf("| %s | %.3f | %s |", name, d.Seconds(), status))
+	if err != nil {
+		s.report()
+		s.t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func (s *steps) report() {
+	table := "| step | s | result |\n|---|---|---|\n" + strings.Join(s.rows, "\n") + "\n"
+	s.t.Log("\n" + table)
+	if p := os.Getenv("E2E_MANILANODE_REPORT"); p != "" {
+		_ = os.WriteFile(p, []byte(table), 0o644)
+	}
+}
+
+// cloud returns the rig's Manila through the cloud layer.
+func cloud(t *testing.T, ctx context.Context, e manilaEnv) openstack.ShareCloud {
+	t.Helper()
+	set, err := openstack.NewShareClouds(ctx, []string{e.cloudConf}, openstack.Options{ReloadInterval: -1})
+	if err != nil {
+		t.Fatalf("connecting to Manila: %v", err)
+	}
+	c, err := set.ForSecrets(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// cephxUserExists asks the rig's Ceph whether client.<id> is still there.
+func cephxUserExists(e manilaEnv, id string) bool {
+	return exec.Command("ceph", "-c", e.cephConf, "auth", "get", "client."+id).Run() == nil
+}
