@@ -1,5 +1,6 @@
 // Command openstack-emulator serves a fake OpenStack cloud (Keystone v3,
-// Cinder v3, Nova v2.1, metadata service) on loopback for tests and demos.
+// Cinder v3, Nova v2.1, Manila v2, metadata service) on loopback for tests
+// and demos.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/manila"
 )
 
 type listFlag []string
@@ -22,12 +24,14 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-const usageHead = `openstack-emulator serves Keystone v3, Cinder v3, Nova v2.1 and a metadata
-service from one loopback base URL, for gophercloud clients such as the
-cinder-csi driver. On start it prints the URL and a ready cloud.conf; SIGTERM
+const usageHead = `openstack-emulator serves Keystone v3, Cinder v3, Nova v2.1, Manila v2 and a
+metadata service from one loopback base URL, for gophercloud clients such as
+the cinder-csi and manila-csi drivers (the same cloud.conf serves both: the
+catalog lists sharev2 and shared-file-system). On start it prints the URL and a ready cloud.conf; SIGTERM
 or SIGINT shuts it down, unplugging every loop device it created.
 
 Paths: /identity/v3 (auth-url), /volume/v3/{project_id}, /compute/v2.1,
+/share/v2/{project_id} (Manila; share data in <data-dir>/manila/shares/<id>),
 /openstack/latest/meta_data.json (first local server),
 /servers/{id}/openstack/latest/meta_data.json, /admin/... (see docs/emulator.md).
 
@@ -51,7 +55,7 @@ func main() {
 		dataDir     = fs.String("data-dir", "", "directory for the sparse volume files (default: a temp dir removed on exit, or <state-dir>/data)")
 		stateDir    = fs.String("state-dir", "", "persist state to this directory and reload it on start")
 		tokenTTL    = fs.Duration("token-ttl", time.Hour, "Keystone token lifetime")
-		profile     = fs.String("profile", "fast", `latency profile: "fast" (no latency), "realistic" (Cinder and Nova as measured on a real Zed with Ceph: create ~0.55s, attach ~0.9s, detach ~0.45s, snapshot ~0.95s, extend ~0.15s, backup ~10s) or "bench" (the benchmarks' fixed times: create ~1.5s, attach ~2s, detach ~1.5s, snapshot ~1s, extend ~1s); each with +-20% jitter`)
+		profile     = fs.String("profile", "fast", `latency profile: "fast" (no latency), "realistic" (Cinder and Nova as measured on a real Zed with Ceph: create ~0.55s, attach ~0.9s, detach ~0.45s, snapshot ~0.95s, extend ~0.15s, backup ~10s) or "bench" (the benchmarks' fixed times: create ~1.5s, attach ~2s, detach ~1.5s, snapshot ~1s, extend ~1s); Manila in realistic and bench as measured on the rig's Zed: share create ~1s, access rule to active ~1s (cephx key ~0.6s), snapshot ~0.6s, extend ~0.35s, share from snapshot ~10s; each with +-20% jitter`)
 		maxCinder   = fs.String("max-cinder-microversion", "3.70", "highest Cinder microversion advertised and accepted")
 		maxNova     = fs.String("max-nova-microversion", "2.96", "highest Nova microversion advertised and accepted")
 		quotaGB     = fs.Int("quota-gigabytes", 1000, "per-project gigabytes quota (-1 unlimited)")
@@ -67,6 +71,11 @@ func main() {
 		volErrRate  = fs.Float64("volume-error-rate", 0, "probability a new volume ends in status error (with a user message)")
 		stuckAtt    = fs.Bool("stuck-attaching", false, "new attachments stay in attaching until detached or the fault is cleared")
 		stuckRes    = fs.Bool("stuck-reserved", false, "new attachments stay in reserved until detached or the fault is cleared")
+		noManila    = fs.Bool("no-manila", false, "leave Manila (shared file systems v2) out of the cloud and its catalog")
+		maxManila   = fs.String("max-manila-microversion", "2.73", "highest Manila microversion advertised and accepted")
+		shareErr    = fs.Float64("share-error-rate", 0, "probability a new Manila share ends in status error (with a user message)")
+		accessErr   = fs.Float64("access-rule-error-rate", 0, "probability a new Manila access rule ends in state error")
+		stuckAccess = fs.Bool("stuck-access-rules", false, "new Manila access rules stay queued_to_apply until the fault is cleared")
 		cloudConfTo = fs.String("cloud-conf", "", "also write the cloud.conf to this file")
 		urlFile     = fs.String("url-file", "", "write the base URL to this file once serving (for scripts)")
 		servers     listFlag
@@ -74,7 +83,7 @@ func main() {
 		onlyPaths   listFlag
 	)
 	fs.Var(&servers, "servers", "a server (node), repeatable: id=<uuid>,name=node-1,az=nova[,local]; local servers get hot-plugged devices (default: one local node-1 in the first AZ)")
-	fs.Var(&latencies, "latency", "per-operation latency, repeatable: op=duration; ops: volume_create, volume_delete, volume_extend, volume_retype, attach, detach, snapshot_create, snapshot_delete, backup_create, backup_delete, backup_restore")
+	fs.Var(&latencies, "latency", "per-operation latency, repeatable: op=duration; ops: volume_create, volume_delete, volume_extend, volume_retype, attach, detach, snapshot_create, snapshot_delete, backup_create, backup_delete, backup_restore; Manila: share_create, share_delete, share_extend, share_shrink, share_restore, share_snapshot_create, share_snapshot_delete, access_allow, access_key, access_deny")
 	fs.Var(&onlyPaths, "only-paths", "restrict --error-rate/--rate-limit-rate to this path template, repeatable, e.g. \"POST /volume/v3/{project_id}/volumes\"")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -89,7 +98,9 @@ func main() {
 		QuotaGigabytes: *quotaGB, QuotaVolumes: *quotaVols, QuotaSnapshots: *quotaSnaps, QuotaBackups: *quotaBacks,
 		MaxDevicesPerServer: *maxDevices, Seed: *seed, Latency: map[string]time.Duration{},
 		Faults: emulator.Faults{ErrorRate: *errorRate, RateLimitRate: *rlRate, RetryAfter: *retryAfter, RateLimitRPS: *rps,
-			VolumeErrorRate: *volErrRate, StuckAttaching: *stuckAtt, StuckReserved: *stuckRes, OnlyPaths: onlyPaths},
+			VolumeErrorRate: *volErrRate, StuckAttaching: *stuckAtt, StuckReserved: *stuckRes, OnlyPaths: onlyPaths,
+			ShareErrorRate: *shareErr, AccessRuleErrorRate: *accessErr, StuckAccessRules: *stuckAccess},
+		Manila: manila.Options{Disabled: *noManila, MaxMicroversion: *maxManila},
 	}
 	for _, s := range servers {
 		spec, err := parseServer(s)

@@ -93,7 +93,7 @@ func (e *Emulator) adminPutLatency(q *req) {
 	}
 	parsed := map[string]time.Duration{}
 	for op, s := range in {
-		if !knownOp(op) {
+		if !e.knownOp(op) {
 			writeError(q.w, http.StatusBadRequest, fmt.Sprintf("unknown op %q", op))
 			return
 		}

@@ -8,13 +8,13 @@ import (
 var latencyOps = []string{"volume_create", "volume_delete", "volume_extend", "volume_retype", "attach", "detach",
 	"snapshot_create", "snapshot_delete", "backup_create", "backup_delete", "backup_restore"}
 
-func knownOp(op string) bool {
-	for _, o := range latencyOps {
-		if o == op {
-			return true
-		}
-	}
-	return false
+// knownOp reports whether op is a Cinder/Nova operation or one a service
+// registered (every op has an entry in e.latency from Start on).
+func (e *Emulator) knownOp(op string) bool {
+	e.faultMu.Lock()
+	defer e.faultMu.Unlock()
+	_, ok := e.latency[op]
+	return ok
 }
 
 // profileLatency gives the base latency of each operation. "realistic"

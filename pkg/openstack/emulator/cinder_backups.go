@@ -34,13 +34,13 @@ func (e *Emulator) backupBodyLocked(b *backup, q *req) map[string]any {
 		"created_at": ctime(b.CreatedAt), "updated_at": ctime(b.UpdatedAt), "data_timestamp": ts, "fail_reason": fail,
 		"is_incremental": b.Incremental, "has_dependent_backups": false, "links": e.cinderLinks(q, "backups", b.ID),
 	}
-	if q.mv.atLeast("3.18") {
+	if q.mv.AtLeast("3.18") {
 		out["os-backup-project-attr:project_id"] = b.ProjectID
 	}
-	if q.mv.atLeast("3.43") {
+	if q.mv.AtLeast("3.43") {
 		out["metadata"] = copyMap(b.Metadata)
 	}
-	if q.mv.atLeast("3.56") {
+	if q.mv.AtLeast("3.56") {
 		out["user_id"] = b.UserID
 	}
 	return out
@@ -78,7 +78,7 @@ func (e *Emulator) createBackup(q *req) {
 		writeError(q.w, http.StatusBadRequest, "Invalid value for force or incremental.")
 		return
 	}
-	if in.Metadata != nil && !q.mv.atLeast("3.43") {
+	if in.Metadata != nil && !q.mv.AtLeast("3.43") {
 		writeError(q.w, http.StatusBadRequest, "Additional properties are not allowed ('metadata' was unexpected)")
 		return
 	}

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
 )
 
 // osapiMaxLimit mirrors Cinder's default osapi_max_limit.
@@ -161,15 +162,15 @@ func parseListQuery(q *req, allowed map[string]bool) (*listQuery, bool) {
 			// key, so a non-admin's "name~" is rejected from 3.31 and
 			// ignored below, like any unknown filter (checked on Zed).
 			// It works only for a key configured as "<key>~" (3.34+).
-			if allowed[k] && q.mv.atLeast("3.34") {
+			if allowed[k] && q.mv.AtLeast("3.34") {
 				lq.filters[k] = v
-			} else if q.mv.atLeast("3.31") {
+			} else if q.mv.AtLeast("3.31") {
 				bad = append(bad, k)
 			}
 			continue
 		}
 		if !allowed[strings.TrimSuffix(k, "~")] {
-			if q.mv.atLeast("3.31") {
+			if q.mv.AtLeast("3.31") {
 				bad = append(bad, k)
 			}
 			continue
@@ -186,19 +187,7 @@ func parseListQuery(q *req, allowed map[string]bool) (*listQuery, bool) {
 
 // parseMetadataFilter accepts the JSON or Python-dict text Cinder clients send
 // for ?metadata= (gophercloud sends {'k':'v'}).
-func parseMetadataFilter(s string) (map[string]string, error) {
-	var m map[string]any
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		if err2 := json.Unmarshal([]byte(strings.ReplaceAll(s, "'", `"`)), &m); err2 != nil {
-			return nil, err
-		}
-	}
-	out := map[string]string{}
-	for k, v := range m {
-		out[k] = fmt.Sprint(v)
-	}
-	return out, nil
-}
+func parseMetadataFilter(s string) (map[string]string, error) { return host.ParseDictFilter(s) }
 
 // matchText applies an exact ("name") or, where configured, inexact ("name~") filter.
 func (lq *listQuery) matchText(key, value string) bool {

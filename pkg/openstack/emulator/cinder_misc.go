@@ -297,7 +297,7 @@ func messageBody(m *message, q *req, e *Emulator) map[string]any {
 
 // Messages appeared in 3.3; below that the resource does not exist.
 func messagesSupported(q *req) bool {
-	if !q.mv.atLeast("3.3") {
+	if !q.mv.AtLeast("3.3") {
 		writeError(q.w, http.StatusNotFound, "The resource could not be found.")
 		return false
 	}

@@ -26,13 +26,13 @@ func (e *Emulator) snapshotBodyLocked(s *snapshot, q *req) map[string]any {
 		"size": s.Size, "created_at": ctime(s.CreatedAt), "updated_at": ctime(s.UpdatedAt), "metadata": copyMap(s.Metadata),
 		"os-extended-snapshot-attributes:project_id": s.ProjectID, "os-extended-snapshot-attributes:progress": progressOf(s.Status),
 	}
-	if q.mv.atLeast("3.14") {
+	if q.mv.AtLeast("3.14") {
 		b["group_snapshot_id"] = nil
 	}
-	if q.mv.atLeast("3.41") {
+	if q.mv.AtLeast("3.41") {
 		b["user_id"] = s.UserID
 	}
-	if q.mv.atLeast("3.65") {
+	if q.mv.AtLeast("3.65") {
 		b["consumes_quota"] = true
 	}
 	return b
@@ -102,7 +102,7 @@ func (e *Emulator) createSnapshot(q *req) {
 		return
 	}
 	// From 3.66 snapshots of in-use volumes need no force flag.
-	inUseOK := force || q.mv.atLeast("3.66")
+	inUseOK := force || q.mv.AtLeast("3.66")
 	if v.Status != "available" && !(inUseOK && v.Status == "in-use") {
 		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume %s status must be available, but current status is: %s.", v.ID, v.Status))
 		return

@@ -50,7 +50,7 @@ func (e *Emulator) extendVolume(q *req, raw rawJSON) {
 	if v == nil {
 		return
 	}
-	inUseOK := q.mv.atLeast("3.42")
+	inUseOK := q.mv.AtLeast("3.42")
 	if v.Status != "available" && !(inUseOK && v.Status == "in-use") {
 		// Cinder routes only an in-use volume at >= 3.42 to the attached
 		// extend; every other status gets the plain extend's check, whose

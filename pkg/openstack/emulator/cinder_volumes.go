@@ -68,30 +68,30 @@ func (e *Emulator) volumeBodyLocked(v *volume, q *req) map[string]any {
 		"os-vol-tenant-attr:tenant_id": v.ProjectID, "os-vol-host-attr:host": v.Host,
 		"os-vol-mig-status-attr:migstat": nil, "os-vol-mig-status-attr:name_id": nil,
 	}
-	if q.mv.atLeast("3.13") {
+	if q.mv.AtLeast("3.13") {
 		b["group_id"] = nil
 	}
-	if q.mv.atLeast("3.21") {
+	if q.mv.AtLeast("3.21") {
 		b["provider_id"] = nil
 	}
-	if q.mv.atLeast("3.47") {
+	if q.mv.AtLeast("3.47") {
 		if v.BackupID != "" {
 			b["backup_id"] = v.BackupID
 		} else {
 			b["backup_id"] = nil
 		}
 	}
-	if q.mv.atLeast("3.48") {
+	if q.mv.AtLeast("3.48") {
 		b["shared_targets"] = false
 		b["service_uuid"] = "a3b0c1d2-e3f4-4a5b-8c6d-7e8f9a0b1c2d"
 	}
-	if q.mv.atLeast("3.61") {
+	if q.mv.AtLeast("3.61") {
 		b["cluster_name"] = nil
 	}
-	if q.mv.atLeast("3.63") {
+	if q.mv.AtLeast("3.63") {
 		b["volume_type_id"] = v.VolumeTypeID
 	}
-	if q.mv.atLeast("3.65") {
+	if q.mv.AtLeast("3.65") {
 		b["consumes_quota"] = true
 	}
 	return b
@@ -134,7 +134,7 @@ func (e *Emulator) createVolume(q *req) {
 		return
 	}
 	in := body.Volume
-	if in.BackupID != "" && !q.mv.atLeast("3.47") {
+	if in.BackupID != "" && !q.mv.AtLeast("3.47") {
 		writeError(q.w, http.StatusBadRequest, "Invalid input for field/attribute volume. Value: backup_id. Additional properties are not allowed ('backup_id' was unexpected)")
 		return
 	}
@@ -372,7 +372,7 @@ func (e *Emulator) listVolumesCommon(q *req, detail bool) {
 			fields: map[string]string{"name": v.Name, "status": v.Status, "availability_zone": v.AZ}, item: item})
 	}
 	var extra map[string]any
-	if q.mv.atLeast("3.45") && q.r.URL.Query().Get("with_count") != "" {
+	if q.mv.AtLeast("3.45") && q.r.URL.Query().Get("with_count") != "" {
 		extra = map[string]any{"count": len(items)}
 	}
 	lq.writePage(q, items, "volumes", detail, extra)

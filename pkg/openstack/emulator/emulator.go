@@ -1,5 +1,7 @@
 // Package emulator is an in-process OpenStack (Keystone v3, Cinder v3,
-// Nova v2.1, metadata service) that gophercloud v2 talks to unmodified. It is
+// Nova v2.1, Manila v2, metadata service) that gophercloud v2 talks to
+// unmodified. Manila lives in package manila behind package host's
+// service contract. It is
 // the test bed for the driver and the cloud behind `make demo`.
 package emulator
 
@@ -17,6 +19,9 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/manila"
 )
 
 // ServerSpec describes one Nova server (a Kubernetes node).
@@ -49,6 +54,9 @@ type Options struct {
 	Seed                int64
 	// Faults applied from the start; SetFaults changes them later.
 	Faults Faults
+	// Manila configures the shared file systems service (on unless
+	// Manila.Disabled).
+	Manila manila.Options
 }
 
 // DefaultServerID is the fixed UUID of the default local server "node-1".
@@ -83,6 +91,11 @@ type Emulator struct {
 	closed     atomic.Bool
 	closeOnce  sync.Once
 	dirty      atomic.Bool
+
+	// Services in packages of their own, by first path segment.
+	services    map[string]host.Service
+	serviceList []host.Service
+	manila      *manila.Service
 }
 
 // Start builds the cloud and listens on loopback.
@@ -99,17 +112,27 @@ func Start(opts Options) (*Emulator, error) {
 		done:     make(chan struct{}),
 	}
 	var err error
-	if e.maxCinder, err = parseMicroversion(opts.MaxCinderMicroversion); err != nil || e.maxCinder.major != 3 {
+	if e.maxCinder, err = parseMicroversion(opts.MaxCinderMicroversion); err != nil || e.maxCinder.Major != 3 {
 		return nil, fmt.Errorf("emulator: bad MaxCinderMicroversion %q", opts.MaxCinderMicroversion)
 	}
-	if e.maxNova, err = parseMicroversion(opts.MaxNovaMicroversion); err != nil || e.maxNova.major != 2 {
+	if e.maxNova, err = parseMicroversion(opts.MaxNovaMicroversion); err != nil || e.maxNova.Major != 2 {
 		return nil, fmt.Errorf("emulator: bad MaxNovaMicroversion %q", opts.MaxNovaMicroversion)
 	}
+	e.faults = normalizeFaults(opts.Faults)
+	if !opts.Manila.Disabled {
+		if e.manila, err = manila.New(coreHost{e}, opts.Manila); err != nil {
+			return nil, fmt.Errorf("emulator: %w", err)
+		}
+		e.addService(e.manila)
+	}
 	e.latency = profileLatency(opts.Profile)
+	e.serviceLatency(opts.Profile, e.latency)
 	for k, v := range opts.Latency {
+		if _, ok := e.latency[k]; !ok {
+			return nil, fmt.Errorf("emulator: unknown latency op %q", k)
+		}
 		e.latency[k] = v
 	}
-	e.faults = normalizeFaults(opts.Faults)
 
 	if e.opts.DataDir == "" {
 		if e.opts.StateDir != "" {
@@ -130,6 +153,9 @@ func Start(opts Options) (*Emulator, error) {
 	loaded := false
 	if e.opts.StateDir != "" {
 		if loaded, err = e.loadState(); err != nil {
+			return nil, err
+		}
+		if err := e.loadServices(); err != nil {
 			return nil, err
 		}
 	}
@@ -183,11 +209,6 @@ func applyDefaults(o *Options) error {
 	}
 	if o.Profile != "fast" && o.Profile != "realistic" && o.Profile != "bench" {
 		return fmt.Errorf("emulator: unknown profile %q (want fast, realistic or bench)", o.Profile)
-	}
-	for op := range o.Latency {
-		if !knownOp(op) {
-			return fmt.Errorf("emulator: unknown latency op %q", op)
-		}
 	}
 	if o.MaxCinderMicroversion == "" {
 		o.MaxCinderMicroversion = "3.70"
@@ -385,6 +406,7 @@ func (e *Emulator) Close() error {
 		if e.opts.StateDir != "" {
 			err = e.saveState()
 		}
+		e.closeServices()
 		e.cleanupDirs()
 	})
 	return err

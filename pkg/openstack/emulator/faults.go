@@ -7,19 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
 )
 
-// Faults are injected failures. The zero value injects nothing.
-type Faults struct {
-	ErrorRate       float64       `json:"error_rate"`        // probability of 500 or 503 (half each) on any API request
-	RateLimitRate   float64       `json:"rate_limit_rate"`   // probability of 429 with Retry-After
-	RetryAfter      time.Duration `json:"-"`                 // default 1s (header in whole seconds, minimum 1)
-	RateLimitRPS    float64       `json:"rate_limit_rps"`    // >0: a token bucket per project; excess gets 429
-	VolumeErrorRate float64       `json:"volume_error_rate"` // probability a new volume ends in "error" (with a message)
-	StuckAttaching  bool          `json:"stuck_attaching"`   // new attachments stay "attaching"
-	StuckReserved   bool          `json:"stuck_reserved"`    // new attachments stay "reserved"
-	OnlyPaths       []string      `json:"only_paths"`        // path templates ErrorRate/RateLimitRate apply to; empty = all
-}
+// Faults are injected failures (host.Faults: the same settings reach the
+// services in their own packages). The zero value injects nothing.
+type Faults = host.Faults
 
 func normalizeFaults(f Faults) Faults {
 	if f.RetryAfter <= 0 {
@@ -37,6 +31,9 @@ func (e *Emulator) SetFaults(f Faults) {
 	e.buckets = map[string]*tokenBucket{}
 	e.faultMu.Unlock()
 	e.resumeStuck(f)
+	for _, s := range e.serviceList {
+		s.FaultsChanged(e.CurrentFaults())
+	}
 }
 
 // CurrentFaults returns the fault settings in force.

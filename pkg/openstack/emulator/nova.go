@@ -51,7 +51,7 @@ func (e *Emulator) serverBodyLocked(s *server, q *req, detail bool) map[string]a
 	vols := []any{}
 	for _, a := range e.st.attachmentsOfServer(s.ID) {
 		item := map[string]any{"id": a.VolumeID}
-		if q.mv.atLeast("2.3") {
+		if q.mv.AtLeast("2.3") {
 			item["delete_on_termination"] = a.DeleteOnTermination
 		}
 		vols = append(vols, item)
@@ -71,10 +71,10 @@ func (e *Emulator) serverBodyLocked(s *server, q *req, detail bool) map[string]a
 		"OS-SRV-USG:launched_at":   time.Time(s.CreatedAt).UTC().Format("2006-01-02T15:04:05.000000"),
 		"OS-SRV-USG:terminated_at": nil, "OS-DCF:diskConfig": "MANUAL",
 	}
-	if q.mv.atLeast("2.26") {
+	if q.mv.AtLeast("2.26") {
 		b["tags"] = []string{}
 	}
-	if q.mv.atLeast("2.47") {
+	if q.mv.AtLeast("2.47") {
 		b["flavor"] = map[string]any{"original_name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20, "ephemeral": 0, "swap": 0, "extra_specs": map[string]any{}}
 	}
 	return b
@@ -117,20 +117,20 @@ func (e *Emulator) getServer(q *req) {
 
 func (e *Emulator) attachmentBodyLocked(a *attachment, q *req) map[string]any {
 	b := map[string]any{"device": a.Device, "serverId": a.ServerID, "volumeId": a.VolumeID}
-	if !q.mv.atLeast("2.89") {
+	if !q.mv.AtLeast("2.89") {
 		b["id"] = a.VolumeID
 	}
-	if q.mv.atLeast("2.70") {
+	if q.mv.AtLeast("2.70") {
 		var tag any
 		if a.Tag != "" {
 			tag = a.Tag
 		}
 		b["tag"] = tag
 	}
-	if q.mv.atLeast("2.79") {
+	if q.mv.AtLeast("2.79") {
 		b["delete_on_termination"] = a.DeleteOnTermination
 	}
-	if q.mv.atLeast("2.89") {
+	if q.mv.AtLeast("2.89") {
 		b["attachment_id"] = a.ID
 		b["bdm_uuid"] = a.BDMID
 	}
@@ -195,7 +195,7 @@ func (e *Emulator) attachVolume(q *req) {
 		return
 	}
 	in := body.VolumeAttachment
-	if in.Tag != "" && !q.mv.atLeast("2.49") {
+	if in.Tag != "" && !q.mv.AtLeast("2.49") {
 		writeError(q.w, http.StatusBadRequest, "Additional properties are not allowed ('tag' was unexpected)")
 		return
 	}
@@ -213,7 +213,7 @@ func (e *Emulator) attachVolume(q *req) {
 	if busyConflict(q, s, "attach_volume") {
 		return
 	}
-	if v.Multiattach && !q.mv.atLeast("2.60") {
+	if v.Multiattach && !q.mv.AtLeast("2.60") {
 		writeError(q.w, http.StatusBadRequest, "Multiattach volumes are only supported starting with compute API version 2.60.")
 		return
 	}

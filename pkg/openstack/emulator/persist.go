@@ -54,7 +54,10 @@ func (e *Emulator) saveState() error {
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(e.opts.StateDir, stateFile))
+	if err := os.Rename(tmp, filepath.Join(e.opts.StateDir, stateFile)); err != nil {
+		return err
+	}
+	return e.saveServices()
 }
 
 // loadState reads a saved store. Operations that were in flight complete at

@@ -1,11 +1,11 @@
 package emulator
 
 import (
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
 )
 
 // Service names double as the first path segment.
@@ -62,6 +62,7 @@ func (e *Emulator) buildRoutes() []*route {
 	e.novaRoutes(add)
 	e.adminRoutes(add)
 	e.metadataRoutes(add)
+	e.serviceRoutes(add)
 	return rs
 }
 
@@ -92,7 +93,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	segs := splitPath(r.URL.Path)
 	if len(segs) >= 3 && ((segs[0] == svcVolume && segs[1] == "v3" && !cinderTop[segs[2]]) ||
-		(segs[0] == svcCompute && segs[1] == "v2.1" && !novaTop[segs[2]])) {
+		(segs[0] == svcCompute && segs[1] == "v2.1" && !novaTop[segs[2]]) || e.projectSegment(segs)) {
 		q.params["project_id"] = segs[2]
 		segs = append(segs[:2:2], segs[3:]...)
 	}
@@ -106,7 +107,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(segs) > 0 {
 			service = segs[0]
 		}
-		if isAPIService(service) {
+		if e.isAPIService(service) {
 			e.count(r.Method + " " + r.URL.Path)
 		}
 		if e.pathExists(segs) {
@@ -118,13 +119,13 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q.service = rt.service
 	q.tmpl = rt.tmpl
-	if isAPIService(rt.service) {
+	if e.isAPIService(rt.service) {
 		e.count(r.Method + " " + rt.tmpl)
 		if e.injectFault(q) {
 			return
 		}
 	}
-	if rt.service == svcVolume || rt.service == svcCompute {
+	if _, versioned := e.versionRule(rt.service); versioned {
 		if !rt.public {
 			if !e.authenticate(q) {
 				return
@@ -141,8 +142,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.h(e, q)
 }
 
-func isAPIService(s string) bool {
-	return s == svcIdentity || s == svcVolume || s == svcCompute
+func (e *Emulator) isAPIService(s string) bool {
+	return s == svcIdentity || s == svcVolume || s == svcCompute || e.services[s] != nil
 }
 
 func (e *Emulator) findRoute(method string, segs []string, params map[string]string) *route {
@@ -217,57 +218,14 @@ func (e *Emulator) baseURLFor(r *http.Request) string {
 
 // Error bodies follow the Cinder/Nova fault wrapper shape:
 // {"itemNotFound": {"code": 404, "message": "..."}}.
-func faultName(code int) string {
-	switch code {
-	case 400:
-		return "badRequest"
-	case 401:
-		return "unauthorized"
-	case 403:
-		return "forbidden"
-	case 404:
-		return "itemNotFound"
-	case 405:
-		return "badMethod"
-	case 406:
-		return "notAcceptable"
-	case 409:
-		return "conflictingRequest"
-	case 413, 429:
-		return "overLimit"
-	case 503:
-		return "serviceUnavailable"
-	default:
-		return "computeFault"
-	}
-}
+func writeError(w http.ResponseWriter, code int, msg string) { host.WriteFault(w, code, msg) }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]any{faultName(code): map[string]any{"code": code, "message": msg}})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
+func writeJSON(w http.ResponseWriter, code int, v any) { host.WriteJSON(w, code, v) }
 
 // decodeBody reads a JSON body; on failure it answers 400 and returns false.
-func decodeBody(q *req, v any) bool {
-	b, err := io.ReadAll(io.LimitReader(q.r.Body, 1<<20))
-	if err == nil {
-		err = json.Unmarshal(b, v)
-	}
-	if err != nil {
-		writeError(q.w, http.StatusBadRequest, "Malformed request body: "+err.Error())
-		return false
-	}
-	return true
-}
+func decodeBody(q *req, v any) bool { return host.DecodeBody(q.w, q.r, v) }
 
-const cinderTime = "2006-01-02T15:04:05.000000"
+const cinderTime = host.OpenStackTime
 const novaTime = "2006-01-02T15:04:05Z"
 
 func ctime(t time.Time) any {

@@ -3,8 +3,9 @@ package emulator
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
 )
 
 // The store is plain data guarded by Emulator.mu. Field names are exported so
@@ -165,15 +166,7 @@ func newState() *state {
 	}
 }
 
-func newUUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func newUUID() string { return host.NewUUID() }
 
 func newHexID() string {
 	var b [16]byte
