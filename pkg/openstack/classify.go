@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gophercloud/gophercloud/v2"
 )
@@ -33,7 +34,7 @@ func classify(err error, op, resource string) error {
 	if errors.As(err, &already) {
 		return err
 	}
-	e := &Error{Op: op, Resource: resource}
+	e := &Error{Op: op, Resource: quoteIfUnprintable(resource)}
 
 	var reauth *gophercloud.ErrUnableToReauthenticate
 	if errors.As(err, &reauth) {
@@ -70,6 +71,15 @@ func classify(err error, op, resource string) error {
 		e.Kind = KindTimeout
 		e.Message = "request cancelled"
 		e.Err = context.Canceled
+		return e
+	}
+	if ue, ok := invalidRequestURL(err); ok {
+		// Nothing was sent: the URL built from the caller's input (an id
+		// with a control character) does not parse. That is the caller's
+		// input, not the service being unreachable.
+		e.Kind = KindBadRequest
+		e.Message = "the request URL is invalid: " + ue.Err.Error()
+		e.Err = ue.Err
 		return e
 	}
 	if isConnError(err) {
@@ -249,12 +259,39 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
+// invalidRequestURL reports a request whose URL net/url refused to parse
+// (http.NewRequest's "parse" error: a control character, a bad escape),
+// so that nothing was sent. Its message never includes the URL, which
+// holds the raw input and the endpoint.
+func invalidRequestURL(err error) (*url.Error, bool) {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Op == "parse" {
+		return ue, true
+	}
+	return nil, false
+}
+
+// quoteIfUnprintable quotes a resource name that holds a control character
+// or invalid UTF-8, so that an error message never carries it raw.
+func quoteIfUnprintable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
 // isConnError reports a failure to reach the service at all: refused,
-// reset, DNS, TLS handshake or a dropped connection.
+// reset, DNS, TLS handshake or a dropped connection. A URL that does not
+// parse is not one: retrying it cannot help.
 func isConnError(err error) bool {
 	var ue *url.Error
 	var ne net.Error
 	var oe *net.OpError
+	if _, bad := invalidRequestURL(err); bad {
+		return false
+	}
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):

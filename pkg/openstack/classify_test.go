@@ -6,12 +6,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 )
 
 func httpErr(status int, body string, hdr map[string]string) error {
@@ -111,5 +114,65 @@ func TestDeriveOpKeepsLabelsBounded(t *testing.T) {
 	got := deriveOp("GET", "/volume/v3/0b1f6f1c2f0e4c8e9b1a2c3d4e5f6a7b/volumes/6b1b6a32-3f5e-4c6b-9f0a-0c1d2e3f4a51")
 	if got != "get /volume/v3/{id}/volumes/{id}" {
 		t.Errorf("deriveOp = %q", got)
+	}
+}
+
+// A URL that net/url refuses (an id with a control character) was never
+// sent: it is the caller's bad input, not an unreachable service, so it is
+// neither retried nor reconciled, and its message carries neither the URL
+// nor the raw character.
+func TestClassifyUnparsableURLIsBadRequest(t *testing.T) {
+	for _, id := range []string{"a\nb", "a\rb", "a\x7fb", "a\x00b"} {
+		t.Run(strconv.Quote(id), func(t *testing.T) {
+			_, perr := http.NewRequest("GET", "https://user:pw@cinder.example/v3/p/volumes/"+id, nil)
+			if perr == nil {
+				t.Fatalf("net/url accepted %q", id)
+			}
+			err := classify(perr, "volume_get", id)
+			if KindOf(err) != KindBadRequest {
+				t.Errorf("kind = %v, want KindBadRequest (err: %v)", KindOf(err), err)
+			}
+			msg := err.Error()
+			if strings.ContainsAny(msg, "\n\r\x7f\x00") || strings.Contains(msg, "pw@") || strings.Contains(msg, "cinder.example") {
+				t.Errorf("message %q carries the raw id or the URL", msg)
+			}
+			if !strings.Contains(msg, "invalid") {
+				t.Errorf("message %q does not say the URL is invalid", msg)
+			}
+			for _, method := range []string{"GET", "POST", "DELETE"} {
+				if _, retry := retryReason(method, perr); retry {
+					t.Errorf("%s with an unparsable URL would be retried", method)
+				}
+			}
+			if ambiguous(perr) {
+				t.Error("an unparsable URL was never sent, so it is not ambiguous")
+			}
+		})
+	}
+}
+
+// Through the real cloud layer: an id with a control character answers
+// KindBadRequest at once, with no request reaching the service.
+func TestCloudCallWithControlCharacterIDIsBadRequest(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	s := newSet(t, []string{writeConf(t, e.CloudConf("Global", "demo"))}, Options{ReloadInterval: -1})
+	c := mustGet(t, s, "")
+	ctx := ctxTimeout(t, 30*time.Second)
+	if _, err := c.ListVolumes(ctx, ListOpts{Limit: 1}); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	e.ResetCounters()
+	for _, id := range []string{"vol\nid", "vol\x7fid"} {
+		if _, err := c.GetVolume(ctx, id); KindOf(err) != KindBadRequest || strings.ContainsAny(err.Error(), "\n\x7f") {
+			t.Errorf("GetVolume(%q) = %v, want KindBadRequest without the raw character", id, err)
+		}
+		if err := c.DeleteVolume(ctx, id); KindOf(err) != KindBadRequest {
+			t.Errorf("DeleteVolume(%q) = %v, want KindBadRequest", id, err)
+		}
+	}
+	for k, n := range e.Counters() {
+		if !strings.Contains(k, "/identity/") && !strings.Contains(k, "/v3/auth") {
+			t.Errorf("%d request(s) %s reached the service", n, k)
+		}
 	}
 }

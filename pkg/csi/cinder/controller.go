@@ -13,8 +13,6 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/util/inflight"
 )
 
-const gib = int64(1) << 30
-
 // Volume context keys the controller sets besides the ones in driver.go.
 const (
 	volumeContextAffinity     = "affinity"

@@ -58,9 +58,5 @@ func freeGiB(limit, inUse, reserved int) int64 {
 	if limit < 0 {
 		return math.MaxInt64
 	}
-	free := int64(limit - inUse - reserved)
-	if free < 0 {
-		return 0
-	}
-	return free * gib
+	return gibBytes(int64(limit) - int64(inUse) - int64(reserved))
 }

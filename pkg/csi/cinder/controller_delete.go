@@ -18,8 +18,8 @@ import (
 // FailedPrecondition; still changing state is Aborted.
 func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	release, ok := cs.inFlight.TryAcquire("volume/" + id)
 	if !ok {

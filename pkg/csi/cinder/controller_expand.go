@@ -19,8 +19,8 @@ import (
 // A block volume needs no node step; a filesystem does.
 func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	if req.GetCapacityRange() == nil {
 		return nil, errInvalid("capacity range is required")
@@ -91,5 +91,5 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 }
 
 func expandResponse(sizeGiB int, nodeExpansion bool) *csi.ControllerExpandVolumeResponse {
-	return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(sizeGiB) * gib, NodeExpansionRequired: nodeExpansion}
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: gibBytes(int64(sizeGiB)), NodeExpansionRequired: nodeExpansion}
 }

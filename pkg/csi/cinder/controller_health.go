@@ -25,8 +25,8 @@ const (
 // and, for each attachment Cinder lists, whether Nova agrees.
 func (cs *ControllerServer) ControllerGetVolumeHealth(ctx context.Context, req *csi.ControllerGetVolumeHealthRequest) (*csi.ControllerGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	var (
 		c   openstack.Cloud

@@ -117,7 +117,7 @@ func indexOf(list []string, s string) int {
 
 func volumeListEntry(v *openstack.Volume) *csi.ListVolumesResponse_Entry {
 	return &csi.ListVolumesResponse_Entry{
-		Volume: &csi.Volume{VolumeId: v.ID, CapacityBytes: int64(v.SizeGiB) * gib},
+		Volume: &csi.Volume{VolumeId: v.ID, CapacityBytes: gibBytes(int64(v.SizeGiB))},
 		Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: publishedNodes(v)},
 	}
 }
@@ -126,15 +126,15 @@ func volumeListEntry(v *openstack.Volume) *csi.ListVolumesResponse_Entry {
 // The request has no secrets, so every configured cloud is asked.
 func (cs *ControllerServer) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	_, v, err := cs.findVolumeAnyCloud(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return &csi.ControllerGetVolumeResponse{
-		Volume: &csi.Volume{VolumeId: v.ID, CapacityBytes: int64(v.SizeGiB) * gib, AccessibleTopology: cs.accessibleTopology(v, nil)},
+		Volume: &csi.Volume{VolumeId: v.ID, CapacityBytes: gibBytes(int64(v.SizeGiB)), AccessibleTopology: cs.accessibleTopology(v, nil)},
 		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: publishedNodes(v)},
 	}, nil
 }
@@ -144,8 +144,8 @@ func (cs *ControllerServer) ControllerGetVolume(ctx context.Context, req *csi.Co
 // access on a multiattach volume.
 func (cs *ControllerServer) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, errInvalid("volume capabilities are required")
@@ -167,8 +167,10 @@ func (cs *ControllerServer) ValidateVolumeCapabilities(ctx context.Context, req 
 	if _, err := params.ParseVolume(req.GetParameters()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: err.Error()}, nil
 	}
-	if len(req.GetMutableParameters()) > 0 {
-		return &csi.ValidateVolumeCapabilitiesResponse{Message: "this driver has no mutable parameters (ControllerModifyVolume is not supported)"}, nil
+	if mp := req.GetMutableParameters(); len(mp) > 0 {
+		if _, err := params.ParseMutable(mp); err != nil {
+			return &csi.ValidateVolumeCapabilitiesResponse{Message: "VolumeAttributesClass parameters: " + err.Error()}, nil
+		}
 	}
 	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
 		VolumeContext:      req.GetVolumeContext(),
@@ -184,6 +186,12 @@ func (cs *ControllerServer) ValidateVolumeCapabilities(ctx context.Context, req 
 func (cs *ControllerServer) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
 	if req.GetMaxEntries() < 0 {
 		return nil, errInvalid("max_entries must not be negative")
+	}
+	if err := checkOptionalID("snapshot", req.GetSnapshotId()); err != nil {
+		return nil, err
+	}
+	if err := checkOptionalID("source volume", req.GetSourceVolumeId()); err != nil {
+		return nil, err
 	}
 	c, err := cs.cloudFor(req.GetSecrets())
 	if err != nil {

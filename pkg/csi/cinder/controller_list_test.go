@@ -94,6 +94,7 @@ func TestControllerValidateVolumeCapabilities(t *testing.T) {
 		volID     string
 		caps      []*csi.VolumeCapability
 		params    map[string]string
+		mutable   map[string]string
 		code      codes.Code
 		confirmed bool
 	}{
@@ -104,12 +105,14 @@ func TestControllerValidateVolumeCapabilities(t *testing.T) {
 		{name: "RWX mount on a multiattach volume", volID: multi, caps: []*csi.VolumeCapability{ctMount(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER)}},
 		{name: "no access type", volID: plain, caps: []*csi.VolumeCapability{{AccessMode: rwo.AccessMode}}},
 		{name: "bad parameters", volID: plain, caps: []*csi.VolumeCapability{rwo}, params: map[string]string{"nope": "1"}},
+		{name: "valid mutable parameters", volID: plain, caps: []*csi.VolumeCapability{rwo}, mutable: map[string]string{"type": ssdType}, confirmed: true},
+		{name: "unknown mutable parameter", volID: plain, caps: []*csi.VolumeCapability{rwo}, mutable: map[string]string{"iops": "3000"}},
 		{name: "missing volume", volID: nodeGone, caps: []*csi.VolumeCapability{rwo}, code: codes.NotFound},
 		{name: "no capabilities", volID: plain, code: codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := e.cs.ValidateVolumeCapabilities(e.ctx(), &csi.ValidateVolumeCapabilitiesRequest{VolumeId: tt.volID, VolumeCapabilities: tt.caps, Parameters: tt.params})
+			resp, err := e.cs.ValidateVolumeCapabilities(e.ctx(), &csi.ValidateVolumeCapabilitiesRequest{VolumeId: tt.volID, VolumeCapabilities: tt.caps, Parameters: tt.params, MutableParameters: tt.mutable})
 			ctCode(t, err, tt.code)
 			if err != nil {
 				return

@@ -14,19 +14,19 @@ import (
 
 // ControllerModifyVolume applies a VolumeAttributesClass by retyping the
 // volume (Cinder os-retype) and waits, within the deadline, until Cinder
-// has finished. The resizer treats only InvalidArgument as infeasible, and
-// the spec requires that nothing changed then: unknown keys, an unknown
-// type, and a retype Cinder carried out without changing the type (no
-// backend takes the new type under migration-policy never) are
-// InvalidArgument. A volume already of that type is answered at once.
+// has finished. The volume is looked up first: one that does not exist is
+// NotFound whatever the parameters. Empty mutable parameters ask for no
+// change and are answered OK (what csi-sanity expects when run without
+// --csi.testvolumemutableparameters). The resizer treats only
+// InvalidArgument as infeasible, and the spec requires that nothing
+// changed then: unknown keys, an unknown type, and a retype Cinder carried
+// out without changing the type (no backend takes the new type under
+// migration-policy never) are InvalidArgument. A volume already of that
+// type is answered at once.
 func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi.ControllerModifyVolumeRequest) (*csi.ControllerModifyVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, errInvalid("volume id is required")
-	}
-	want, err := params.ParseMutable(req.GetMutableParameters())
-	if err != nil {
-		return nil, errInvalid("VolumeAttributesClass parameters: %v", err)
+	if err := checkID("volume", id); err != nil {
+		return nil, err
 	}
 	release, ok := cs.inFlight.TryAcquire("volume/" + id)
 	if !ok {
@@ -43,6 +43,16 @@ func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi
 	}
 	if err != nil {
 		return nil, StatusFromError(err, "reading volume %s", id)
+	}
+	if len(req.GetMutableParameters()) == 0 {
+		// Nothing asked for: the volume already is what the (empty)
+		// VolumeAttributesClass describes.
+		klog.FromContext(ctx).V(2).Info("No mutable parameters; nothing to change", "volumeID", id)
+		return &csi.ControllerModifyVolumeResponse{}, nil
+	}
+	want, err := params.ParseMutable(req.GetMutableParameters())
+	if err != nil {
+		return nil, errInvalid("VolumeAttributesClass parameters: %v", err)
 	}
 	vt, err := c.GetVolumeType(ctx, want.VolumeType)
 	if openstack.IsNotFound(err) {

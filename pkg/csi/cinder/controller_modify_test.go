@@ -87,6 +87,34 @@ func TestControllerModifyVolume(t *testing.T) {
 			params: map[string]string{"type": "gold"}, code: codes.NotFound,
 		},
 		{
+			name:   "missing volume with empty parameters is NotFound",
+			setup:  func(*controllerEnv) string { return nodeGone },
+			params: nil, code: codes.NotFound,
+		},
+		{
+			name:   "missing volume is NotFound before its parameters are judged",
+			setup:  func(*controllerEnv) string { return "non-existing-volume-id" },
+			params: map[string]string{"XXX_FakeKey": "XXX_FakeValue"}, code: codes.NotFound,
+		},
+		{
+			name:   "empty parameters change nothing and succeed",
+			setup:  func(e *controllerEnv) string { return e.mustCreate("pvc-m13", 1) },
+			params: map[string]string{}, wantType: "__DEFAULT__",
+		},
+		{
+			name: "empty parameters on a volume created with a VolumeAttributesClass keep its type",
+			setup: func(e *controllerEnv) string {
+				req := createReq("pvc-m14", 1)
+				req.MutableParameters = map[string]string{"type": "gold"}
+				resp, err := e.cs.CreateVolume(e.ctx(), req)
+				if err != nil {
+					e.t.Fatal(err)
+				}
+				return resp.GetVolume().GetVolumeId()
+			},
+			params: nil, wantType: "gold",
+		},
+		{
 			name: "still creating is Aborted",
 			setup: func(e *controllerEnv) string {
 				id := e.mustCreate("pvc-m12", 1)

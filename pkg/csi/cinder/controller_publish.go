@@ -24,12 +24,13 @@ import (
 // same attachment instead of making a second one.
 func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	volID, nodeID := req.GetVolumeId(), req.GetNodeId()
-	switch {
-	case volID == "":
-		return nil, errInvalid("volume id is required")
-	case nodeID == "":
-		return nil, errInvalid("node id is required")
-	case req.GetVolumeCapability() == nil:
+	if err := checkID("volume", volID); err != nil {
+		return nil, err
+	}
+	if err := checkID("node", nodeID); err != nil {
+		return nil, err
+	}
+	if req.GetVolumeCapability() == nil {
 		return nil, errInvalid("volume capability is required")
 	}
 	multi, problem := checkCaps([]*csi.VolumeCapability{req.GetVolumeCapability()})
@@ -156,7 +157,7 @@ func publishResponse(device string, sizeGiB int) *csi.ControllerPublishVolumeRes
 		pc[PublishContextDevicePath] = device
 	}
 	if sizeGiB > 0 {
-		pc[PublishContextVolumeSizeBytes] = strconv.FormatInt(int64(sizeGiB)*gib, 10)
+		pc[PublishContextVolumeSizeBytes] = strconv.FormatInt(gibBytes(int64(sizeGiB)), 10)
 	}
 	return &csi.ControllerPublishVolumeResponse{PublishContext: pc}
 }
@@ -168,8 +169,11 @@ func publishResponse(device string, sizeGiB int) *csi.ControllerPublishVolumeRes
 // is found through Nova and removed.
 func (cs *ControllerServer) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
 	volID, nodeID := req.GetVolumeId(), req.GetNodeId()
-	if volID == "" {
-		return nil, errInvalid("volume id is required")
+	if err := checkID("volume", volID); err != nil {
+		return nil, err
+	}
+	if err := checkOptionalID("node", nodeID); err != nil {
+		return nil, err
 	}
 	release, ok := cs.inFlight.TryAcquire("attach/" + volID + "/" + nodeID)
 	if !ok {

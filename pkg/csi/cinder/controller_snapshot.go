@@ -31,8 +31,8 @@ func (cs *ControllerServer) CreateSnapshot(ctx context.Context, req *csi.CreateS
 	if name == "" {
 		return nil, errInvalid("snapshot name is required")
 	}
-	if srcID == "" {
-		return nil, errInvalid("source volume id is required")
+	if err := checkID("source volume", srcID); err != nil {
+		return nil, err
 	}
 	sp, err := params.ParseSnapshot(req.GetParameters())
 	if err != nil {
@@ -339,7 +339,7 @@ func csiSnapshot(id, volumeID string, sizeGiB int, ready bool, created time.Time
 	e := &csi.Snapshot{
 		SnapshotId:     id,
 		SourceVolumeId: volumeID,
-		SizeBytes:      int64(sizeGiB) * gib,
+		SizeBytes:      gibBytes(int64(sizeGiB)),
 		ReadyToUse:     ready,
 	}
 	if !created.IsZero() {
@@ -353,8 +353,8 @@ func csiSnapshot(id, volumeID string, sizeGiB int, ready bool, created time.Time
 // a spurious error. Not found as either is success.
 func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
 	id := req.GetSnapshotId()
-	if id == "" {
-		return nil, errInvalid("snapshot id is required")
+	if err := checkID("snapshot", id); err != nil {
+		return nil, err
 	}
 	release, ok := cs.inFlight.TryAcquire("snapshot/" + id)
 	if !ok {
@@ -408,8 +408,8 @@ func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteS
 // GetSnapshot returns one snapshot or backup by id (NotFound when neither).
 func (cs *ControllerServer) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
 	id := req.GetSnapshotId()
-	if id == "" {
-		return nil, errInvalid("snapshot id is required")
+	if err := checkID("snapshot", id); err != nil {
+		return nil, err
 	}
 	c, err := cs.cloudFor(req.GetSecrets())
 	if err != nil {

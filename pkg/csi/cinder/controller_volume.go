@@ -104,39 +104,21 @@ func (cs *ControllerServer) validateCreateVolume(req *csi.CreateVolumeRequest) (
 			if vr.snapshotID = src.GetSnapshot().GetSnapshotId(); vr.snapshotID == "" {
 				return nil, errInvalid("volume content source snapshot has no id")
 			}
+			if err := checkID("volume content source snapshot", vr.snapshotID); err != nil {
+				return nil, err
+			}
 		case src.GetVolume() != nil:
 			if vr.sourceVolumeID = src.GetVolume().GetVolumeId(); vr.sourceVolumeID == "" {
 				return nil, errInvalid("volume content source volume has no id")
+			}
+			if err := checkID("volume content source volume", vr.sourceVolumeID); err != nil {
+				return nil, err
 			}
 		default:
 			return nil, errInvalid("unsupported volume content source type")
 		}
 	}
 	return vr, nil
-}
-
-// sizeFromRange turns a capacity range into whole GiB: the required bytes
-// rounded up, the default when unset, and OutOfRange when limit_bytes
-// cannot hold that.
-func sizeFromRange(r *csi.CapacityRange, defaultGiB int) (sizeGiB int, required, limit int64, err error) {
-	required, limit = r.GetRequiredBytes(), r.GetLimitBytes()
-	if required < 0 || limit < 0 {
-		return 0, 0, 0, errInvalid("capacity range must not be negative (required %d, limit %d)", required, limit)
-	}
-	if limit > 0 && required > limit {
-		return 0, 0, 0, errInvalid("capacity range required_bytes %d exceeds limit_bytes %d", required, limit)
-	}
-	size := int64(defaultGiB)
-	if required > 0 {
-		size = (required + gib - 1) / gib
-	}
-	if limit > 0 && size*gib > limit {
-		if required > 0 {
-			return 0, 0, 0, errOutOfRange("Cinder allocates whole GiB: %d bytes round up to %d GiB, which exceeds limit_bytes %d", required, size, limit)
-		}
-		return 0, 0, 0, errOutOfRange("limit_bytes %d is below the smallest volume Cinder can make (%d GiB)", limit, size)
-	}
-	return int(size), required, limit, nil
 }
 
 func (cs *ControllerServer) createNewVolume(ctx context.Context, c openstack.Cloud, req *csi.CreateVolumeRequest, vr *volumeRequest) (*csi.CreateVolumeResponse, error) {
@@ -286,7 +268,7 @@ func reasonSuffix(reason string) string {
 
 // mismatch returns how an existing volume differs from the request, or "".
 func mismatch(vr *volumeRequest, vol *openstack.Volume) string {
-	size := int64(vol.SizeGiB) * gib
+	size := gibBytes(int64(vol.SizeGiB))
 	if size < vr.requiredBytes || (vr.limitBytes > 0 && size > vr.limitBytes) || (vr.requiredBytes == 0 && vol.SizeGiB != vr.sizeGiB) {
 		return "its size differs"
 	}
@@ -361,7 +343,7 @@ func (cs *ControllerServer) resolveSource(ctx context.Context, c openstack.Cloud
 		return false, nil
 	}
 	if vr.sizeGiB < srcGiB {
-		if vr.limitBytes > 0 && int64(srcGiB)*gib > vr.limitBytes {
+		if vr.limitBytes > 0 && gibBytes(int64(srcGiB)) > vr.limitBytes {
 			return false, errOutOfRange("the source is %d GiB, more than limit_bytes %d", srcGiB, vr.limitBytes)
 		}
 		// Cinder cannot shrink; the request's size is a minimum.
@@ -480,7 +462,7 @@ func (cs *ControllerServer) createVolumeResponse(req *csi.CreateVolumeRequest, v
 	}
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:           vol.ID,
-		CapacityBytes:      int64(vol.SizeGiB) * gib,
+		CapacityBytes:      gibBytes(int64(vol.SizeGiB)),
 		VolumeContext:      vctx,
 		ContentSource:      req.GetVolumeContentSource(),
 		AccessibleTopology: cs.accessibleTopology(vol, req.GetAccessibilityRequirements()),
