@@ -9,7 +9,9 @@
 # E2E_KEEP_RIG=1 (leave the rig running), E2E_RUN (go test -run filter),
 # E2E_WORK (output directory, default /tmp/cinder-csi-e2e-openstack),
 # E2E_K8S_OPENSTACK=0|1 (the k8s e2e flows on this cloud: on by default,
-# only with =1 when E2E_RUN is set).
+# only with =1 when E2E_RUN is set), E2E_RIG_UP=0 (the rig is already up and
+# shared with others: neither up.sh nor down.sh runs, cloud.conf is
+# $RIG_STATE/cloud.conf; implies E2E_KEEP_RIG=1).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -27,6 +29,7 @@ if [[ $(id -u) != 0 ]]; then
 fi
 
 export RIG_STATE=${RIG_STATE:-/var/lib/openstack-rig}
+[[ ${E2E_RIG_UP:-1} != 0 ]] || E2E_KEEP_RIG=1
 WORK=${E2E_WORK:-/tmp/cinder-csi-e2e-openstack}
 mkdir -p "$WORK"
 PY=/usr/bin/python3
@@ -70,12 +73,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "rig up ($RIG_DIR; log $WORK/up.log)"
-nice -n 5 "$RIG_DIR/up.sh" >"$WORK/up.log" 2>&1 || { tail -30 "$WORK/up.log"; exit 1; }
-grep -E '^up.sh total' "$WORK/up.log" || true
-
-# cloud.conf from up.sh's output: the block after its cloud.conf banner.
-awk '/^----- cloud.conf/ {on=1; next} /^-----/ {on=0} on' "$WORK/up.log" >"$WORK/cloud.conf"
+if [[ ${E2E_RIG_UP:-1} == 0 ]]; then
+  log "rig already up (E2E_RIG_UP=0): cloud.conf from $RIG_STATE/cloud.conf"
+  cp "$RIG_STATE/cloud.conf" "$WORK/cloud.conf"
+else
+  log "rig up ($RIG_DIR; log $WORK/up.log)"
+  nice -n 5 "$RIG_DIR/up.sh" >"$WORK/up.log" 2>&1 || { tail -30 "$WORK/up.log"; exit 1; }
+  grep -E '^up.sh total' "$WORK/up.log" || true
+  # cloud.conf from up.sh's output: the block after its cloud.conf banner.
+  awk '/^----- cloud.conf/ {on=1; next} /^-----/ {on=0} on' "$WORK/up.log" >"$WORK/cloud.conf"
+fi
 grep -q '^auth-url' "$WORK/cloud.conf" || { echo "no cloud.conf in up.sh's output"; exit 1; }
 ini() { awk -F' *= *' -v k="$1" '$1 == k {print $2; exit}' "$WORK/cloud.conf"; }
 export E2E_AUTH_URL=$(ini auth-url) E2E_ADMIN_USERNAME=$(ini username) E2E_ADMIN_PASSWORD=$(ini password) \
