@@ -11,7 +11,8 @@
 # E2E_K8S_OPENSTACK=0|1 (the k8s e2e flows on this cloud: on by default,
 # only with =1 when E2E_RUN is set), E2E_RIG_UP=0 (the rig is already up and
 # shared with others: neither up.sh nor down.sh runs, cloud.conf is
-# $RIG_STATE/cloud.conf; implies E2E_KEEP_RIG=1).
+# $RIG_STATE/cloud.conf, the leak sweep covers only the e2e project;
+# implies E2E_KEEP_RIG=1).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -50,15 +51,19 @@ cleanup() {
     fi
     # Whatever the tests made is in the e2e project (or, by mistake, the
     # admin one); anything left there is a leak: reported, then removed.
+    # On a shared rig (E2E_RIG_UP=0) only the e2e project is ours to sweep:
+    # others' volumes in the admin project are not our leaks.
+    local lister=(osc) scope=(--all-projects)
+    [[ ${E2E_RIG_UP:-1} != 0 ]] || { lister=(member); scope=(); }
     leaked=0
-    for b in $(osc volume backup list --all-projects -f value -c ID 2>/dev/null); do
+    for b in $("${lister[@]}" volume backup list "${scope[@]}" -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: backup $b"; osc volume backup delete "$b"
     done
-    for s in $(osc volume snapshot list --all-projects -f value -c ID 2>/dev/null); do
+    for s in $("${lister[@]}" volume snapshot list "${scope[@]}" -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: snapshot $s"; osc volume snapshot delete --force "$s"
     done
     sleep 2
-    for v in $(osc volume list --all-projects -f value -c ID 2>/dev/null); do
+    for v in $("${lister[@]}" volume list "${scope[@]}" -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: volume $v"; osc volume delete --force "$v"
     done
     [[ $leaked == 0 ]] || { [[ $rc != 0 ]] || rc=1; }
