@@ -6,6 +6,7 @@ package manila
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -350,5 +351,73 @@ func TestShareCloudsFromCloudConfOnRealManila(t *testing.T) {
 	_, err = set.ForSecrets(ctx, bad)
 	if openstack.KindOf(err) != openstack.KindForbidden || strings.Contains(err.Error(), bad["os-password"]) {
 		t.Errorf("wrong password: want KindForbidden without the value, got %v", err)
+	}
+}
+
+// TestDeleteShareStuckInErrorDeletingOnRealManila: Zed refuses a plain
+// DELETE of an error_deleting share (403 "Invalid share"); a member's
+// DeleteShare then says an administrator must act, and an admin's
+// DeleteShare goes on to force_delete.
+func TestDeleteShareStuckInErrorDeletingOnRealManila(t *testing.T) {
+	env := requireManila(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	clouds := openstack.NewShareCloudsFrom(nil, openstack.Options{})
+	member, err := clouds.ForSecrets(ctx, memberSecrets(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := clouds.ForSecrets(ctx, map[string]string{"os-authURL": env.AuthURL, "os-region": "RegionOne",
+		"os-userName": env.AdminUser, "os-password": env.AdminPassword, "os-projectName": env.AdminProject, "os-domainName": "Default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminREST, err := env.AdminLogin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := member.CreateShare(ctx, openstack.CreateShareOpts{Name: "e2e-mcloud-stuck-" + rig.NewUUID()[:8], Protocol: "CEPHFS", SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := admin.DeleteShare(c, s.ID); err == nil {
+			_ = admin.WaitShareGone(c, s.ID)
+		}
+	})
+	if _, err := member.WaitShare(ctx, s.ID, available); err != nil {
+		t.Fatal(err)
+	}
+	// reset-state is admin-only and not something the driver does: raw
+	// REST on the endpoint register_manila.py made.
+	body := `{"reset_status": {"status": "` + openstack.ShareErrorDeleting + `"}}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:8786/v2/"+adminREST.ProjectID+"/shares/"+s.ID+"/action",
+		strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", adminREST.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-OpenStack-Manila-API-Version", "2.73")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("reset_status: HTTP %d", resp.StatusCode)
+	}
+	err = member.DeleteShare(ctx, s.ID)
+	if openstack.KindOf(err) != openstack.KindConflict || !strings.Contains(err.Error(), "administrator") ||
+		!strings.Contains(err.Error(), openstack.ShareErrorDeleting) {
+		t.Errorf("member delete of an error_deleting share: want KindConflict saying an administrator must act, got %v", err)
+	}
+	if err := admin.DeleteShare(ctx, s.ID); err != nil {
+		t.Fatalf("admin delete (force_delete): %v", err)
+	}
+	if err := member.WaitShareGone(ctx, s.ID); err != nil {
+		t.Errorf("WaitShareGone after force_delete: %v", err)
 	}
 }
