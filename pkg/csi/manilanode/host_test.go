@@ -38,11 +38,9 @@ func newHostNode(t *testing.T, name string, shares map[string]string) *hostNode 
 	t.Helper()
 	manilanodetest.RequireMountNamespace(t)
 	root := t.TempDir()
-	dm := manilanodetest.NewDirMounter(func(id string) (string, error) {
-		if d, ok := shares[id]; ok {
-			return d, nil
-		}
-		return "", os.ErrNotExist
+	dm := manilanodetest.NewDirMounter(func(id string) (string, bool) {
+		d, ok := shares[id]
+		return d, ok
 	})
 	ns, err := manilanode.NewNodeServer(manilanode.NodeOptions{NodeName: name, NodeAddresses: []string{}, KubeletRootDir: root, Mounter: dm})
 	if err != nil {

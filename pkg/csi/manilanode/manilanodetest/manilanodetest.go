@@ -25,15 +25,17 @@ import (
 // that the node handed it a 0600 key file, as a real mount would need.
 type DirMounter struct {
 	*manilanode.HostMounter
-	// Dir returns the directory that holds the share's data.
-	Dir func(shareID string) (string, error)
+	// Dir returns the directory that holds the share's data, false for a
+	// share it does not know (emulator.Emulator.ShareDir has this shape).
+	Dir func(shareID string) (string, bool)
 
 	mu     sync.Mutex
 	mounts int
 }
 
-// NewDirMounter returns a DirMounter over dir.
-func NewDirMounter(dir func(shareID string) (string, error)) *DirMounter {
+// NewDirMounter returns a DirMounter over dir; in the sanity harness,
+// NewDirMounter(emu.ShareDir).
+func NewDirMounter(dir func(shareID string) (string, bool)) *DirMounter {
 	return &DirMounter{HostMounter: manilanode.NewHostMounter(""), Dir: dir}
 }
 
@@ -52,9 +54,9 @@ func (m *DirMounter) MountShare(_ context.Context, spec *manilanode.ShareSpec, k
 			return fmt.Errorf("dir mounter: the cephx key file %s has mode %v, not 0600", keyFile, fi.Mode().Perm())
 		}
 	}
-	dir, err := m.Dir(id)
-	if err != nil {
-		return fmt.Errorf("dir mounter: share %s: %w", id, err)
+	dir, ok := m.Dir(id)
+	if !ok {
+		return fmt.Errorf("dir mounter: share %s has no directory: %w", id, os.ErrNotExist)
 	}
 	if err := m.BindMount(dir, target, false); err != nil {
 		return err
