@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/cliflag"
 )
 
 // options are the plugin's command-line settings. Names match the reference
@@ -105,45 +106,8 @@ func (o *options) validate() error {
 	return errors.Join(errs...)
 }
 
-// stringList is a repeatable string flag that also accepts comma lists.
-type stringList []string
-
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error {
-	for _, part := range strings.Split(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*s = append(*s, part)
-		}
-	}
-	return nil
-}
-
-// keyValueMap is a repeatable key=value flag.
-type keyValueMap map[string]string
-
-func (m *keyValueMap) String() string {
-	keys := make([]string, 0, len(*m))
-	for k := range *m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+"="+(*m)[k])
-	}
-	return strings.Join(parts, ",")
-}
-
-func (m *keyValueMap) Set(v string) error {
-	if *m == nil {
-		*m = map[string]string{}
-	}
-	for _, part := range strings.Split(v, ",") {
-		key, value, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || key == "" {
-			return fmt.Errorf("%q is not key=value", part)
-		}
-		(*m)[key] = value
-	}
-	return nil
-}
+// The repeatable flag types are shared with the Manila plugin.
+type (
+	stringList  = cliflag.StringList
+	keyValueMap = cliflag.KeyValueMap
+)
