@@ -1,7 +1,6 @@
 package manila
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
@@ -29,13 +28,13 @@ func metadataCall(q *host.Request, op metaOp, md *map[string]string) bool {
 	case metaGetKey:
 		v, ok := (*md)[q.P("key")]
 		if !ok {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Metadata item %s could not be found.", q.P("key")))
+			host.WriteFault(q.W, http.StatusNotFound, "MetadataItemNotFound: Metadata item is not found.")
 			return false
 		}
 		host.WriteJSON(q.W, http.StatusOK, map[string]any{"meta": map[string]string{q.P("key"): v}})
 	case metaDeleteKey:
 		if _, ok := (*md)[q.P("key")]; !ok {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Metadata item %s could not be found.", q.P("key")))
+			host.WriteFault(q.W, http.StatusNotFound, "MetadataItemNotFound: Metadata item is not found.")
 			return false
 		}
 		delete(*md, q.P("key"))

@@ -167,11 +167,13 @@ func (s *Service) Version() host.VersionRule {
 			h.Set("X-OpenStack-Manila-API-Version", mv.String())
 			h.Set("Vary", "X-OpenStack-Manila-API-Version")
 		},
-		Refuse: func(w http.ResponseWriter, badFormat bool, _ string) {
+		Refuse: func(w http.ResponseWriter, badFormat bool, requested string) {
 			if badFormat {
 				host.WriteFault(w, http.StatusBadRequest, "API Version String %(version)s is of invalid format. Must be of format MajorNum.MinorNum.")
 				return
 			}
+			// Zed echoes the refused version (and no Vary).
+			w.Header().Set("X-OpenStack-Manila-API-Version", requested)
 			host.WriteJSON(w, http.StatusNotAcceptable, map[string]any{"computeFault": map[string]any{"code": 406,
 				"message": "Version %(req_ver)s is not supported by the API. Minimum is %(min_ver)s and maximum is %(max_ver)s."}})
 		},

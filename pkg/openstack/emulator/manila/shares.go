@@ -100,7 +100,7 @@ func (s *Service) createShare(q *host.Request) {
 	if in.SnapshotID != "" {
 		snap = s.st.Snapshots[in.SnapshotID]
 		if snap == nil || snap.ProjectID != q.ProjectID {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Snapshot %s could not be found.", in.SnapshotID))
+			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("ShareSnapshotNotFound: Snapshot %s could not be found.", in.SnapshotID))
 			return
 		}
 		if snap.Status != "available" {
@@ -176,6 +176,9 @@ func (s *Service) createShare(q *host.Request) {
 		Proto: proto, TypeID: t.ID, AZ: az, ProjectID: q.ProjectID, UserID: q.UserID, SnapshotID: in.SnapshotID,
 		ShareNetworkID: in.ShareNetworkID, ShareGroupID: in.ShareGroupID, IsPublic: in.IsPublic, Size: size,
 		Metadata: copyMap(in.Metadata), CreatedAt: now,
+		// A share from a snapshot takes its parent's zone at once: the
+		// create response already names it (checked on the rig).
+		Scheduled: snap != nil,
 	}
 	s.st.Shares[sh.ID] = sh
 	s.h.MarkDirty()

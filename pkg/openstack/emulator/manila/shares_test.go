@@ -51,8 +51,8 @@ func TestMicroversionHeader(t *testing.T) {
 		{"", "2.0", 200, ""},
 		{"2.45", "2.45", 200, ""},
 		{"2.73", "2.73", 200, ""},
-		{"2.74", "", 406, "Version %(req_ver)s is not supported by the API. Minimum is %(min_ver)s and maximum is %(max_ver)s."},
-		{"1.5", "", 406, "Version %(req_ver)s is not supported by the API. Minimum is %(min_ver)s and maximum is %(max_ver)s."},
+		{"2.74", "2.74", 406, "Version %(req_ver)s is not supported by the API. Minimum is %(min_ver)s and maximum is %(max_ver)s."},
+		{"1.5", "1.5", 406, "Version %(req_ver)s is not supported by the API. Minimum is %(min_ver)s and maximum is %(max_ver)s."},
 		{"abc", "", 400, "API Version String %(version)s is of invalid format. Must be of format MajorNum.MinorNum."},
 		{"latest", "", 400, "API Version String %(version)s is of invalid format. Must be of format MajorNum.MinorNum."},
 	} {

@@ -1,0 +1,546 @@
+package diff
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+)
+
+// ManilaTarget is one cloud for the Manila scenario. Both have the rig's
+// share types: cephfstype (native CephFS, cephx rules) and cephfsnfstype
+// (CephFS through NFS-Ganesha, ip rules).
+type ManilaTarget struct {
+	Name string
+	M    *ManilaClient
+	// OtherProjectID is a project the caller is not in (for the
+	// "another project's id in the URL" step).
+	OtherProjectID string
+}
+
+// manilaMV is the microversion the scenario speaks unless a step says.
+const manilaMV = "2.73"
+
+// manilaPoll is the 0.1 s polling of the rig's manila_api_timings.py: the
+// rig's transitional states last 0.1-1 s.
+const manilaPoll = 100 * time.Millisecond
+
+var exportPathPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// keysOf lists a JSON object's keys, sorted: the body shape compared.
+func keysOf(m map[string]any) string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, ",")
+}
+
+// runManila exercises what the Manila driver leans on, on one cloud, and
+// deletes everything it made before it returns.
+func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (out []Obs, err error) {
+	m := t.M
+	prefix := "diff-" + rig.NewUUID()[:8] + "-"
+	var shares, snaps []string
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		for _, id := range snaps {
+			_, _ = m.Do(cctx, "DELETE", "/snapshots/"+id, manilaMV, nil)
+		}
+		for _, id := range snaps {
+			mpollGone(cctx, m, "/snapshots/"+id, "snapshot", "status")
+		}
+		for _, id := range shares {
+			_, _ = m.Do(cctx, "DELETE", "/shares/"+id, manilaMV, nil)
+		}
+		for _, id := range shares {
+			mpollGone(cctx, m, "/shares/"+id, "share", "status")
+		}
+	}()
+	step := func(name string) *Obs {
+		out = append(out, Obs{Step: "manila: " + name})
+		return &out[len(out)-1]
+	}
+	call := func(o *Obs, method, path, mv string, body any) (*rig.Response, error) {
+		r, err := m.Do(ctx, method, path, mv, body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Step, err)
+		}
+		errorOf(o, r)
+		logf("%s %s: %s %s → %d %s", t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
+		return r, nil
+	}
+	simple := func(name, method, path, mv string, body any) error {
+		_, err := call(step(name), method, path, mv, body)
+		return err
+	}
+	createShare := func(name string, body map[string]any, final ...string) (string, *Obs, error) {
+		o := step(name)
+		body["name"] = prefix + strings.ReplaceAll(name, " ", "-")
+		r, err := call(o, "POST", "/shares", manilaMV, map[string]any{"share": body})
+		if err != nil {
+			return "", o, err
+		}
+		sh := field(r, "share")
+		id := str(sh["id"])
+		if id == "" {
+			return "", o, nil
+		}
+		shares = append(shares, id)
+		o.Extra = fmt.Sprintf("az=%v progress=%v keys=%s", sh["availability_zone"], sh["progress"], keysOf(sh))
+		o.States = mpoll(ctx, m, "/shares/"+id, "share", "status", []string{str(sh["status"])}, final...)
+		return id, o, nil
+	}
+	allow := func(name, shareID, typ, to string) (string, *Obs, error) {
+		o := step(name)
+		r, err := call(o, "POST", "/shares/"+shareID+"/action", manilaMV,
+			map[string]any{"allow_access": map[string]any{"access_type": typ, "access_to": to, "access_level": "rw"}})
+		if err != nil || r.Status != 200 {
+			return "", o, err
+		}
+		a := field(r, "access")
+		id := str(a["id"])
+		o.States = mpoll(ctx, m, "/share-access-rules/"+id, "access", "state", []string{str(a["state"])}, "active", "error")
+		g, _ := m.Do(ctx, "GET", "/share-access-rules/"+id, manilaMV, nil)
+		final := field(g, "access")
+		o.Extra = fmt.Sprintf("key at allow=%v key at end=%v keys=%s", a["access_key"] != nil, final["access_key"] != nil, keysOf(a))
+		return id, o, nil
+	}
+	// shareFacts reads a share once its access_rules_status has settled:
+	// the rig sets a failed rule's state a moment before the share's
+	// access_rules_status follows.
+	shareFacts := func(name, id string) error {
+		o := step(name)
+		o.States = mpollSettled(ctx, m, "/shares/"+id, "share", "access_rules_status", "syncing")
+		r, err := call(o, "GET", "/shares/"+id, manilaMV, nil)
+		if err != nil {
+			return err
+		}
+		sh := field(r, "share")
+		o.Extra = fmt.Sprintf("status=%v size=%v access_rules_status=%v az=%v keys=%s", sh["status"], sh["size"], sh["access_rules_status"],
+			sh["availability_zone"], keysOf(sh))
+		return nil
+	}
+
+	// Versions and microversions.
+	o := step("version list")
+	r, err := call(o, "GET", m.Root()+"/", "", nil)
+	if err != nil {
+		return out, err
+	}
+	if vs, _ := r.JSON()["versions"].([]any); len(vs) > 0 {
+		var facts []string
+		for _, v := range vs {
+			vm, _ := v.(map[string]any)
+			facts = append(facts, fmt.Sprintf("%v %v %v-%v", vm["id"], vm["status"], vm["min_version"], vm["version"]))
+		}
+		o.Extra = strings.Join(facts, "; ")
+	}
+	for _, mv := range []string{"", "2.74", "1.9", "abc", "latest"} {
+		o := step("microversion " + map[bool]string{true: "absent", false: mv}[mv == ""])
+		r, err := call(o, "GET", "/shares", mv, nil)
+		if err != nil {
+			return out, err
+		}
+		o.Extra = "echo " + r.Header.Get("X-OpenStack-Manila-API-Version")
+	}
+
+	// Share types as a member sees them.
+	o = step("share types")
+	if r, err = call(o, "GET", "/types", manilaMV, nil); err != nil {
+		return out, err
+	}
+	var typeFacts []string
+	for _, ty := range anyList(r.JSON()["share_types"]) {
+		specs, _ := ty["extra_specs"].(map[string]any)
+		typeFacts = append(typeFacts, fmt.Sprintf("%v default=%v specs=%v keys=%s", ty["name"], ty["is_default"], specs, keysOf(ty)))
+	}
+	sort.Strings(typeFacts)
+	o.Extra = strings.Join(typeFacts, "; ")
+	o = step("default share type")
+	if r, err = call(o, "GET", "/types/default", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = fmt.Sprint(field(r, "share_type")["name"])
+	if err := simple("share type by name", "GET", "/types/cephfstype", manilaMV, nil); err != nil {
+		return out, err
+	}
+	if err := simple("share type extra specs as a member", "GET", "/types/"+typeID(r)+"/extra_specs", manilaMV, nil); err != nil {
+		return out, err
+	}
+
+	// Create refusals.
+	for _, c := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"create with an unknown type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "no-such-type-e2e"}},
+		{"create with a protocol not enabled", map[string]any{"share_proto": "GLUSTERFS", "size": 1, "share_type": "cephfsnfstype"}},
+		{"create of size 0", map[string]any{"share_proto": "NFS", "size": 0, "share_type": "cephfsnfstype"}},
+		{"create over the gigabytes quota", map[string]any{"share_proto": "NFS", "size": 5000, "share_type": "cephfsnfstype"}},
+	} {
+		body := c.body
+		body["name"] = prefix + "refused"
+		o := step(c.name)
+		r, err := call(o, "POST", "/shares", manilaMV, map[string]any{"share": body})
+		if err != nil {
+			return out, err
+		}
+		if id := str(field(r, "share")["id"]); id != "" {
+			shares = append(shares, id)
+		}
+	}
+
+	// An NFS share (CephFS through NFS-Ganesha) and its ip rules.
+	nfs, _, err := createShare("NFS share create", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfsnfstype",
+		"metadata": map[string]string{"manila.csi.openstack.org/cluster": "diff"}}, "available", "error")
+	if err != nil || nfs == "" {
+		return out, err
+	}
+	if err := shareFacts("NFS share get", nfs); err != nil {
+		return out, err
+	}
+	o = step("NFS export locations")
+	if r, err = call(o, "GET", "/shares/"+nfs+"/export_locations", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = exportFacts(r)
+	o = step("list by name")
+	if r, err = call(o, "GET", "/shares?name="+prefix+"NFS-share-create", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "shares")
+	o = step("detail list by metadata")
+	if r, err = call(o, "GET", "/shares/detail?metadata=%7B%27manila.csi.openstack.org%2Fcluster%27%3A%27diff%27%7D", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "shares")
+	o = step("detail list, one per page")
+	if r, err = call(o, "GET", "/shares/detail?limit=1", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = fmt.Sprintf("%d, next link %v", len(anyList(r.JSON()["shares"])), r.JSON()["shares_links"] != nil)
+	ipRule, _, err := allow("ip rule on NFS", nfs, "ip", "10.0.0.5")
+	if err != nil {
+		return out, err
+	}
+	if err := shareFacts("NFS share after the rule", nfs); err != nil {
+		return out, err
+	}
+	for _, c := range []struct{ name, typ, to, level string }{
+		{"duplicate ip rule", "ip", "10.0.0.5", "rw"},
+		{"ip rule with a bad network", "ip", "10.0.0.0/33", "rw"},
+		{"ip rule with a bad level", "ip", "10.0.0.6", "xx"},
+	} {
+		if err := simple(c.name, "POST", "/shares/"+nfs+"/action", manilaMV,
+			map[string]any{"allow_access": map[string]any{"access_type": c.typ, "access_to": c.to, "access_level": c.level}}); err != nil {
+			return out, err
+		}
+	}
+	o = step("share-access-rules list")
+	if r, err = call(o, "GET", "/share-access-rules?share_id="+nfs, manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "access_list")
+	if err := simple("share-access-rules at 2.44", "GET", "/share-access-rules/"+ipRule, "2.44", nil); err != nil {
+		return out, err
+	}
+	o = step("access_list action at 2.44")
+	if r, err = call(o, "POST", "/shares/"+nfs+"/action", "2.44", map[string]any{"access_list": nil}); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "access_list")
+	if err := simple("access_list action at 2.45", "POST", "/shares/"+nfs+"/action", "2.45", map[string]any{"access_list": nil}); err != nil {
+		return out, err
+	}
+	if _, _, err := allow("cephx rule on NFS", nfs, "cephx", "diff-nfs-user"); err != nil {
+		return out, err
+	}
+	if err := shareFacts("NFS share after the failed rule", nfs); err != nil {
+		return out, err
+	}
+
+	// A CephFS share and its cephx rule.
+	ceph, _, err := createShare("CephFS share create", map[string]any{"share_proto": "CEPHFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	if err != nil || ceph == "" {
+		return out, err
+	}
+	o = step("CephFS export locations")
+	if r, err = call(o, "GET", "/shares/"+ceph+"/export_locations", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = exportFacts(r)
+	cephxRule, _, err := allow("cephx rule on CephFS", ceph, "cephx", "diff-"+prefix[5:13])
+	if err != nil {
+		return out, err
+	}
+	if _, _, err := allow("ip rule on CephFS", ceph, "ip", "10.0.0.7"); err != nil {
+		return out, err
+	}
+	if err := shareFacts("CephFS share after the failed rule", ceph); err != nil {
+		return out, err
+	}
+	o = step("user messages of the CephFS share")
+	if r, err = call(o, "GET", "/messages?resource_id="+ceph, manilaMV, nil); err != nil {
+		return out, err
+	}
+	var msgs []string
+	for _, msg := range anyList(r.JSON()["messages"]) {
+		msgs = append(msgs, fmt.Sprintf("%v/%v %v %v keys=%s", msg["action_id"], msg["detail_id"], msg["resource_type"], msg["user_message"], keysOf(msg)))
+	}
+	o.Extra = strings.Join(msgs, "; ")
+
+	// Snapshots, extend, shrink, restore.
+	o = step("snapshot create")
+	if r, err = call(o, "POST", "/snapshots", manilaMV, map[string]any{"snapshot": map[string]any{"share_id": ceph, "name": prefix + "snap"}}); err != nil {
+		return out, err
+	}
+	snap := str(field(r, "snapshot")["id"])
+	if snap == "" {
+		return out, fmt.Errorf("snapshot create: %d %s", r.Status, r.Body)
+	}
+	snaps = append(snaps, snap)
+	o.Extra = "keys=" + keysOf(field(r, "snapshot"))
+	o.States = mpoll(ctx, m, "/snapshots/"+snap, "snapshot", "status", []string{str(field(r, "snapshot")["status"])}, "available", "error")
+	if err := simple("delete of a share with a snapshot", "DELETE", "/shares/"+ceph, manilaMV, nil); err != nil {
+		return out, err
+	}
+	o = step("extend")
+	if _, err = call(o, "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
+		return out, err
+	}
+	o.States = mpoll(ctx, m, "/shares/"+ceph, "share", "status", nil, "available", "extending_error", "error")
+	if err := simple("extend to the same size", "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
+		return out, err
+	}
+	if err := simple("shrink to a bigger size", "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 5}}); err != nil {
+		return out, err
+	}
+	o = step("shrink")
+	if _, err = call(o, "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 1}}); err != nil {
+		return out, err
+	}
+	o.States = mpoll(ctx, m, "/shares/"+ceph, "share", "status", nil, "available", "shrinking_error", "error")
+	if _, _, err := createShare("share from the snapshot", map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": snap},
+		"available", "error"); err != nil {
+		return out, err
+	}
+	if err := simple("share from an unknown snapshot", "POST", "/shares", manilaMV,
+		map[string]any{"share": map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": rig.NewUUID(), "name": prefix + "nosnap"}}); err != nil {
+		return out, err
+	}
+	wrong, _, err := createShare("NFS share of the CephFS type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	if err != nil {
+		return out, err
+	}
+	o = step("user messages of the unschedulable share")
+	if r, err = call(o, "GET", "/messages?resource_id="+wrong, manilaMV, nil); err != nil {
+		return out, err
+	}
+	msgs = nil
+	for _, msg := range anyList(r.JSON()["messages"]) {
+		msgs = append(msgs, fmt.Sprintf("%v/%v %v", msg["action_id"], msg["detail_id"], msg["user_message"]))
+	}
+	o.Extra = strings.Join(msgs, "; ")
+
+	// Metadata.
+	o = step("metadata set")
+	if r, err = call(o, "POST", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"a": "1"}}); err != nil {
+		return out, err
+	}
+	o.Extra = fmt.Sprint(r.JSON()["metadata"])
+	o = step("metadata merge")
+	if r, err = call(o, "POST", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"b": "2"}}); err != nil {
+		return out, err
+	}
+	o.Extra = fmt.Sprint(r.JSON()["metadata"])
+	o = step("metadata replace")
+	if r, err = call(o, "PUT", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"c": "3"}}); err != nil {
+		return out, err
+	}
+	o.Extra = fmt.Sprint(r.JSON()["metadata"])
+	if err := simple("metadata key delete", "DELETE", "/shares/"+ceph+"/metadata/c", manilaMV, nil); err != nil {
+		return out, err
+	}
+	if err := simple("metadata unknown key", "GET", "/shares/"+ceph+"/metadata/nope", manilaMV, nil); err != nil {
+		return out, err
+	}
+
+	// Not-found answers, zones, quotas, URL forms.
+	for _, c := range []struct{ name, path string }{
+		{"unknown share", "/shares/" + rig.NewUUID()},
+		{"unknown snapshot", "/snapshots/" + rig.NewUUID()},
+		{"unknown access rule", "/share-access-rules/" + rig.NewUUID()},
+		{"unknown message", "/messages/" + rig.NewUUID()},
+		{"unknown share network", "/share-networks/" + rig.NewUUID()},
+	} {
+		if err := simple(c.name, "GET", c.path, manilaMV, nil); err != nil {
+			return out, err
+		}
+	}
+	if err := simple("deny of an unknown rule", "POST", "/shares/"+ceph+"/action", manilaMV,
+		map[string]any{"deny_access": map[string]any{"access_id": rig.NewUUID()}}); err != nil {
+		return out, err
+	}
+	o = step("availability-zones")
+	if r, err = call(o, "GET", "/availability-zones", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "availability_zones")
+	if err := simple("os-availability-zone at 2.73", "GET", "/os-availability-zone", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o = step("os-availability-zone at 2.6")
+	if r, err = call(o, "GET", "/os-availability-zone", "2.6", nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "availability_zones")
+	o = step("limits")
+	if r, err = call(o, "GET", "/limits", manilaMV, nil); err != nil {
+		return out, err
+	}
+	lim, _ := field(r, "limits")["absolute"].(map[string]any)
+	o.Extra = keysOf(lim)
+	o = step("quota set detail")
+	if r, err = call(o, "GET", "/quota-sets/"+m.ProjectID+"/detail", manilaMV, nil); err != nil {
+		return out, err
+	}
+	qs := field(r, "quota_set")
+	o.Extra = keysOf(qs) + fmt.Sprintf(" shares in use %v", qs["shares"].(map[string]any)["in_use"])
+	o = step("share networks")
+	if r, err = call(o, "GET", "/share-networks/detail", manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.Extra = listFacts(r, "share_networks")
+	base := strings.TrimSuffix(m.Share, "/"+m.ProjectID)
+	if err := simple("URL without the project id", "GET", base+"/shares/"+ceph, "2.60", nil); err != nil {
+		return out, err
+	}
+	if err := simple("URL with another project's id", "GET", base+"/"+t.OtherProjectID+"/shares/"+ceph, "2.60", nil); err != nil {
+		return out, err
+	}
+
+	// Deny, deletes.
+	for _, c := range []struct{ name, share, rule string }{{"deny the ip rule", nfs, ipRule}, {"deny the cephx rule", ceph, cephxRule}} {
+		o := step(c.name)
+		if _, err := call(o, "POST", "/shares/"+c.share+"/action", manilaMV, map[string]any{"deny_access": map[string]any{"access_id": c.rule}}); err != nil {
+			return out, err
+		}
+		o.States = mpollGone(ctx, m, "/share-access-rules/"+c.rule, "access", "state")
+	}
+	o = step("snapshot delete")
+	if _, err := call(o, "DELETE", "/snapshots/"+snap, manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.States = mpollGone(ctx, m, "/snapshots/"+snap, "snapshot", "status")
+	o = step("share delete")
+	if _, err := call(o, "DELETE", "/shares/"+nfs, manilaMV, nil); err != nil {
+		return out, err
+	}
+	o.States = mpollGone(ctx, m, "/shares/"+nfs, "share", "status")
+	if err := simple("get of the deleted share", "GET", "/shares/"+nfs, manilaMV, nil); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func typeID(r *rig.Response) string { return str(field(r, "share_type")["id"]) }
+
+func anyList(v any) []map[string]any {
+	var out []map[string]any
+	l, _ := v.([]any)
+	for _, x := range l {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// listFacts is a list's length and its items' keys.
+func listFacts(r *rig.Response, key string) string {
+	items := anyList(r.JSON()[key])
+	shapes := map[string]bool{}
+	for _, it := range items {
+		shapes[keysOf(it)] = true
+	}
+	var ss []string
+	for s := range shapes {
+		ss = append(ss, s)
+	}
+	sort.Strings(ss)
+	return fmt.Sprintf("%d item(s) keys=%s", len(items), strings.Join(ss, " | "))
+}
+
+// exportFacts is the export locations' keys, preferred flags and paths
+// with the uuids replaced.
+func exportFacts(r *rig.Response) string {
+	var facts []string
+	for _, el := range anyList(r.JSON()["export_locations"]) {
+		facts = append(facts, fmt.Sprintf("%s preferred=%v keys=%s", exportPathPattern.ReplaceAllString(str(el["path"]), "<uuid>"), el["preferred"], keysOf(el)))
+	}
+	return strings.Join(facts, "; ")
+}
+
+// mpoll reads path every manilaPoll until the object's field is one of
+// final and returns the values it saw (starting with seen).
+func mpoll(ctx context.Context, m *ManilaClient, path, key, fieldName string, seen []string, final ...string) []string {
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		r, err := m.Do(ctx, "GET", path, manilaMV, nil)
+		if err != nil || r.Status != 200 {
+			return append(seen, "?")
+		}
+		s := str(field(r, key)[fieldName])
+		seen = appendState(seen, s)
+		if slices.Contains(final, s) {
+			return seen
+		}
+		time.Sleep(manilaPoll)
+	}
+	return append(seen, "timeout")
+}
+
+// mpollSettled is mpoll until the field is anything but transitional.
+func mpollSettled(ctx context.Context, m *ManilaClient, path, key, fieldName, transitional string) []string {
+	deadline := time.Now().Add(time.Minute)
+	var seen []string
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		r, err := m.Do(ctx, "GET", path, manilaMV, nil)
+		if err != nil || r.Status != 200 {
+			return append(seen, "?")
+		}
+		s := str(field(r, key)[fieldName])
+		seen = appendState(seen, s)
+		if s != transitional {
+			return seen
+		}
+		time.Sleep(manilaPoll)
+	}
+	return append(seen, "timeout")
+}
+
+// mpollGone is mpoll until path answers 404 ("gone").
+func mpollGone(ctx context.Context, m *ManilaClient, path, key, fieldName string) []string {
+	var seen []string
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		r, err := m.Do(ctx, "GET", path, manilaMV, nil)
+		if err != nil {
+			return append(seen, "?")
+		}
+		if r.Status == 404 {
+			return appendState(seen, "gone")
+		}
+		seen = appendState(seen, str(field(r, key)[fieldName]))
+		time.Sleep(manilaPoll)
+	}
+	return append(seen, "timeout")
+}
