@@ -24,9 +24,10 @@ fuzz: ## run each fuzz target briefly over its seed corpus
 	./hack/fuzz.sh 10s
 
 # The sanity packages skip unless CINDER_CSI_SANITY is set, so `make unit`
-# does not run the suites a second time; -p 1 runs the three suites one
-# after the other (each formats and mounts loop devices).
-sanity: ## csi-sanity in-process: default cloud, named cloud, injected faults
+# does not run the suites a second time; -p 1 runs the suites one after the
+# other (Cinder's format and mount loop devices; Manila's bind-mount the
+# emulator's share directories in a private mount namespace).
+sanity: ## csi-sanity in-process: Cinder (default cloud, named cloud, injected faults), Manila (NFS, CephFS)
 	@mkdir -p $(BIN)
 	CINDER_CSI_SANITY=1 $(GO) test -count=1 -p 1 -timeout 30m -v ./tests/sanity/... > $(BIN)/sanity.log 2>&1 ; \
 	  grep -E '^(--- |ok|FAIL|Ran |SUCCESS!|FAIL!|\s+\[FAIL\])' $(BIN)/sanity.log ; \

@@ -183,6 +183,26 @@ func (cs *ControllerServer) ListSnapshots(ctx context.Context, req *csi.ListSnap
 	return resp, nil
 }
 
+// GetSnapshot returns one share snapshot; an unknown id is NotFound.
+func (cs *ControllerServer) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
+	id := req.GetSnapshotId()
+	if id == "" {
+		return nil, errInvalid("snapshot_id is required")
+	}
+	c, err := cs.cloudFor(ctx, req.GetSecrets())
+	if err != nil {
+		return nil, err
+	}
+	snap, err := c.GetShareSnapshot(ctx, id)
+	if openstack.IsNotFound(err) {
+		return nil, errNotFound("snapshot %s not found", id)
+	}
+	if err != nil {
+		return nil, StatusFromError(err, "looking up snapshot %s", id)
+	}
+	return &csi.GetSnapshotResponse{Snapshot: csiSnapshot(snap)}, nil
+}
+
 func csiSnapshot(s *openstack.ShareSnapshot) *csi.Snapshot {
 	out := &csi.Snapshot{
 		SnapshotId:     s.ID,
