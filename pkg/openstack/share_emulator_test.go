@@ -421,3 +421,42 @@ func TestShareCallsShareTheRateLimiterAndTokenRenewal(t *testing.T) {
 		t.Errorf("token issues = %d, want a renewal after expiry", n)
 	}
 }
+
+func TestAccessRuleErrorCarriesManilaMessage(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	ctx := ctxTimeout(t, 60*time.Second)
+	s := mustShare(ctx, t, c, CreateShareOpts{Name: "rule-err", Protocol: "CEPHFS", SizeGiB: 1})
+	// The CephFS native backend applies cephx rules only: an ip rule goes
+	// to error, as on the rig.
+	r, err := c.GrantAccess(ctx, GrantAccessOpts{ShareID: s.ID, AccessType: AccessTypeIP, AccessTo: "10.0.0.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.WaitAccessRule(ctx, s.ID, r.ID)
+	if KindOf(err) != KindErrorState || got == nil || got.State != AccessError {
+		t.Fatalf("want KindErrorState with the rule in error, got %+v %v", got, err)
+	}
+	m, merr := c.LatestShareMessage(ctx, s.ID)
+	if merr != nil || m == nil || !strings.Contains(err.Error(), m.UserMessage) {
+		t.Errorf("the error should carry Manila's message %+v: %v (%v)", m, err, merr)
+	}
+}
+
+func TestShareQuotaIsOverQuota(t *testing.T) {
+	e := startEmulator(t, emulator.Options{})
+	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	ctx := ctxTimeout(t, 60*time.Second)
+	e.Manila().SetQuota(e.ProjectID("demo"), manila.Quota{Shares: 10, Gigabytes: 3, Snapshots: 10, SnapshotGigabytes: 10, ShareNetworks: 1, PerShareGigabytes: -1})
+	if _, err := c.CreateShare(ctx, CreateShareOpts{Name: "big", Protocol: "CEPHFS", SizeGiB: 4}); KindOf(err) != KindOverQuota {
+		t.Errorf("create over the gigabytes quota: want KindOverQuota, got %v", err)
+	}
+	s := mustShare(ctx, t, c, CreateShareOpts{Name: "small", Protocol: "CEPHFS", SizeGiB: 2})
+	if err := c.ExtendShare(ctx, s.ID, 5); KindOf(err) != KindOverQuota {
+		t.Errorf("extend over the gigabytes quota: want KindOverQuota, got %v", err)
+	}
+	q, err := c.GetShareQuota(ctx)
+	if err != nil || q.Gigabytes.Limit != 3 || q.Gigabytes.InUse != 2 {
+		t.Errorf("GetShareQuota: %+v %v", q, err)
+	}
+}
