@@ -12,7 +12,9 @@
 # only with =1 when E2E_RUN is set), E2E_RIG_UP=0 (the rig is already up and
 # shared with others: neither up.sh nor down.sh runs, cloud.conf is
 # $RIG_STATE/cloud.conf, the leak sweep covers only the e2e project;
-# implies E2E_KEEP_RIG=1).
+# implies E2E_KEEP_RIG=1), E2E_MANILA_UP_LOG (the log of a manila-up.sh that
+# .ci/run started in the background: waited for, at most E2E_MANILA_WAIT
+# seconds, default 420, until it ends with "manila rc=").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -66,10 +68,24 @@ cleanup() {
     for v in $("${lister[@]}" volume list "${scope[@]}" -f value -c ID 2>/dev/null); do
       leaked=1; log "LEAK: volume $v"; osc volume delete --force "$v"
     done
+    if [[ ${MANILA_UP:-0} == 1 ]]; then
+      for s in $("${lister[@]}" share snapshot list "${scope[@]}" -f value -c ID 2>/dev/null); do
+        leaked=1; log "LEAK: share snapshot $s"; osc share snapshot delete "$s"
+      done
+      sleep 2
+      for s in $("${lister[@]}" share list "${scope[@]}" -f value -c ID 2>/dev/null); do
+        leaked=1; log "LEAK: share $s"; osc share delete "$s"
+      done
+    fi
     [[ $leaked == 0 ]] || { [[ $rc != 0 ]] || rc=1; }
     $PY "$RIG_DIR/rig_attach.py" leftovers || { log "LEAK: host-side attach leftovers"; [[ $rc != 0 ]] || rc=1; }
   fi
   if [[ ${E2E_KEEP_RIG:-0} != 1 ]]; then
+    # Manila runs on the rig's mon, MariaDB and RabbitMQ: down first.
+    if [[ -x $RIG_DIR/manila/manila-down.sh && -d /var/lib/openstack-rig-manila ]]; then
+      log "manila down"
+      timeout 300 "$RIG_DIR/manila/manila-down.sh" >"$WORK/manila-down.log" 2>&1 || log "manila-down.sh failed, see $WORK/manila-down.log"
+    fi
     log "rig down"
     "$RIG_DIR/down.sh" >"$WORK/down.log" 2>&1 || log "down.sh failed, see $WORK/down.log"
   fi
@@ -133,8 +149,39 @@ export E2E_NODE1_ID E2E_NODE2_ID
 $PY "$RIG_DIR/rig_attach.py" node e2e-node1 >/dev/null
 log "node1 $E2E_NODE1_ID, node2 $E2E_NODE2_ID"
 
-rm -f "$WORK/diff.md" "$WORK/diff-keystone.md" "$WORK/bench.md"
-export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_DIFF_KEYSTONE_REPORT=$WORK/diff-keystone.md E2E_BENCH_REPORT=$WORK/bench.md
+# Manila (tools/openstack-rig/manila): .ci/run starts MANILA_NFS=1
+# manila-up.sh in the background once the rig is up (~40 s warm, ~154 s
+# fresh); wait for it here, bounded, then run the Manila tests only when
+# its API answers. The tests skip themselves without Manila too.
+MANILA_UP=0
+if [[ -n ${E2E_MANILA_UP_LOG:-} ]]; then
+  log "waiting for Manila (log $E2E_MANILA_UP_LOG, at most ${E2E_MANILA_WAIT:-420}s)"
+  end=$((SECONDS + ${E2E_MANILA_WAIT:-420}))
+  until grep -q '^manila rc=' "$E2E_MANILA_UP_LOG" 2>/dev/null || ((SECONDS >= end)); do sleep 5; done
+  grep -E '^(manila-up.sh total|manila rc=)' "$E2E_MANILA_UP_LOG" 2>/dev/null || true
+fi
+manila_reason=""
+if [[ ! -d /var/lib/openstack-rig-manila ]]; then
+  manila_reason="Manila is not installed on the rig (run tools/openstack-rig/manila/manila-up.sh)"
+elif ! $PY -c 'import urllib.request as u, urllib.error as e, sys
+try: u.urlopen("http://127.0.0.1:8786/", timeout=10)
+except e.HTTPError as x: sys.exit(x.code != 300)
+except Exception: sys.exit(1)' 2>/dev/null; then
+  manila_reason="manila-api does not answer on 127.0.0.1:8786"
+elif [[ -n ${E2E_MANILA_UP_LOG:-} ]] && ! grep -q '^manila rc=0' "$E2E_MANILA_UP_LOG" 2>/dev/null; then
+  manila_reason="manila-up.sh did not finish with rc=0 (see $E2E_MANILA_UP_LOG)"
+fi
+if [[ -z $manila_reason ]]; then
+  MANILA_UP=1
+  log "Manila is up: the Manila tests and differential run"
+else
+  log "Manila differential SKIPPED: $manila_reason"
+fi
+export MANILA_UP
+
+rm -f "$WORK/diff.md" "$WORK/diff-keystone.md" "$WORK/diff-manila.md" "$WORK/bench.md"
+export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_DIFF_KEYSTONE_REPORT=$WORK/diff-keystone.md E2E_BENCH_REPORT=$WORK/bench.md \
+  E2E_DIFF_MANILA_REPORT=$WORK/diff-manila.md
 # -p 1: the packages share one project and its quota, which some tests lower.
 set +e
 go test -count=1 -p 1 -timeout 45m -v ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/openstack/... 2>&1 | tee "$WORK/go-test.log" |
@@ -167,5 +214,10 @@ sed 's/\x1b\[[0-9;]*m//g' "$WORK/go-test.log" >"$WORK/go-test.plain.log"
 "$ROOT/hack/sanity-summary.sh" "$WORK/go-test.plain.log" | grep -v '^sanity: ok' || true
 [[ -f $WORK/diff.md ]] && echo "differential, Cinder and Nova: $(tail -1 "$WORK/diff.md")"
 [[ -f $WORK/diff-keystone.md ]] && echo "differential, Keystone: $(tail -1 "$WORK/diff-keystone.md")"
+if [[ -f $WORK/diff-manila.md ]]; then
+  echo "differential, Manila: $(tail -1 "$WORK/diff-manila.md")"
+elif [[ $MANILA_UP != 1 ]]; then
+  echo "differential, Manila: SKIPPED ($manila_reason)"
+fi
 log "go test rc=$rc; full log $WORK/go-test.log"
 exit $rc
