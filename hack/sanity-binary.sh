@@ -88,7 +88,7 @@ search-order = metadataService
 EOF
 
 "$BIN/cinder-csi-plugin" --endpoint "unix://$work/csi.sock" --cloud-config "$work/cloud.conf" \
-  --cluster sanity --dev-root "$work/dev" --sys-root "$work/sys" \
+  --cluster sanity --dev-root "$work/dev" --sys-root "$work/sys" --kubelet-root-dir "$work" \
   --metadata-url "$url/openstack/latest/meta_data.json" >"$work/plugin.log" 2>&1 &
 plugin_pid=$!
 for _ in $(seq 300); do

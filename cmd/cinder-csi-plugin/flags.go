@@ -34,6 +34,9 @@ type options struct {
 	devRoot     string
 	sysRoot     string
 	metadataURL string
+	// kubeletRootDir is kubelet's --root-dir: staging and target paths
+	// must lie beneath it.
+	kubeletRootDir string
 
 	kataDirectVolumes  bool
 	kataHandlerPrefix  string
@@ -69,6 +72,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.apiBurst, "openstack-api-burst", 10, "requests allowed at once above --openstack-api-qps")
 	fs.StringVar(&o.devRoot, "dev-root", "/dev", "device tree root (tests only)")
 	fs.StringVar(&o.sysRoot, "sys-root", "/sys", "sysfs root (tests only)")
+	fs.StringVar(&o.kubeletRootDir, "kubelet-root-dir", "/var/lib/kubelet", "kubelet's --root-dir; the node service refuses staging and target paths outside it")
 	fs.StringVar(&o.metadataURL, "metadata-url", "http://169.254.169.254/openstack/latest/meta_data.json", "OpenStack metadata service document")
 	fs.BoolVar(&o.kataDirectVolumes, "kata-direct-volumes", false, "pass block devices to Kata Containers pods that opt in, instead of mounting them on the host")
 	fs.StringVar(&o.kataHandlerPrefix, "kata-runtime-handler-prefix", "kata", "RuntimeClass handlers with this prefix opt pods into direct volumes")
@@ -99,6 +103,9 @@ func (o *options) validate() error {
 	}
 	if o.kubeAPIQPS <= 0 || o.kubeAPIBurst <= 0 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps (%g) and --kube-api-burst (%d) must be positive", o.kubeAPIQPS, o.kubeAPIBurst))
+	}
+	if o.provideNode && !strings.HasPrefix(o.kubeletRootDir, "/") {
+		errs = append(errs, fmt.Errorf("--kubelet-root-dir %q must be an absolute path", o.kubeletRootDir))
 	}
 	if o.driverName == "" {
 		errs = append(errs, errors.New("--driver-name must not be empty"))

@@ -71,3 +71,18 @@ func TestKubeClientFlags(t *testing.T) {
 		t.Error("--kube-api-qps=0 passed validation")
 	}
 }
+
+func TestKubeletRootDirFlag(t *testing.T) {
+	o := parse(t, nil)
+	if o.kubeletRootDir != "/var/lib/kubelet" {
+		t.Errorf("default --kubelet-root-dir = %q, want kubelet's default /var/lib/kubelet", o.kubeletRootDir)
+	}
+	o = parse(t, []string{"--provide-controller-service=false", "--kubelet-root-dir=/data/kubelet"})
+	if err := o.validate(); err != nil || o.kubeletRootDir != "/data/kubelet" {
+		t.Errorf("--kubelet-root-dir=/data/kubelet: %q, %v", o.kubeletRootDir, err)
+	}
+	o = parse(t, []string{"--provide-controller-service=false", "--kubelet-root-dir=var/lib/kubelet"})
+	if err := o.validate(); err == nil {
+		t.Error("a relative --kubelet-root-dir passed validation")
+	}
+}

@@ -91,6 +91,7 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 		RescanOnResize:        cfg.BlockStorage.RescanOnResize,
 		DevRoot:               o.devRoot,
 		SysRoot:               o.sysRoot,
+		KubeletRoot:           o.kubeletRootDir,
 		Kata:                  publisher,
 		Metrics:               m,
 	})

@@ -125,6 +125,13 @@ func (d *demo) start(ctx context.Context) error {
 	if d.root {
 		plugArgs = append(plugArgs, "--dev-root", filepath.Join(work, "dev"), "--sys-root", filepath.Join(work, "sys"))
 	}
+	// Staging and target paths are under <work>/kubelet (steps.go), the
+	// only tree the node service accepts them in.
+	kubeletRoot := filepath.Join(work, "kubelet")
+	if err := os.MkdirAll(kubeletRoot, 0o750); err != nil {
+		return err
+	}
+	plugArgs = append(plugArgs, "--kubelet-root-dir", kubeletRoot)
 	// The metadata service is the node's source of its server id; the
 	// config drive does not exist here.
 	if err := appendFile(filepath.Join(work, "cloud.conf"), "\n[Metadata]\nsearch-order = metadataService\n"); err != nil {

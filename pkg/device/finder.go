@@ -121,7 +121,7 @@ func (f *Finder) Find(ctx context.Context, volumeID, hint string) (*Device, erro
 	delay := findFirstDelay
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		dev, err := f.findOnce(ctx, volumeID, hint)
+		dev, err := f.findOnce(ctx, volumeID, hint, true)
 		if err == nil {
 			return dev, nil
 		}
@@ -145,8 +145,21 @@ func (f *Finder) Find(ctx context.Context, volumeID, hint string) (*Device, erro
 	}
 }
 
-// findOnce runs each lookup step once.
-func (f *Finder) findOnce(ctx context.Context, volumeID, hint string) (*Device, error) {
+// findOnce runs each lookup step once, then makes sure the disk found is
+// the only one that can be the volume (confirm).
+func (f *Finder) findOnce(ctx context.Context, volumeID, hint string, useMetadata bool) (*Device, error) {
+	dev, err := f.findCandidate(ctx, volumeID, hint)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.confirm(ctx, dev, volumeID, useMetadata); err != nil {
+		return nil, err
+	}
+	return dev, nil
+}
+
+// findCandidate runs each lookup step once.
+func (f *Finder) findCandidate(ctx context.Context, volumeID, hint string) (*Device, error) {
 	var misses []string
 	if path := f.byID(volumeID); path != "" {
 		dev, err := f.describe(path, FoundByID)
@@ -257,16 +270,26 @@ func (f *Finder) byID(volumeID string) string {
 
 // scanSysfs returns the <SysRoot>/block entry whose serial names the volume.
 func (f *Finder) scanSysfs(volumeID string) string {
-	entries, err := os.ReadDir(filepath.Join(f.sysRoot, "block"))
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if SerialMatches(readSerial(f.sysRoot, e.Name()), volumeID) {
-			return e.Name()
-		}
+	if names := f.disksFor(volumeID); len(names) > 0 {
+		return names[0]
 	}
 	return ""
+}
+
+// disksFor returns every <SysRoot>/block entry whose serial names the
+// volume.
+func (f *Finder) disksFor(volumeID string) []string {
+	entries, err := os.ReadDir(filepath.Join(f.sysRoot, "block"))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		if SerialMatches(readSerial(f.sysRoot, e.Name()), volumeID) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
 }
 
 // nodeForSysName is the device node of a sysfs block entry.
@@ -286,6 +309,12 @@ func (f *Finder) byMetadata(ctx context.Context, volumeID string) (string, error
 	if d == nil {
 		return "", nil
 	}
+	return f.byPathLink(d)
+}
+
+// byPathLink returns the /dev/disk/by-path link of the disk at a metadata
+// device's bus address. Exactly one disk must match.
+func (f *Finder) byPathLink(d *metadata.Device) (string, error) {
 	if !safeComponent(d.Bus) || !safeComponent(d.Address) {
 		return "", fmt.Errorf("metadata device bus %q address %q is not a plain name", d.Bus, d.Address)
 	}

@@ -150,6 +150,10 @@ func TestNewRootResolvesALinkedRoot(t *testing.T) {
 	if _, err := r.Resolve("target_path", real+"/pods/x"); err != nil {
 		t.Fatalf("a path under the resolved root: %v", err)
 	}
+	got, err := r.Resolve("target_path", link+"/pods/x")
+	if err != nil || got != real+"/pods/x" {
+		t.Fatalf("a path under the configured root = %q, %v; want %s/pods/x", got, err, real)
+	}
 }
 
 func TestCheckID(t *testing.T) {

@@ -13,7 +13,8 @@ import (
 // Root is the kubelet root directory, the only tree a node RPC's staging
 // and target paths may name.
 type Root struct {
-	dir string // absolute, clean, symlinks resolved
+	dir   string // absolute, clean, symlinks resolved
+	given string // as configured, cleaned; kubelet sends paths under it
 }
 
 // NewRoot returns the Root for dir. The directory must exist; symlinks in
@@ -41,14 +42,16 @@ func NewRoot(dir string) (*Root, error) {
 	if sys := systemRoot(resolved); sys != "" {
 		return nil, fmt.Errorf("kubelet root %q resolves to %s, under %s", dir, resolved, sys)
 	}
-	return &Root{dir: resolved}, nil
+	return &Root{dir: resolved, given: filepath.Clean(dir)}, nil
 }
 
 // Dir returns the root directory (symlinks resolved).
 func (r *Root) Dir() string { return r.dir }
 
 // Resolve checks a staging or target path from a request and returns it
-// cleaned. It passes CheckShape, lies strictly beneath the root, and no
+// cleaned, under the resolved root (a path under the root as configured,
+// when that is a symlink, is rewritten). It passes CheckShape, lies
+// strictly beneath the root, and no
 // existing component of it below the root is a symlink; the part that does
 // not exist yet (a target kubelet has not created, a staging directory
 // NodeStage creates) can hold none. The last component may be a mount
@@ -62,6 +65,9 @@ func (r *Root) Resolve(field, path string) (string, error) {
 	clean, err := CheckShape(field, path)
 	if err != nil {
 		return "", err
+	}
+	if r.given != r.dir && within(clean, r.given) {
+		clean = r.dir + strings.TrimPrefix(clean, r.given)
 	}
 	if !within(clean, r.dir) || clean == r.dir {
 		return "", &Error{Field: field, Value: path, Root: r.dir, Reason: ErrOutsideRoot,

@@ -47,6 +47,7 @@ func newNodeEnv(t *testing.T) *nodeEnv {
 		SysRoot:     t.TempDir(),
 		UdevTrigger: func(context.Context) error { return nil },
 		Kata:        e.p,
+		KubeletRoot: filepath.Dir(e.root), // staging and target are beside the records
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-const testVolumeID = "0123456789abcdef0123-4567-89ab-cdef01234567"
+const testVolumeID = "01234567-89ab-cdef-0123-456789abcdef"
 
 // env is one node with a Kata-enabled publisher, a fake API server holding
 // a Kata pod, and (for root tests) a staged loop device.

@@ -70,7 +70,7 @@ func RunNode(ctx context.Context, fsTypes []string, iterations int) ([]NodeSampl
 	if err != nil {
 		return nil, err
 	}
-	ns, err := cinder.NewNodeServer(cinder.NodeOptions{Metadata: md, DevRoot: devRoot, SysRoot: sysRoot,
+	ns, err := cinder.NewNodeServer(cinder.NodeOptions{Metadata: md, DevRoot: devRoot, SysRoot: sysRoot, KubeletRoot: mnt,
 		UdevTrigger: func(context.Context) error { return nil }})
 	if err != nil {
 		return nil, err

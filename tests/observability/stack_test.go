@@ -180,7 +180,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 			cancel()
 			t.Fatalf("metadata: %v", err)
 		}
-		ns, err := cinder.NewNodeServer(cinder.NodeOptions{Metadata: md, DevRoot: s.devRoot, SysRoot: sysRoot, Metrics: s.m})
+		ns, err := cinder.NewNodeServer(cinder.NodeOptions{Metadata: md, DevRoot: s.devRoot, SysRoot: sysRoot, Metrics: s.m, KubeletRoot: s.work})
 		if err != nil {
 			cancel()
 			t.Fatalf("node: %v", err)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
@@ -34,6 +35,11 @@ func CodeForError(err error) codes.Code {
 		return st.Code()
 	}
 	if params.IsInvalid(err) {
+		return codes.InvalidArgument
+	}
+	var he *hostpath.Error
+	if errors.As(err, &he) {
+		// A node path, mount flag or id refused before anything was done.
 		return codes.InvalidArgument
 	}
 	var oe *openstack.Error
@@ -138,6 +144,12 @@ func isConflictNeedsUser(err error) bool {
 
 func errInvalid(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// errHostPath answers a node path, mount flag or id that pkg/hostpath
+// refused; its message names the field, the value and the kubelet root.
+func errHostPath(err error) error {
+	return status.Error(CodeForError(err), err.Error())
 }
 
 func errNotFound(format string, args ...any) error {

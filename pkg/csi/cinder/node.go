@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -14,6 +13,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 	"github.com/cinder-csi/cinder-csi/pkg/metrics"
 	"github.com/cinder-csi/cinder-csi/pkg/util/volumelock"
@@ -62,6 +62,10 @@ type NodeOptions struct {
 	// MountInfoPath is the mount table to read (default
 	// /proc/self/mountinfo).
 	MountInfoPath string
+	// KubeletRoot is kubelet's --root-dir (default /var/lib/kubelet). Every
+	// staging and target path must lie beneath it (docs/design.md, "Trust
+	// boundary"); it must exist when the server is built.
+	KubeletRoot string
 	// Metrics records device discovery, mkfs and mount durations and
 	// errors, and stale mounts; nil records nothing.
 	Metrics *metrics.Metrics
@@ -80,13 +84,14 @@ type NodeServer struct {
 	hostMount bool
 	resizer   *mount.ResizeFs
 	locks     *volumelock.Locks
+	root      *hostpath.Root
 }
 
 var _ csi.NodeServer = (*NodeServer)(nil)
 
-// NewNodeServer validates opts and builds the server. It does no I/O, so a
-// node whose metadata is not reachable yet still starts and registers once
-// NodeGetInfo succeeds.
+// NewNodeServer validates opts and builds the server. Its only I/O is
+// resolving the kubelet root, so a node whose metadata is not reachable
+// yet still starts and registers once NodeGetInfo succeeds.
 func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 	if opts.Metadata == nil {
 		return nil, fmt.Errorf("node service: a metadata provider is required")
@@ -109,7 +114,14 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 		opts.SysRoot = "/sys"
 	}
 	if opts.MountInfoPath == "" {
-		opts.MountInfoPath = "/proc/self/mountinfo"
+		opts.MountInfoPath = hostpath.DefaultMountInfo
+	}
+	if opts.KubeletRoot == "" {
+		opts.KubeletRoot = hostpath.DefaultKubeletRoot
+	}
+	root, err := hostpath.NewRoot(opts.KubeletRoot)
+	if err != nil {
+		return nil, fmt.Errorf("node service: %w", err)
 	}
 	mounter := opts.Mounter
 	if mounter == nil {
@@ -131,6 +143,7 @@ func NewNodeServer(opts NodeOptions) (*NodeServer, error) {
 		hostMount: opts.Mounter == nil,
 		resizer:   mount.NewResizeFs(mounter.Exec),
 		locks:     volumelock.New(),
+		root:      root,
 	}, nil
 }
 
@@ -205,47 +218,6 @@ func (ns *NodeServer) lock(volumeID string) (unlock func(), err error) {
 	return func() { ns.locks.Unlock(volumeID) }, nil
 }
 
-// maxVolumeIDLength bounds volume ids; Cinder's are 36-character UUIDs.
-const maxVolumeIDLength = 128
-
-// validateVolumeID refuses ids that could not be a Cinder volume id. The id
-// is spliced into /dev/disk/by-id names, so a '/' or '..' must never pass.
-func validateVolumeID(id string) error {
-	if id == "" {
-		return errInvalid("volume_id is required")
-	}
-	if len(id) > maxVolumeIDLength {
-		return errInvalid("volume_id is %d characters long; at most %d are allowed", len(id), maxVolumeIDLength)
-	}
-	for _, r := range id {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return errInvalid("volume_id %q has characters a Cinder volume id cannot have", id)
-		}
-	}
-	if strings.Trim(id, ".") == "" {
-		return errInvalid("volume_id %q is not a volume id", id)
-	}
-	return nil
-}
-
-// pathField is a path in a request: the spec's field name and its value.
-type pathField struct{ name, value string }
-
-// validateNodeRequest checks the volume id and then each path field of a
-// node RPC, answering InvalidArgument for the first bad one.
-func validateNodeRequest(volumeID string, paths ...pathField) error {
-	if err := validateVolumeID(volumeID); err != nil {
-		return err
-	}
-	for _, p := range paths {
-		if err := validatePath(p.name, p.value); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // validateDeviceRequest checks what NodeStageVolume and NodePublishVolume
 // are told about the device: the volume capability (reporting whether it
 // asks for raw block access) and the size in the publish context.
@@ -257,35 +229,6 @@ func validateDeviceRequest(vc *csi.VolumeCapability, publishContext map[string]s
 		return false, err
 	}
 	return block, nil
-}
-
-// validateVolumeAtPath checks the volume id and volume_path of
-// NodeGetVolumeStats and NodeExpandVolume. The spec answers NotFound when
-// the volume is not at volume_path, and a relative path can never name
-// where it was published, so that is NotFound, not InvalidArgument
-// (csi-sanity checks this).
-func validateVolumeAtPath(volumeID, path string) error {
-	if err := validateVolumeID(volumeID); err != nil {
-		return err
-	}
-	if path != "" && !strings.HasPrefix(path, "/") && !strings.ContainsRune(path, 0) {
-		return errNotFound("volume %s is not published at %q: volume_path must be the absolute path it was published at", volumeID, path)
-	}
-	return validatePath("volume_path", path)
-}
-
-// validatePath requires an absolute path for the named request field.
-func validatePath(field, path string) error {
-	if path == "" {
-		return errInvalid("%s is required", field)
-	}
-	if !strings.HasPrefix(path, "/") {
-		return errInvalid("%s %q must be an absolute path", field, path)
-	}
-	if strings.ContainsRune(path, 0) {
-		return errInvalid("%s contains a NUL byte", field)
-	}
-	return nil
 }
 
 // supportedAccessModes are the modes the node serves; MULTI_NODE modes are
@@ -325,10 +268,8 @@ func validateCapability(field string, vc *csi.VolumeCapability) (block bool, err
 		if fs != "" && !supportedFsTypes[fs] {
 			return false, errInvalid("%s.mount.fs_type %q is not supported (use ext4, ext3 or xfs)", field, fs)
 		}
-		for _, f := range vc.GetMount().GetMountFlags() {
-			if strings.ContainsAny(f, " \t\n\x00") || f == "" {
-				return false, errInvalid("%s.mount.mount_flags has an invalid flag %q", field, f)
-			}
+		if err := checkMountFlags(field+".mount.mount_flags", vc.GetMount().GetMountFlags()); err != nil {
+			return false, err
 		}
 		return false, nil
 	default:

@@ -50,7 +50,7 @@ func newNodeEmuEnv(t *testing.T) *nodeEmuEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := newTestNodeServer(t, NodeOptions{Metadata: md, DevRoot: devRoot, SysRoot: sysRoot, WithTopology: true})
+	ns := newTestNodeServer(t, NodeOptions{Metadata: md, DevRoot: devRoot, SysRoot: sysRoot, WithTopology: true, KubeletRoot: mountDir})
 	return &nodeEmuEnv{controllerEnv: ce, ns: ns, mountDir: mountDir, devRoot: devRoot, sysRoot: sysRoot}
 }
 

@@ -16,7 +16,7 @@ import (
 // ours to touch.
 func (ns *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	volumeID, volumePath := req.GetVolumeId(), req.GetVolumePath()
-	if err := validateVolumeAtPath(volumeID, volumePath); err != nil {
+	if err := ns.checkVolumeAtPath(volumeID, &volumePath); err != nil {
 		return nil, err
 	}
 	blockCap := false

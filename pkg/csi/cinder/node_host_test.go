@@ -38,7 +38,7 @@ func newHostEnv(t *testing.T, opts NodeOptions) *hostEnv {
 	devicetest.RequireRoot(t, "mkfs.ext4", "mkfs.xfs", "blkid", "xfs_growfs", "resize2fs", "e2fsck", "dumpe2fs")
 	h := devicetest.NewHost(t)
 	md := &fakeMetadata{md: &metadata.Metadata{UUID: "server-1", AvailabilityZone: "nova"}}
-	opts.Metadata, opts.DevRoot, opts.SysRoot = md, h.DevRoot, h.SysRoot
+	opts.Metadata, opts.DevRoot, opts.SysRoot, opts.KubeletRoot = md, h.DevRoot, h.SysRoot, h.MountDir
 	return &hostEnv{t: t, h: h, md: md, ns: newTestNodeServer(t, opts)}
 }
 
@@ -519,7 +519,7 @@ func TestNodeKataPublishHandsOverTheDevice(t *testing.T) {
 	if n := mountsAt(t, target); n != 0 {
 		t.Fatalf("%d host mounts at the Kata target, want none", n)
 	}
-	kata.holds = true
+	kata.holds, kata.holdsVolume = true, true
 	e.must(e.unpublish(vol))
 	if _, err := e.ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: vol, VolumePath: target}); err != nil {
 		t.Fatal(err)
@@ -527,5 +527,6 @@ func TestNodeKataPublishHandsOverTheDevice(t *testing.T) {
 	if kata.unpublished != 1 || kata.stats != 1 {
 		t.Fatalf("Kata unpublish/stats calls = %d/%d, want 1/1", kata.unpublished, kata.stats)
 	}
+	kata.holds, kata.holdsVolume = false, false
 	e.must(e.unstage(vol))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/blockprobe"
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/sysmount"
 )
 
@@ -180,21 +181,27 @@ func remountReadOnly(target string) error {
 	return nil
 }
 
-// unmountAll removes every mount stacked at path, top first.
-func (ns *NodeServer) unmountAll(path string) error {
+// unmountOwned removes the mounts stacked at path, top first, as long as
+// each is the volume's. A mount of anything else stops it with
+// FailedPrecondition, leaving that mount and everything under it.
+func (ns *NodeServer) unmountOwned(volumeID, field, path string, owns hostpath.Owns, dev *device.Device) error {
 	for range 16 {
 		table, err := ns.readMounts()
 		if err != nil {
-			return err
+			return StatusFromError(err, "unmounting volume %s", volumeID)
 		}
-		if len(table.at(path)) == 0 {
+		m, owner := hostpath.Table(table).Owner(path, owns)
+		switch owner {
+		case hostpath.NotMounted:
 			return nil
+		case hostpath.Foreign:
+			return errForeignMount(volumeID, field, path, m, dev)
 		}
 		if err := ns.mounter.Unmount(path); err != nil {
-			return fmt.Errorf("unmounting %s: %w", path, err)
+			return StatusFromError(fmt.Errorf("unmounting %s: %w", path, err), "unmounting volume %s", volumeID)
 		}
 	}
-	return fmt.Errorf("%s is still mounted after 16 unmounts", path)
+	return errPrecondition("%s %s of volume %s is still mounted after 16 unmounts", field, path, volumeID)
 }
 
 // removePath removes a target file or empty directory; a missing one is

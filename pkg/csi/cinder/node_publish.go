@@ -10,9 +10,11 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/klog/v2"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 )
 
 // NodePublishVolume implements csi.NodeServer. Mount access: bind-mount the
@@ -21,7 +23,7 @@ import (
 // and succeeds; mounts never stack.
 func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	volumeID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
-	if err := validateNodeRequest(volumeID, pathField{"target_path", target}, pathField{"staging_target_path", staging}); err != nil {
+	if err := ns.checkNodeRequest(volumeID, pathField{"target_path", &target}, pathField{"staging_target_path", &staging}); err != nil {
 		return nil, err
 	}
 	block, err := validateDeviceRequest(req.GetVolumeCapability(), req.GetPublishContext())
@@ -56,6 +58,10 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 		}
 		if kata {
 			logger.Info("Publishing through Kata direct volume", "targetPath", target, "device", dev.Path)
+			if req.GetTargetPath() != target || req.GetStagingTargetPath() != staging {
+				req = proto.Clone(req).(*csi.NodePublishVolumeRequest)
+				req.TargetPath, req.StagingTargetPath = target, staging
+			}
 			return ns.opts.Kata.Publish(ctx, req, dev.Path)
 		}
 		if err := ns.publishBlock(logger, volumeID, dev, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
@@ -63,20 +69,31 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 		}
 		return &csi.NodePublishVolumeResponse{}, nil
 	}
-	if err := ns.publishMount(logger, volumeID, staging, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
+	if err := ns.publishMount(ctx, logger, volumeID, staging, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
 		return nil, err
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
-func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target string, readOnly, exclusive bool) error {
+// publishMount bind-mounts the staging path at the target, only when the
+// staging path holds this volume's disk: a staging path of another volume,
+// or any other host directory, is never bind-mounted into a pod.
+func (ns *NodeServer) publishMount(ctx context.Context, logger logr.Logger, volumeID, staging, target string, readOnly, exclusive bool) error {
 	table, err := ns.readMounts()
 	if err != nil {
 		return StatusFromError(err, "publishing volume %s", volumeID)
 	}
-	src, staged := table.top(staging)
-	if !staged {
+	owns, dev := ns.volumeMounts(ctx, volumeID)
+	src, owner := hostpath.Table(table).Owner(staging, owns)
+	switch {
+	case owner == hostpath.NotMounted:
 		return errPrecondition("volume %s is not staged at %s; call NodeStageVolume first", volumeID, staging)
+	case dev == nil:
+		return errPrecondition("volume %s has no disk on this node, so staging_target_path %s (%s) cannot be its staging mount; refusing to bind-mount it",
+			volumeID, staging, hostpath.Describe(src))
+	case owner == hostpath.Foreign:
+		return errPrecondition("staging_target_path %s holds %s, which is not volume %s (%s); refusing to bind-mount it",
+			staging, hostpath.Describe(src), volumeID, dev.Node)
 	}
 	if m, mounted := table.top(target); mounted {
 		if m.Major != src.Major || m.Minor != src.Minor || m.Root != src.Root {
@@ -90,7 +107,7 @@ func (ns *NodeServer) publishMount(logger logr.Logger, volumeID, staging, target
 	}
 	if exclusive {
 		for _, m := range table {
-			if m.Major == src.Major && m.Minor == src.Minor && m.Root == src.Root && m.MountPoint != canonical(staging) {
+			if m.Major == src.Major && m.Minor == src.Minor && m.Root == src.Root && m.MountPoint != staging {
 				return errPrecondition("volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s", volumeID, m.MountPoint)
 			}
 		}
@@ -179,7 +196,7 @@ func (t mountTable) blockTargetOf(rdev uint64) string {
 // target and remove it. A target that is already gone is success.
 func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	volumeID, target := req.GetVolumeId(), req.GetTargetPath()
-	if err := validateNodeRequest(volumeID, pathField{"target_path", target}); err != nil {
+	if err := ns.checkNodeRequest(volumeID, pathField{"target_path", &target}); err != nil {
 		return nil, err
 	}
 	unlock, err := ns.lock(volumeID)
@@ -190,13 +207,24 @@ func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpu
 	logger := klog.FromContext(ctx).WithValues("volumeID", volumeID)
 
 	if ns.opts.Kata != nil && ns.opts.Kata.Holds(target) {
+		if !ns.opts.Kata.HoldsVolume(volumeID) {
+			return nil, errPrecondition("target_path %s holds a Kata direct volume that is not volume %s; refusing to unpublish it", target, volumeID)
+		}
 		logger.Info("Unpublishing Kata direct volume", "targetPath", target)
+		if req.GetTargetPath() != target {
+			req = proto.Clone(req).(*csi.NodeUnpublishVolumeRequest)
+			req.TargetPath = target
+		}
 		return ns.opts.Kata.Unpublish(ctx, req)
 	}
-	if err := ns.unmountAll(target); err != nil {
-		return nil, StatusFromError(err, "unpublishing volume %s", volumeID)
+	owns, dev := ns.volumeMounts(ctx, volumeID)
+	if err := ns.unmountOwned(volumeID, "target_path", target, owns, dev); err != nil {
+		return nil, err
 	}
 	if err := removePath(target); err != nil {
+		if isNotEmpty(err) {
+			return nil, errPrecondition("target_path %s is not mounted and is not empty; it is not a target this driver published, so it is left alone", target)
+		}
 		return nil, StatusFromError(err, "unpublishing volume %s", volumeID)
 	}
 	logger.Info("Unpublished volume", "targetPath", target)

@@ -15,6 +15,7 @@ import (
 	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 )
 
 // NodeStageVolume implements csi.NodeServer. Mount access: format a blank
@@ -23,7 +24,7 @@ import (
 // verify the device only.
 func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	volumeID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := validateNodeRequest(volumeID, pathField{"staging_target_path", staging}); err != nil {
+	if err := ns.checkNodeRequest(volumeID, pathField{"staging_target_path", &staging}); err != nil {
 		return nil, err
 	}
 	block, err := validateDeviceRequest(req.GetVolumeCapability(), req.GetPublishContext())
@@ -97,6 +98,9 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 		}
 		logger.Info("Volume already staged", "stagingTargetPath", staging, "device", dev.Path)
 		return nil
+	}
+	if err := refuseMountedDevice(table, rdev, volumeID, dev); err != nil {
+		return err
 	}
 
 	if err := ensureDir(staging); err != nil {
@@ -172,6 +176,24 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 	return nil
 }
 
+// refuseMountedDevice refuses to format or mount a device that is mounted
+// somewhere already (its filesystem, or a bind of its node): it is staged
+// or published elsewhere, perhaps for another volume id whose serial it
+// also matches, and fsck or mkfs under a mounted filesystem destroys it.
+func refuseMountedDevice(table mountTable, rdev uint64, volumeID string, dev *device.Device) error {
+	var where []string
+	for _, m := range table.ofDevice(rdev) {
+		where = append(where, m.MountPoint)
+	}
+	if target := table.blockTargetOf(rdev); target != "" {
+		where = append(where, target)
+	}
+	if len(where) > 0 {
+		return errPrecondition("device %s found for volume %s is already mounted at %v; refusing to format or mount it again", dev.Node, volumeID, where)
+	}
+	return nil
+}
+
 // ensureDir makes a mount point directory, refusing a non-directory.
 func ensureDir(path string) error {
 	if err := os.MkdirAll(path, 0o750); err != nil {
@@ -188,7 +210,7 @@ func ensureDir(path string) error {
 // publish that was not undone), and succeeds when there is nothing to do.
 func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	volumeID, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := validateNodeRequest(volumeID, pathField{"staging_target_path", staging}); err != nil {
+	if err := ns.checkNodeRequest(volumeID, pathField{"staging_target_path", &staging}); err != nil {
 		return nil, err
 	}
 	unlock, err := ns.lock(volumeID)
@@ -207,8 +229,10 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 	if err != nil {
 		return nil, StatusFromError(err, "unstaging volume %s", volumeID)
 	}
-	m, mounted := table.top(staging)
-	if !mounted {
+	owns, dev := ns.volumeMounts(ctx, volumeID)
+	m, owner := hostpath.Table(table).Owner(staging, owns)
+	switch owner {
+	case hostpath.NotMounted:
 		// Block volumes are never mounted at the staging path; a Kata
 		// publish unmounts it and restores it on unpublish.
 		if err := removePath(staging); err != nil && !isNotEmpty(err) {
@@ -216,11 +240,12 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 		}
 		logger.Info("Volume not staged; nothing to do", "stagingTargetPath", staging)
 		return &csi.NodeUnstageVolumeResponse{}, nil
+	case hostpath.Foreign:
+		return nil, errForeignMount(volumeID, "staging_target_path", staging, m, dev)
 	}
-	stagingPath := canonical(staging)
 	var others []string
 	for _, o := range table.ofDevice(unix.Mkdev(uint32(m.Major), uint32(m.Minor))) {
-		if o.MountPoint != stagingPath {
+		if o.MountPoint != staging {
 			others = append(others, o.MountPoint)
 		}
 	}
@@ -233,8 +258,8 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 		}
 		return nil, StatusFromError(err, "flushing volume %s before unmounting", volumeID)
 	}
-	if err := ns.unmountAll(staging); err != nil {
-		return nil, StatusFromError(err, "unstaging volume %s", volumeID)
+	if err := ns.unmountOwned(volumeID, "staging_target_path", staging, owns, dev); err != nil {
+		return nil, err
 	}
 	if err := removePath(staging); err != nil && !isNotEmpty(err) {
 		return nil, StatusFromError(err, "unstaging volume %s", volumeID)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 )
 
 // NodeGetVolumeStats implements csi.NodeServer: bytes and inodes of a
@@ -20,16 +21,37 @@ import (
 // it only reads, and kubelet polls it while other RPCs run.
 func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	volumeID, volumePath := req.GetVolumeId(), req.GetVolumePath()
-	if err := validateVolumeAtPath(volumeID, volumePath); err != nil {
+	if err := ns.checkVolumeAtPath(volumeID, &volumePath); err != nil {
 		return nil, err
 	}
 	if sp := req.GetStagingTargetPath(); sp != "" {
-		if err := validatePath("staging_target_path", sp); err != nil {
-			return nil, err
+		if _, err := ns.root.Resolve("staging_target_path", sp); err != nil {
+			return nil, errHostPath(err)
 		}
 	}
 	if ns.opts.Kata != nil && ns.opts.Kata.Holds(volumePath) {
+		if !ns.opts.Kata.HoldsVolume(volumeID) {
+			return nil, errNotFound("volume %s is not published at %s: it holds another Kata direct volume", volumeID, volumePath)
+		}
 		return ns.opts.Kata.Stats(ctx, req)
+	}
+	// The mount table first: only a mount of this volume's disk is
+	// stat'ed, so no other path's usage is ever reported.
+	table, err := ns.readMounts()
+	if err != nil {
+		return nil, StatusFromError(err, "stats of volume %s", volumeID)
+	}
+	owns, dev := ns.volumeMounts(ctx, volumeID)
+	m, owner := hostpath.Table(table).Owner(volumePath, owns)
+	switch owner {
+	case hostpath.NotMounted:
+		if _, err := os.Lstat(volumePath); errors.Is(err, os.ErrNotExist) {
+			return nil, errNotFound("volume_path %s does not exist", volumePath)
+		}
+		return nil, errNotFound("volume %s is not mounted at volume_path %s", volumeID, volumePath)
+	case hostpath.Foreign:
+		return nil, errNotFound("volume %s is not published at volume_path %s: it holds %s, not this volume's disk%s",
+			volumeID, volumePath, hostpath.Describe(m), deviceNote(dev))
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(volumePath, &st); err != nil {
@@ -47,13 +69,6 @@ func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVo
 			return nil, StatusFromError(err, "reading the size of volume %s", volumeID)
 		}
 		return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}}}, nil
-	}
-	table, err := ns.readMounts()
-	if err != nil {
-		return nil, StatusFromError(err, "stats of volume %s", volumeID)
-	}
-	if _, mounted := table.top(volumePath); !mounted {
-		return nil, errNotFound("volume %s is not mounted at volume_path %s", volumeID, volumePath)
 	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(volumePath, &fs); err != nil {
@@ -104,9 +119,11 @@ func (ns *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetV
 		path, field = req.GetStagingTargetPath(), "staging_target_path"
 	}
 	if path != "" {
-		if err := validatePath(field, path); err != nil {
-			return nil, err
+		resolved, err := ns.root.Resolve(field, path)
+		if err != nil {
+			return nil, errHostPath(err)
 		}
+		path = resolved
 	}
 	var entries []*csi.VolumeHealth_VolumeHealthEntry
 	add := func(s csi.VolumeHealthErrorType, reason, format string, args ...any) {

@@ -29,6 +29,12 @@ func (f *fakeMetadata) Devices(context.Context) ([]metadata.Device, error) {
 	return f.devices, f.err
 }
 
+// Volume ids for tests that need no disk.
+const (
+	testVol   = "b9f3c1f4-0000-4d8e-9c59-5e6f3a6f00aa"
+	testOther = "b9f3c1f4-0000-4d8e-9c59-5e6f3a6f00bb"
+)
+
 func newTestNodeServer(t *testing.T, opts NodeOptions) *NodeServer {
 	t.Helper()
 	if opts.Metadata == nil {
@@ -42,6 +48,9 @@ func newTestNodeServer(t *testing.T, opts NodeOptions) *NodeServer {
 	}
 	if opts.UdevTrigger == nil {
 		opts.UdevTrigger = func(context.Context) error { return nil }
+	}
+	if opts.KubeletRoot == "" {
+		opts.KubeletRoot = t.TempDir()
 	}
 	ns, err := NewNodeServer(opts)
 	if err != nil {
@@ -156,6 +165,8 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
 	ctx := context.Background()
 	const vol = "b9f3c1f4-0000-4d8e-9c59-5e6f3a6f0001"
+	root := ns.opts.KubeletRoot
+	sp, tp, vp := root+"/s", root+"/t", root+"/v"
 	noMode := mountCap("ext4")
 	noMode.AccessMode = nil
 	noType := &csi.VolumeCapability{AccessMode: mountCap("").AccessMode}
@@ -165,15 +176,15 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 		mention string
 	}{
 		{"stage no id", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{StagingTargetPath: "/s", VolumeCapability: mountCap("")})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{StagingTargetPath: sp, VolumeCapability: mountCap("")})
 			return err
 		}, "volume_id"},
 		{"stage id with slash", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "../../sda", StagingTargetPath: "/s", VolumeCapability: mountCap("")})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "../../sda", StagingTargetPath: sp, VolumeCapability: mountCap("")})
 			return err
 		}, "volume_id"},
 		{"stage id dots", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "..", StagingTargetPath: "/s", VolumeCapability: mountCap("")})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "..", StagingTargetPath: sp, VolumeCapability: mountCap("")})
 			return err
 		}, "volume_id"},
 		{"stage no path", func() error {
@@ -185,32 +196,32 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 			return err
 		}, "staging_target_path"},
 		{"stage no capability", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s"})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp})
 			return err
 		}, "volume_capability"},
 		{"stage no access mode", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: noMode})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: noMode})
 			return err
 		}, "volume_capability.access_mode"},
 		{"stage no access type", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: noType})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: noType})
 			return err
 		}, "access_type"},
 		{"stage btrfs", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: mountCap("btrfs")})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: mountCap("btrfs")})
 			return err
 		}, "fs_type"},
 		{"stage bad flag", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: mountCap("ext4", "a b")})
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: mountCap("ext4", "a b")})
 			return err
 		}, "mount_flags"},
 		{"stage bad resizeRequired", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: mountCap(""),
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: mountCap(""),
 				VolumeContext: map[string]string{VolumeContextResizeRequired: "yes please"}})
 			return err
 		}, VolumeContextResizeRequired},
 		{"stage bad size", func() error {
-			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: mountCap(""),
+			_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: mountCap(""),
 				PublishContext: map[string]string{PublishContextVolumeSizeBytes: "1G"}})
 			return err
 		}, PublishContextVolumeSizeBytes},
@@ -219,23 +230,23 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 			return err
 		}, "staging_target_path"},
 		{"publish no target", func() error {
-			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, StagingTargetPath: "/s", VolumeCapability: mountCap("")})
+			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, StagingTargetPath: sp, VolumeCapability: mountCap("")})
 			return err
 		}, "target_path"},
 		{"publish no staging", func() error {
-			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: "/t", VolumeCapability: mountCap("")})
+			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: tp, VolumeCapability: mountCap("")})
 			return err
 		}, "staging_target_path"},
 		{"publish same paths", func() error {
-			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: "/t", StagingTargetPath: "/t", VolumeCapability: mountCap("")})
+			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: tp, StagingTargetPath: tp, VolumeCapability: mountCap("")})
 			return err
 		}, "target_path"},
 		{"publish no capability", func() error {
-			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: "/t", StagingTargetPath: "/s"})
+			_, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol, TargetPath: tp, StagingTargetPath: sp})
 			return err
 		}, "volume_capability"},
 		{"unpublish no id", func() error {
-			_, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{TargetPath: "/t"})
+			_, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{TargetPath: tp})
 			return err
 		}, "volume_id"},
 		{"unpublish no target", func() error {
@@ -247,7 +258,7 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 			return err
 		}, "volume_path"},
 		{"expand bad range", func() error {
-			_, err := ns.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: vol, VolumePath: "/v",
+			_, err := ns.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: vol, VolumePath: vp,
 				CapacityRange: &csi.CapacityRange{RequiredBytes: 10, LimitBytes: 5}})
 			return err
 		}, "capacity_range"},
@@ -256,7 +267,7 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 			return err
 		}, "volume_path"},
 		{"stats no id", func() error {
-			_, err := ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumePath: "/v"})
+			_, err := ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumePath: vp})
 			return err
 		}, "volume_id"},
 		{"health no id", func() error {
@@ -277,23 +288,23 @@ func TestNodeRPCsRefuseBadInputNamingTheField(t *testing.T) {
 
 func TestNodeStatsOfAMissingPathIsNotFound(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
-	_, err := ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: "vol", VolumePath: "/nonexistent/path"})
+	_, err := ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: testVol, VolumePath: "/nonexistent/path"})
 	wantCode(t, err, codes.NotFound, "/nonexistent/path")
 }
 
 func TestNodeStatsOfAnUnmountedDirectoryIsNotFound(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
-	_, err := ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: "vol", VolumePath: t.TempDir()})
+	_, err := ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: testVol, VolumePath: mkdirUnder(t, ns, "pods/p/mount")})
 	wantCode(t, err, codes.NotFound, "not mounted")
 }
 
 func TestNodeUnpublishAndUnstageOfNothingSucceed(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
 	ctx := context.Background()
-	if _, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: "vol", TargetPath: "/nonexistent/target"}); err != nil {
+	if _, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: testVol, TargetPath: ns.opts.KubeletRoot + "/nonexistent/target"}); err != nil {
 		t.Fatalf("NodeUnpublishVolume of a missing target: %v", err)
 	}
-	if _, err := ns.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: "vol", StagingTargetPath: "/nonexistent/staging"}); err != nil {
+	if _, err := ns.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: testVol, StagingTargetPath: ns.opts.KubeletRoot + "/nonexistent/staging"}); err != nil {
 		t.Fatalf("NodeUnstageVolume of a missing staging path: %v", err)
 	}
 }
@@ -302,21 +313,21 @@ func TestNodeStageOfAnAbsentVolumeIsNotFoundAtTheDeadline(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "b9f3c1f4-0000-4d8e-9c59-5e6f3a6f0001", StagingTargetPath: "/s", VolumeCapability: mountCap("")})
+	_, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "b9f3c1f4-0000-4d8e-9c59-5e6f3a6f0001", StagingTargetPath: ns.opts.KubeletRoot + "/s", VolumeCapability: mountCap("")})
 	wantCode(t, err, codes.NotFound, "not attached")
 }
 
 func TestNodeConcurrentCallOnOneVolumeIsAborted(t *testing.T) {
 	ns := newTestNodeServer(t, NodeOptions{})
-	unlock, err := ns.lock("vol")
+	unlock, err := ns.lock(testVol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
-	_, err = ns.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: "vol", TargetPath: "/t"})
-	wantCode(t, err, codes.Aborted, "vol")
+	_, err = ns.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: testVol, TargetPath: ns.opts.KubeletRoot + "/t"})
+	wantCode(t, err, codes.Aborted, testVol)
 	// Another volume is not blocked.
-	if _, err := ns.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: "other", TargetPath: "/nonexistent"}); err != nil {
+	if _, err := ns.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: testOther, TargetPath: ns.opts.KubeletRoot + "/nonexistent"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -325,7 +336,7 @@ func TestNodeKataLookupFailureIsUnavailable(t *testing.T) {
 	kata := &fakeKata{wantsErr: errors.New("pods/p: connection refused")}
 	ns := newTestNodeServer(t, NodeOptions{Kata: kata})
 	_, err := ns.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{
-		VolumeId: "vol", TargetPath: "/t", StagingTargetPath: "/s", VolumeCapability: mountCap("ext4"),
+		VolumeId: testVol, TargetPath: ns.opts.KubeletRoot + "/t", StagingTargetPath: ns.opts.KubeletRoot + "/s", VolumeCapability: mountCap("ext4"),
 	})
 	wantCode(t, err, codes.Unavailable, "connection refused")
 }
@@ -333,7 +344,7 @@ func TestNodeKataLookupFailureIsUnavailable(t *testing.T) {
 func TestNodeExpandRefusesWhileKataHoldsTheVolume(t *testing.T) {
 	kata := &fakeKata{holdsVolume: true}
 	ns := newTestNodeServer(t, NodeOptions{Kata: kata})
-	_, err := ns.NodeExpandVolume(context.Background(), &csi.NodeExpandVolumeRequest{VolumeId: "vol", VolumePath: "/v"})
+	_, err := ns.NodeExpandVolume(context.Background(), &csi.NodeExpandVolumeRequest{VolumeId: testVol, VolumePath: ns.opts.KubeletRoot + "/v"})
 	wantCode(t, err, codes.FailedPrecondition, "pod restart")
 }
 
@@ -366,6 +377,16 @@ func (k *fakeKata) Stats(context.Context, *csi.NodeGetVolumeStatsRequest) (*csi.
 	return &csi.NodeGetVolumeStatsResponse{}, nil
 }
 
+// mkdirUnder makes a directory beneath the server's kubelet root.
+func mkdirUnder(t *testing.T, ns *NodeServer, rel string) string {
+	t.Helper()
+	dir := filepath.Join(ns.opts.KubeletRoot, rel)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func codeOf(err error) codes.Code { return status.Code(err) }
 
 func exec(name string, args ...string) (string, error) {
@@ -377,14 +398,18 @@ func exec(name string, args ...string) (string, error) {
 // which the superblock went read-only under a read-write mount, which is
 // what the kernel does after I/O or consistency errors.
 func TestNodeHealthReportsAFilesystemTurnedReadOnly(t *testing.T) {
-	path := t.TempDir()
+	root := t.TempDir()
+	path := filepath.Join(root, "pods", "p", "mount")
+	if err := os.MkdirAll(path, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	table := filepath.Join(t.TempDir(), "mountinfo")
 	line := "42 1 7:3 / " + path + " rw,relatime shared:1 - ext4 /dev/loop3 ro,errors=remount-ro\n"
 	if err := os.WriteFile(table, []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ns := newTestNodeServer(t, NodeOptions{MountInfoPath: table})
-	resp, err := ns.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{VolumeId: "vol", VolumePublishPath: path})
+	ns := newTestNodeServer(t, NodeOptions{MountInfoPath: table, KubeletRoot: root})
+	resp, err := ns.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{VolumeId: testVol, VolumePublishPath: path})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,6 +213,9 @@ func startDriver(ctx context.Context, t *testing.T, emu *emulator.Emulator, conf
 		NodeVolumeAttachLimit: int64(cfg.BlockStorage.NodeVolumeAttachLimit),
 		DevRoot:               devRoot,
 		SysRoot:               sysRoot,
+		// csi-sanity's mount and staging dirs are <work>/target and
+		// <work>/staging; devRoot is <work>/dev.
+		KubeletRoot: filepath.Dir(devRoot),
 	})
 	if err != nil {
 		t.Fatalf("node: %v", err)

@@ -81,6 +81,7 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...opens
 		NodeVolumeAttachLimit: int64(cfg.BlockStorage.NodeVolumeAttachLimit),
 		DevRoot:               env.DevRoot,
 		SysRoot:               "/sys",
+		KubeletRoot:           work, // the suites stage and publish under Work
 	})
 	if err != nil {
 		t.Fatalf("node: %v", err)
