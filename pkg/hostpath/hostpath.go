@@ -51,7 +51,7 @@ const MaxIDBytes = 255
 // Sentinels for the reason a path, flag or id was refused.
 var (
 	// ErrMalformed: empty, relative, a NUL byte or a ".." component.
-	ErrMalformed = errors.New("malformed path")
+	ErrMalformed = errors.New("malformed")
 	// ErrTooLong: over MaxPathBytes, or a component over MaxNameBytes; for
 	// ids, over MaxIDBytes.
 	ErrTooLong = errors.New("too long")
@@ -60,9 +60,9 @@ var (
 	// ErrOutsideRoot: not strictly beneath the kubelet root.
 	ErrOutsideRoot = errors.New("outside the kubelet root")
 	// ErrSymlink: a component of the path is a symbolic link.
-	ErrSymlink = errors.New("a symbolic link")
+	ErrSymlink = errors.New("reached through a symbolic link")
 	// ErrMountFlag: a mount flag outside the allow-list.
-	ErrMountFlag = errors.New("mount flag not allowed")
+	ErrMountFlag = errors.New("not an allowed mount flag")
 )
 
 // systemRoots are trees no volume may ever be mounted in or bind-mounted
