@@ -48,7 +48,9 @@ func emulatorController(t *testing.T, mutate func(*ControllerOptions)) (*Control
 	return cs, emu
 }
 
-func nfsClass() map[string]string { return map[string]string{"type": "cephfsnfstype", "protocol": "NFS"} }
+func nfsClass() map[string]string {
+	return map[string]string{"type": "cephfsnfstype", "protocol": "NFS"}
+}
 
 func rulesOn(emu *emulator.Emulator, shareID string) []string {
 	var out []string
