@@ -34,19 +34,41 @@ func (c *cloud) GetShareType(ctx context.Context, nameOrID string) (*ShareType, 
 		return nil, err
 	}
 	for _, t := range out.Types {
-		if t.ID != nameOrID && t.Name != nameOrID {
-			continue
+		if t.ID == nameOrID || t.Name == nameOrID {
+			return toShareType(t.ID, t.Name, t.ExtraSpecs), nil
 		}
-		st := &ShareType{ID: t.ID, Name: t.Name, ExtraSpecs: map[string]string{}}
-		for k, raw := range t.ExtraSpecs {
-			st.ExtraSpecs[k] = specString(raw)
+	}
+	// A private type the project was given access to is not always in a
+	// non-admin's listing; its id still answers a show.
+	if checkID(op, nameOrID) == nil {
+		var one struct {
+			Type struct {
+				ID         string                     `json:"id"`
+				Name       string                     `json:"name"`
+				ExtraSpecs map[string]json.RawMessage `json:"extra_specs"`
+			} `json:"share_type"`
 		}
-		st.DriverHandlesShareServers = specTrue(st.ExtraSpecs["driver_handles_share_servers"])
-		st.SnapshotSupport = specTrue(st.ExtraSpecs["snapshot_support"])
-		st.CreateShareFromSnapshotSupport = specTrue(st.ExtraSpecs["create_share_from_snapshot_support"])
-		return st, nil
+		err := shareDo(ctx, sc, req{op: "share_type_get", resource: nameOrID, method: http.MethodGet,
+			url: sc.ServiceURL("types", nameOrID), out: &one, ok: []int{200}})
+		switch {
+		case err == nil && one.Type.ID != "":
+			return toShareType(one.Type.ID, one.Type.Name, one.Type.ExtraSpecs), nil
+		case err != nil && !IsNotFound(err) && KindOf(err) != KindBadRequest:
+			return nil, err
+		}
 	}
 	return nil, &Error{Kind: KindNotFound, Op: op, Resource: nameOrID, Message: "no share type with this name or id", StatusCode: http.StatusNotFound}
+}
+
+func toShareType(id, name string, specs map[string]json.RawMessage) *ShareType {
+	st := &ShareType{ID: id, Name: name, ExtraSpecs: map[string]string{}}
+	for k, raw := range specs {
+		st.ExtraSpecs[k] = specString(raw)
+	}
+	st.DriverHandlesShareServers = specTrue(st.ExtraSpecs["driver_handles_share_servers"])
+	st.SnapshotSupport = specTrue(st.ExtraSpecs["snapshot_support"])
+	st.CreateShareFromSnapshotSupport = specTrue(st.ExtraSpecs["create_share_from_snapshot_support"])
+	return st
 }
 
 // specString reads an extra spec value, which Manila sends as a string

@@ -75,6 +75,9 @@ func TestShareCloudOnRealManila(t *testing.T) {
 	if err != nil || len(zones) == 0 {
 		t.Errorf("ListShareAvailabilityZones: %v %v", zones, err)
 	}
+	if _, err := sc.GetShareType(ctx, "e2e-no-such-type"); !openstack.IsNotFound(err) {
+		t.Errorf("unknown share type: want KindNotFound, got %v", err)
+	}
 	q, err := sc.GetShareQuota(ctx)
 	if err != nil || q.Gigabytes.Limit == 0 {
 		t.Errorf("GetShareQuota: %+v %v", q, err)
