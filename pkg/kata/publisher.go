@@ -483,9 +483,11 @@ func (p *Publisher) Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeR
 	case err != nil:
 		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", target, err)
 	default:
-		if id := mi.Metadata[MetaVolumeID]; req.GetVolumeId() != "" && id != req.GetVolumeId() {
-			klog.InfoS("Kata record names another volume than the unpublish request; restoring the recorded one",
-				"target", target, "requestVolumeID", req.GetVolumeId(), "recordVolumeID", id)
+		if id := mi.Metadata[MetaVolumeID]; id != "" && id != req.GetVolumeId() {
+			// Another volume's publication: unpublishing it would take
+			// its device from a running guest (issue 16).
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"the Kata direct-volume record at %s is volume %s, not %q; refusing to unpublish it", target, id, req.GetVolumeId())
 		}
 		if err := p.restoreStaging(mi); err != nil {
 			return nil, err

@@ -255,6 +255,21 @@ func TestPublishRetriesAreIdempotent(t *testing.T) {
 	e.assertRestored()
 }
 
+func TestUnpublishRefusesAnotherVolumesRecord(t *testing.T) {
+	e := newEnv(t).withStagedDevice("ext4")
+	if err := e.publish(); err != nil {
+		t.Fatal(err)
+	}
+	const other = "fedcba98-7654-4321-8fed-cba987654321"
+	_, err := e.p.Unpublish(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: other, TargetPath: e.target})
+	wantCode(t, err, codes.FailedPrecondition, "is volume "+testVolumeID)
+	e.assertPublished("ext4")
+	if err := e.nodeUnpublish(); err != nil {
+		t.Fatal(err)
+	}
+	e.assertRestored()
+}
+
 func TestPublishReadOnlyAddsRo(t *testing.T) {
 	e := newEnv(t).withStagedDevice("ext4")
 	if err := e.publish(func(r *csi.NodePublishVolumeRequest) {
