@@ -460,3 +460,25 @@ func TestShareQuotaIsOverQuota(t *testing.T) {
 		t.Errorf("GetShareQuota: %+v %v", q, err)
 	}
 }
+
+// TestDeleteShareAfterLostAnswerIsDone: the DELETE is retried after a 500
+// that came after Manila acted; the repeat finds the share deleting
+// (403 "Invalid share"), which is success, not a conflict.
+func TestDeleteShareAfterLostAnswerIsDone(t *testing.T) {
+	e := startEmulator(t, emulator.Options{Latency: map[string]time.Duration{manila.OpShareDelete: 3 * time.Second}})
+	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	ctx := ctxTimeout(t, 60*time.Second)
+	s := mustShare(ctx, t, c, CreateShareOpts{Name: "lost-delete", Protocol: "CEPHFS", SizeGiB: 1})
+	p := lostAnswerProxy(t, e, http.MethodDelete, "/shares/"+s.ID, 1)
+	rec := newRecorder()
+	cp := newShareCloud(t, e, confVia(e, p.URL), rec)
+	if err := cp.DeleteShare(ctx, s.ID); err != nil {
+		t.Fatalf("delete whose first answer was lost: %v", err)
+	}
+	if n := rec.count(func(r *recorder) int { return r.requests["sharev2 share_delete"] }); n < 2 {
+		t.Errorf("%d DELETEs: the lost answer should have been retried", n)
+	}
+	if err := c.WaitShareGone(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,14 +1,20 @@
 package openstack
 
 import (
+	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 )
 
@@ -222,4 +228,33 @@ func hasManila(e *emulator.Emulator) bool {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return strings.Contains(string(b), `"sharev2"`)
+}
+
+// TestTLSFromSecretCAContent: os-certAuthority (PEM text in the secret)
+// trusts the server like ca-file does; non-PEM content is KindConfig.
+func TestTLSFromSecretCAContent(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	cc, err := config.FromSecrets(map[string]string{"os-authURL": srv.URL + "/v3", "os-userID": "u", "os-password": "p",
+		"os-projectID": "p", "os-certAuthority": pemText})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCloud(config.SecretsCloudName, cc, config.BlockStorage{}, &Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.provider.Request(context.Background(), "GET", srv.URL+"/", &gophercloud.RequestOpts{OkCodes: []int{200}}); err != nil {
+		t.Errorf("with os-certAuthority: %v", err)
+	}
+	bad := *cc
+	bad.CAData = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"
+	if _, err := newCloud(config.SecretsCloudName, &bad, config.BlockStorage{}, &Options{}); KindOf(err) != KindConfig ||
+		!strings.Contains(err.Error(), "os-certAuthority") {
+		t.Errorf("unparsable os-certAuthority: want KindConfig naming it, got %v", err)
+	}
 }
