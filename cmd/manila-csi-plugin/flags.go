@@ -50,7 +50,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint: unix:///path or tcp://host:port")
 	fs.StringVar(&o.driverName, "drivername", manila.DefaultDriverName, "CSI driver name")
 	fs.StringVar(&o.protocolSelector, "share-protocol-selector", "", "default share protocol, NFS or CEPHFS; a StorageClass's `protocol` parameter overrides it")
-	fs.StringVar(&o.fwdEndpoint, "fwdendpoint", "", "accepted for the reference's manifests and ignored: the node service mounts shares itself")
+	fs.StringVar(&o.fwdEndpoint, "fwdendpoint", "", "a partner CSI driver's node socket (csi-driver-nfs, ceph-csi) that receives every node call, as in the reference; empty: the node service mounts shares itself")
 	fs.StringVar(&o.runtimeConfigFile, "runtime-config-file", "", "JSON runtime config, e.g. {\"nfs\":{\"matchExportLocationAddress\":\"10.0.0.0/24\"}}")
 	fs.BoolVar(&o.withTopology, "with-topology", false, "report and honour the availability-zone topology ("+manila.TopologyKey+")")
 	fs.StringVar(&o.clusterID, "cluster-id", "", "cluster name, written as "+"manila.csi.openstack.org/cluster metadata and scoping the by-name lookups")
@@ -59,8 +59,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.provideNode, "provide-node-service", true, "serve the CSI node service")
 	fs.BoolVar(&o.pvcAnnotations, "pvc-annotations", false, "honour the PVC annotations manila.csi.openstack.org/affinity, /anti-affinity (scheduler hints) and /group-id")
 	fs.StringVar(&o.compatibilitySettings, "compatibility-settings", "", "accepted for the reference's manifests; unused (shares from snapshots need no compatibility layer here)")
-	fs.StringVar(&o.deprecatedNodeID, "nodeid", "", "deprecated and ignored: the node id comes from the node name and addresses")
-	fs.StringVar(&o.deprecatedNodeAZ, "nodeaz", "", "deprecated and ignored: the zone comes from the metadata service")
+	fs.StringVar(&o.deprecatedNodeID, "nodeid", "", "the node name (default $NODE_NAME, else the host name); the node id adds the node's addresses")
+	fs.StringVar(&o.deprecatedNodeAZ, "nodeaz", "", "the node's zone with --with-topology (default: the instance metadata's availability zone)")
 
 	fs.Var(&o.cloudConfigs, "cloud-config", "cloud.conf path (credentials when the requests' secrets carry no os-* keys); repeat to merge several files")
 	fs.StringVar(&o.cephxDelivery, "cephx-key-delivery", manila.DeliverySecret, "how cephx keys reach the node: secret (a Kubernetes Secret manila-cephx-<pv> handed to NodeStageVolume) or publish-context (for COs without Secrets)")
@@ -104,13 +104,13 @@ func (o *options) validate() error {
 func (o *options) warnings() []string {
 	var w []string
 	if o.fwdEndpoint != "" {
-		w = append(w, "--fwdendpoint is ignored: this plugin mounts NFS and CephFS shares itself, with no partner driver")
+		w = append(w, "--fwdendpoint is set: node calls go to the partner driver instead of this plugin mounting NFS and CephFS shares itself")
 	}
 	if o.deprecatedNodeID != "" {
-		w = append(w, "--nodeid is deprecated and ignored")
+		w = append(w, "--nodeid is the node name; the node id is <nodeid>/<addresses> (see --node-addresses)")
 	}
 	if o.deprecatedNodeAZ != "" {
-		w = append(w, "--nodeaz is deprecated and ignored")
+		w = append(w, "--nodeaz is the zone reported with --with-topology, instead of the instance metadata's")
 	}
 	if o.compatibilitySettings != "" {
 		w = append(w, "--compatibility-settings is accepted and unused")
