@@ -482,3 +482,42 @@ func TestDeleteShareAfterLostAnswerIsDone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConcurrentShareWaitsShareListings: 30 shares waited for at once are
+// answered by shares/detail listings, one per tick, not a GET per waiter
+// per tick.
+func TestConcurrentShareWaitsShareListings(t *testing.T) {
+	e := startEmulator(t, emulator.Options{Latency: map[string]time.Duration{manila.OpShareCreate: time.Second}})
+	rec := newRecorder()
+	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 30
+	var ids []string
+	for i := 0; i < n; i++ {
+		s, err := c.CreateShare(ctx, CreateShareOpts{Name: "many-" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Protocol: "CEPHFS", SizeGiB: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.WaitShare(ctx, id, shareAvailable)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("share %d: %v", i, err)
+		}
+	}
+	polls := rec.count(func(r *recorder) int { return r.requests["sharev2 share_poll"] })
+	t.Logf("%d concurrent share waits (create 1 s): %d poll requests, %d poller fetches", n, polls, c.sharePolls.shares.Fetches())
+	if polls >= n {
+		t.Errorf("%d poll requests for %d waiters: the waits should share listings", polls, n)
+	}
+}
