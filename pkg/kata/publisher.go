@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 )
 
 // Options configure a Publisher. The zero value plus Enabled, NodeName and
@@ -182,7 +182,7 @@ func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest
 	}
 	nodeOptIn, err := p.node.get(ctx)
 	if err != nil {
-		return false, status.Errorf(codes.Unavailable, "reading this node's Kata opt-in: %v", err)
+		return false, kataerr.Errorf(kataerr.Unavailable, "reading this node's Kata opt-in: %w", err)
 	}
 	if !nodeOptIn {
 		return false, nil
@@ -193,7 +193,7 @@ func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest
 	vc := req.GetVolumeContext()
 	optOut, err := classOptOut(vc)
 	if err != nil {
-		return false, status.Error(codes.InvalidArgument, err.Error())
+		return false, kataerr.Errorf(kataerr.Invalid, "StorageClass opt-out of Kata direct volumes: %w", err)
 	}
 	if optOut || vc[EphemeralKey] == "true" {
 		return false, nil
@@ -206,7 +206,7 @@ func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest
 	}
 	kata, _, err := p.optIn.podWantsKata(ctx, ref)
 	if err != nil {
-		return false, status.Errorf(codes.Unavailable, "deciding whether pod %s uses Kata direct volumes: %v", ref, err)
+		return false, kataerr.Errorf(kataerr.Unavailable, "deciding whether pod %s uses Kata direct volumes: %w", ref, err)
 	}
 	return kata, nil
 }
@@ -234,18 +234,18 @@ func (p *Publisher) HoldsVolume(volumeID string) bool {
 func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeRequest, devicePath string) (*csi.NodePublishVolumeResponse, error) {
 	volumeID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
 	if volumeID == "" || target == "" || staging == "" || devicePath == "" {
-		return nil, status.Error(codes.InvalidArgument, "Kata publish needs the volume id, target, staging path and device")
+		return nil, kataerr.Errorf(kataerr.Invalid, "Kata publish needs the volume id, target, staging path and device")
 	}
 	capability := req.GetVolumeCapability()
 	if capability.GetMount() == nil {
-		return nil, status.Error(codes.FailedPrecondition, "Kata direct volumes need the filesystem access type")
+		return nil, kataerr.Errorf(kataerr.Precondition, "Kata direct volumes need the filesystem access type")
 	}
 	if mode := capability.GetAccessMode().GetMode(); mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, kataerr.Errorf(kataerr.Precondition,
 			"Kata direct volume needs the ReadWriteOncePod access mode (SINGLE_NODE_SINGLE_WRITER), got %s: one guest must own the filesystem", mode)
 	}
 	if _, err := EncodePath(target); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "target path %q: %v", target, err)
+		return nil, kataerr.Errorf(kataerr.Invalid, "target path %q: %w", target, err)
 	}
 	pf, err := p.podFacts(ctx, req)
 	if err != nil {
@@ -253,17 +253,17 @@ func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeReque
 	}
 	existing, err := p.store.Read(target)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", target, err)
+		return nil, kataerr.Errorf(kataerr.Internal, "reading the Kata record of %s: %w", target, err)
 	}
 	if existing != nil && existing.Metadata[MetaVolumeID] != volumeID {
-		return nil, status.Errorf(codes.AlreadyExists, "target %s holds the Kata record of volume %q", target, existing.Metadata[MetaVolumeID])
+		return nil, kataerr.Errorf(kataerr.AlreadyExists, "target %s holds the Kata record of volume %q", target, existing.Metadata[MetaVolumeID])
 	}
 	if err := p.refuseOtherTargets(volumeID, target); err != nil {
 		return nil, err
 	}
 	dev, err := blockDevice(devicePath)
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "device of volume %s: %v", volumeID, err)
+		return nil, kataerr.Errorf(kataerr.Precondition, "device of volume %s: %w", volumeID, err)
 	}
 	fstype, stagingMounted, err := p.ensureFormatted(req, devicePath, dev, existing != nil)
 	if err != nil {
@@ -276,31 +276,33 @@ func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeReque
 	if pf == nil && existing != nil {
 		// Finishing a record without the pod at hand (the feature was
 		// switched off meanwhile): keep the fsGroup it was written with.
-		for _, k := range []string{MetaFSGroup, MetaFSGroupChangePolicy} {
-			if v, ok := existing.Metadata[k]; ok {
-				mi.Metadata[k] = v
+		if g, err := strconv.ParseInt(existing.Metadata[MetaFSGroup], 10, 64); err == nil && g > 0 {
+			for _, k := range []string{MetaFSGroup, MetaFSGroupChangePolicy} {
+				if v, ok := existing.Metadata[k]; ok {
+					mi.Metadata[k] = v
+				}
 			}
 		}
 	}
 	if err := p.store.Write(target, mi); err != nil {
 		if errors.Is(err, ErrRecordConflict) {
-			return nil, status.Errorf(codes.AlreadyExists, "target %s: %v; unpublish it first", target, err)
+			return nil, kataerr.Errorf(kataerr.AlreadyExists, "target %s: %w; unpublish it first", target, err)
 		}
-		return nil, status.Errorf(codes.Internal, "writing the Kata record of %s: %v", target, err)
+		return nil, kataerr.Errorf(kataerr.Internal, "writing the Kata record of %s: %w", target, err)
 	}
 	if err := p.step(stepRecordWritten); err != nil {
 		return nil, err
 	}
 	if stagingMounted {
 		if err := p.host.unmount(staging); err != nil {
-			return nil, status.Errorf(codes.Internal, "unmounting staging %s so the guest owns the device: %v", staging, err)
+			return nil, kataerr.Errorf(kataerr.Internal, "unmounting staging %s so the guest owns the device: %w", staging, err)
 		}
 	}
 	if err := p.step(stepStagingUnmount); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(target, targetDirMode); err != nil {
-		return nil, status.Errorf(codes.Internal, "creating target %s: %v", target, err)
+		return nil, kataerr.Errorf(kataerr.Internal, "creating target %s: %w", target, err)
 	}
 	if err := p.step(stepTargetCreated); err != nil {
 		return nil, err
@@ -319,14 +321,14 @@ func (p *Publisher) podFacts(ctx context.Context, req *csi.NodePublishVolumeRequ
 	}
 	pf, err := p.optIn.pod(ctx, ref)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "Kata direct volume of pod %s: %v", ref, err)
+		return nil, kataerr.Errorf(kataerr.Unavailable, "Kata direct volume of pod %s: %w", ref, err)
 	}
 	uses, err := p.optIn.subPathUser(ctx, pf, req.GetTargetPath())
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "Kata direct volume of pod %s: %v", ref, err)
+		return nil, kataerr.Errorf(kataerr.Unavailable, "Kata direct volume of pod %s: %w", ref, err)
 	}
 	if uses {
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, kataerr.Errorf(kataerr.Precondition,
 			"pod %s mounts volume %s with subPath, which Kata direct volumes cannot serve; use a StorageClass with kataDirectVolume: \"false\"", ref, req.GetVolumeId())
 	}
 	return pf, nil
@@ -336,11 +338,11 @@ func (p *Publisher) podFacts(ctx context.Context, req *csi.NodePublishVolumeRequ
 func (p *Publisher) refuseOtherTargets(volumeID, target string) error {
 	entries, err := p.store.FindVolume(volumeID)
 	if err != nil {
-		return status.Errorf(codes.Internal, "reading Kata records: %v", err)
+		return kataerr.Errorf(kataerr.Internal, "reading Kata records: %w", err)
 	}
 	for _, e := range entries {
 		if e.TargetPath != target {
-			return status.Errorf(codes.FailedPrecondition,
+			return kataerr.Errorf(kataerr.Precondition,
 				"volume %s is already published to a Kata guest at %s; a direct volume has one publication", volumeID, e.TargetPath)
 		}
 	}
@@ -356,19 +358,19 @@ func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePat
 	want := req.GetVolumeCapability().GetMount().GetFsType()
 	m, err := p.host.mountAt(staging)
 	if err != nil {
-		return "", false, status.Error(codes.Internal, err.Error())
+		return "", false, kataerr.Errorf(kataerr.Internal, "reading the mount table to check staging %s: %w", staging, err)
 	}
 	fstype, mounted := "", m != nil
 	switch {
 	case mounted:
 		if got := mountedDevice(m); got != dev {
-			return "", false, status.Errorf(codes.FailedPrecondition,
+			return "", false, kataerr.Errorf(kataerr.Precondition,
 				"staging %s mounts device %s, not %s (%s)", staging, got, devicePath, dev)
 		}
 		fstype = m.FsType
 	default:
 		if fstype, err = p.host.diskFormat(devicePath); err != nil {
-			return "", false, status.Errorf(codes.Internal, "probing the filesystem of %s: %v", devicePath, err)
+			return "", false, kataerr.Errorf(kataerr.Internal, "probing the filesystem of %s: %w", devicePath, err)
 		}
 		if fstype == "" && !haveRecord {
 			// Not staged (or staging lost): the normal staging step
@@ -377,16 +379,16 @@ func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePat
 				want = defaultFSType
 			}
 			if err := p.host.formatAndMount(devicePath, staging, want, stageOptions(req, want)); err != nil {
-				return "", false, status.Errorf(codes.Internal, "formatting %s: %v", devicePath, err)
+				return "", false, kataerr.Errorf(kataerr.Internal, "formatting %s: %w", devicePath, err)
 			}
 			fstype, mounted = want, true
 		}
 		if fstype == "" {
-			return "", false, status.Errorf(codes.FailedPrecondition, "device %s has no filesystem although a Kata record exists for it", devicePath)
+			return "", false, kataerr.Errorf(kataerr.Precondition, "device %s has no filesystem although a Kata record exists for it", devicePath)
 		}
 	}
 	if want != "" && fsFamily(want) != fsFamily(fstype) {
-		return "", false, status.Errorf(codes.FailedPrecondition,
+		return "", false, kataerr.Errorf(kataerr.Precondition,
 			"volume %s holds a %s filesystem, the capability asks for %s", req.GetVolumeId(), fstype, want)
 	}
 	return fstype, mounted, nil
@@ -407,12 +409,12 @@ func fsFamily(fstype string) string {
 func (p *Publisher) refuseOtherMounts(dev devNum, devicePath, staging string) error {
 	points, err := p.host.mountsOf(dev)
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return kataerr.Errorf(kataerr.Internal, "reading the mount table to check the other mounts of %s: %w", devicePath, err)
 	}
 	own := canonical(staging)
 	for _, mp := range points {
 		if mp != own {
-			return status.Errorf(codes.FailedPrecondition,
+			return kataerr.Errorf(kataerr.Precondition,
 				"device %s is also mounted at %s on this node; a Kata guest must be its only user", devicePath, mp)
 		}
 	}
@@ -458,7 +460,11 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 		MetaStageFSType:  fstype,
 		MetaStageOptions: marshalOptions(stageOptions(req, fstype)),
 	}
-	if pf != nil && pf.fsGroup != nil {
+	// The Go runtime's agent refuses an fsGroup not above 0 ("m.FSGroup
+	// value was out of range: 0") and the container never starts; 0 is
+	// root's group, which needs no ownership change anyway, so a pod with
+	// fsGroup 0 gets neither fsGroup nor its policy in the record.
+	if pf != nil && pf.fsGroup != nil && *pf.fsGroup > 0 {
 		md[MetaFSGroup] = strconv.FormatInt(*pf.fsGroup, 10)
 		if pf.fsGroupChangePolicy != "" {
 			md[MetaFSGroupChangePolicy] = pf.fsGroupChangePolicy
@@ -474,19 +480,19 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 func (p *Publisher) Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	target := req.GetTargetPath()
 	if target == "" {
-		return nil, status.Error(codes.InvalidArgument, "target path missing")
+		return nil, kataerr.Errorf(kataerr.Invalid, "target path missing")
 	}
 	mi, err := p.store.Read(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Already removed by an earlier attempt.
 	case err != nil:
-		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", target, err)
+		return nil, kataerr.Errorf(kataerr.Internal, "reading the Kata record of %s: %w", target, err)
 	default:
 		if id := mi.Metadata[MetaVolumeID]; id != "" && id != req.GetVolumeId() {
 			// Another volume's publication: unpublishing it would take
 			// its device from a running guest (issue 16).
-			return nil, status.Errorf(codes.FailedPrecondition,
+			return nil, kataerr.Errorf(kataerr.Precondition,
 				"the Kata direct-volume record at %s is volume %s, not %q; refusing to unpublish it", target, id, req.GetVolumeId())
 		}
 		if err := p.restoreStaging(mi); err != nil {
@@ -496,24 +502,24 @@ func (p *Publisher) Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeR
 			return nil, err
 		}
 		if err := p.store.Remove(target); err != nil {
-			return nil, status.Errorf(codes.Internal, "removing the Kata record of %s: %v", target, err)
+			return nil, kataerr.Errorf(kataerr.Internal, "removing the Kata record of %s: %w", target, err)
 		}
 		if err := p.step(stepRecordRemoved); err != nil {
 			return nil, err
 		}
 	}
 	if m, err := p.host.mountAt(target); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, kataerr.Errorf(kataerr.Internal, "reading the mount table to check target %s: %w", target, err)
 	} else if m != nil {
 		if err := p.host.unmount(target); err != nil {
-			return nil, status.Errorf(codes.Internal, "unmounting %s: %v", target, err)
+			return nil, kataerr.Errorf(kataerr.Internal, "unmounting %s: %w", target, err)
 		}
 	}
 	if err := removeDir(target); err != nil {
 		// Only a runtime that ignored the record (Go runtime with
 		// disable_block_device_use=true) lets the container write here.
 		// Never delete that data.
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, kataerr.Errorf(kataerr.Precondition,
 			"removing target %s: %v; files in it were written on the host because the Kata runtime ignored the direct-volume record", target, err)
 	}
 	klog.InfoS("Unpublished Kata direct volume", "volumeID", req.GetVolumeId(), "target", target)
@@ -536,28 +542,28 @@ func (p *Publisher) restoreStaging(mi *MountInfo) error {
 		return nil
 	}
 	if err != nil {
-		return status.Errorf(codes.Internal, "device of the Kata record: %v", err)
+		return kataerr.Errorf(kataerr.Internal, "device of the Kata record: %w", err)
 	}
 	m, err := p.host.mountAt(staging)
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return kataerr.Errorf(kataerr.Internal, "reading the mount table to check staging %s before restoring it: %w", staging, err)
 	}
 	if m != nil {
 		if mountedDevice(m) != dev {
-			return status.Errorf(codes.FailedPrecondition, "staging %s mounts device %s, not %s", staging, mountedDevice(m), mi.Device)
+			return kataerr.Errorf(kataerr.Precondition, "staging %s mounts device %s, not %s", staging, mountedDevice(m), mi.Device)
 		}
 		return nil
 	}
 	opts, err := unmarshalOptions(mi.Metadata[MetaStageOptions])
 	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+		return kataerr.Errorf(kataerr.Internal, "reading the stored mount options of staging %s: %w", staging, err)
 	}
 	fstype := mi.Metadata[MetaStageFSType]
 	if fstype == "" {
 		fstype = mi.FsType
 	}
 	if err := p.host.typedMount(mi.Device, staging, fstype, opts); err != nil {
-		return status.Errorf(codes.Internal, "restoring staging mount %s of %s: %v", staging, mi.Device, err)
+		return kataerr.Errorf(kataerr.Internal, "restoring staging mount %s of %s: %w", staging, mi.Device, err)
 	}
 	return nil
 }

@@ -11,8 +11,9 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 )
 
 const testVolumeID = "01234567-89ab-cdef-0123-456789abcdef"
@@ -113,10 +114,12 @@ func (e *env) nodeUnpublish() error {
 	return removeDir(e.target)
 }
 
+// wantCode checks the code the node server answers for err: a status from
+// the node server as it is, a kataerr by the CSI layer's one mapping.
 func wantCode(t *testing.T, err error, code codes.Code, mention string) {
 	t.Helper()
-	if status.Code(err) != code {
-		t.Fatalf("error = %v, want code %s", err, code)
+	if got := cinder.CodeForError(err); got != code {
+		t.Fatalf("error = %v, want code %s, got %s", err, code, got)
 	}
 	if mention != "" && !strings.Contains(err.Error(), mention) {
 		t.Fatalf("error = %v, want it to mention %q", err, mention)
@@ -525,4 +528,25 @@ func TestDisabledPublisherFinishesAnExistingRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.assertRestored()
+}
+
+// Kata's Go agent refuses a record whose fsGroup is not above 0, so a pod
+// with fsGroup 0 (or a negative one) gets no fsGroup and no policy.
+func TestBuildRecordLeavesOutFSGroupNotAboveZero(t *testing.T) {
+	req := &csi.NodePublishVolumeRequest{
+		VolumeId: testVolumeID, TargetPath: "/t", StagingTargetPath: "/s",
+		VolumeCapability: &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}}},
+	}
+	for _, tc := range []struct {
+		fsGroup   int64
+		wantGroup string
+	}{{-1, ""}, {0, ""}, {1, "1"}, {2000, "2000"}} {
+		g := tc.fsGroup
+		mi := buildRecord(req, "/dev/vdb", "ext4", &podFacts{fsGroup: &g, fsGroupChangePolicy: "OnRootMismatch"})
+		got, has := mi.Metadata[MetaFSGroup]
+		_, hasPolicy := mi.Metadata[MetaFSGroupChangePolicy]
+		if got != tc.wantGroup || has != (tc.wantGroup != "") || hasPolicy != has {
+			t.Errorf("fsGroup %d: record metadata %v, want fsGroup %q with its policy only when set", tc.fsGroup, mi.Metadata, tc.wantGroup)
+		}
+	}
 }

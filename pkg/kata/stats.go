@@ -6,9 +6,9 @@ import (
 	"io/fs"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 )
 
 // Stats reports the guest's view through the Kata shim. Without a shim
@@ -18,13 +18,13 @@ func (p *Publisher) Stats(ctx context.Context, req *csi.NodeGetVolumeStatsReques
 	path := req.GetVolumePath()
 	mi, err := p.store.Read(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, status.Errorf(codes.NotFound, "no Kata direct volume at %s", path)
+		return nil, kataerr.Errorf(kataerr.NotFound, "no Kata direct volume at %s", path)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "reading the Kata record of %s: %v", path, err)
+		return nil, kataerr.Errorf(kataerr.Internal, "reading the Kata record of %s: %w", path, err)
 	}
 	if id := mi.Metadata[MetaVolumeID]; req.GetVolumeId() != "" && id != req.GetVolumeId() {
-		return nil, status.Errorf(codes.NotFound, "%s holds volume %q, not %q", path, id, req.GetVolumeId())
+		return nil, kataerr.Errorf(kataerr.NotFound, "%s holds volume %q, not %q", path, id, req.GetVolumeId())
 	}
 	st, err := p.guestStats(ctx, path, mi)
 	if err == nil {
@@ -33,7 +33,7 @@ func (p *Publisher) Stats(ctx context.Context, req *csi.NodeGetVolumeStatsReques
 	klog.V(4).InfoS("Kata guest stats unavailable; reporting the device size", "path", path, "err", err)
 	size, serr := deviceSize(mi.Device)
 	if serr != nil {
-		return nil, status.Errorf(codes.NotFound, "device %s of the Kata direct volume at %s: %v", mi.Device, path, serr)
+		return nil, kataerr.Errorf(kataerr.NotFound, "device %s of the Kata direct volume at %s: %v", mi.Device, path, serr)
 	}
 	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Total: size, Unit: csi.VolumeUsage_BYTES}}}, nil
 }

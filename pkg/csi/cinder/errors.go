@@ -11,6 +11,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
@@ -21,8 +22,8 @@ import (
 // look elsewhere; InvalidArgument, NotFound and OutOfRange are final.
 
 // CodeForError returns the gRPC code for err. A gRPC status passes through;
-// cloud errors map by Kind; context errors keep their meaning. Only an
-// error we do not understand becomes Internal.
+// cloud and Kata errors map by Kind; context errors keep their meaning.
+// Only an error we do not understand becomes Internal.
 func CodeForError(err error) codes.Code {
 	if err == nil {
 		return codes.OK
@@ -45,6 +46,9 @@ func CodeForError(err error) codes.Code {
 	var oe *openstack.Error
 	if errors.As(err, &oe) {
 		return codeForKind(oe)
+	}
+	if k, ok := kataerr.KindOf(err); ok {
+		return codeForKataKind(k)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -89,6 +93,53 @@ func codeForKind(e *openstack.Error) codes.Code {
 		return codes.Canceled
 	}
 	return codes.Internal
+}
+
+// codeForKataKind maps pkg/kata's failures (kataerr.Kind).
+func codeForKataKind(k kataerr.Kind) codes.Code {
+	switch k {
+	case kataerr.Invalid:
+		return codes.InvalidArgument
+	case kataerr.Precondition:
+		return codes.FailedPrecondition
+	case kataerr.Unavailable:
+		// The Kubernetes API or the node opt-in could not be read; a
+		// publish must not fall back to a host mount, so it is retried.
+		return codes.Unavailable
+	case kataerr.NotFound:
+		return codes.NotFound
+	case kataerr.AlreadyExists:
+		return codes.AlreadyExists
+	}
+	return codes.Internal
+}
+
+// kataStatus maps an error of the KataPublisher: pkg/kata's typed errors by
+// their kind, a gRPC status as it is, and anything else (another
+// implementation of the interface) to Internal. The message is
+// "<what>: <err>".
+func kataStatus(err error, format string, args ...any) error {
+	return kataStatusOr(codes.Internal, err, format, args...)
+}
+
+// kataLookupStatus is kataStatus for Wants, whose untyped failures are
+// lookups (the Kubernetes API) worth retrying: Unavailable, never a silent
+// host mount.
+func kataLookupStatus(err error, format string, args ...any) error {
+	return kataStatusOr(codes.Unavailable, err, format, args...)
+}
+
+func kataStatusOr(fallback codes.Code, err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if _, typed := kataerr.KindOf(err); typed {
+		return StatusFromError(err, format, args...)
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(fallback, fmt.Sprintf(format, args...)+": "+err.Error())
 }
 
 // codeForErrorState classifies a resource that went to an error status by

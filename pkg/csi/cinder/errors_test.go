@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
@@ -174,5 +176,43 @@ func TestIdentityServer(t *testing.T) {
 	}
 	if info, _ := nodeOnly.GetPluginInfo(ctx, nil); info.Name != DefaultDriverName || info.VendorVersion == "" {
 		t.Fatalf("defaults = %v", info)
+	}
+}
+
+// pkg/kata returns typed errors; this file's mapping is the only place
+// that turns them into codes, and the message says what was being done.
+func TestKataErrorsMapByKind(t *testing.T) {
+	for _, tc := range []struct {
+		kind kataerr.Kind
+		code codes.Code
+	}{
+		{kataerr.Internal, codes.Internal},
+		{kataerr.Invalid, codes.InvalidArgument},
+		{kataerr.Precondition, codes.FailedPrecondition},
+		{kataerr.Unavailable, codes.Unavailable},
+		{kataerr.NotFound, codes.NotFound},
+		{kataerr.AlreadyExists, codes.AlreadyExists},
+	} {
+		err := kataerr.Errorf(tc.kind, "unmounting staging %s: %w", "/s", fs.ErrPermission)
+		if got := CodeForError(err); got != tc.code {
+			t.Errorf("%v: CodeForError = %v, want %v", tc.kind, got, tc.code)
+		}
+		for _, st := range []error{kataStatus(err, "publishing volume %s", "v1"), kataLookupStatus(err, "publishing volume %s", "v1")} {
+			if status.Code(st) != tc.code || status.Convert(st).Message() != "publishing volume v1: unmounting staging /s: permission denied" {
+				t.Errorf("%v: status = %v", tc.kind, st)
+			}
+		}
+	}
+	// Another KataPublisher's untyped error: Internal, or Unavailable for
+	// the Wants lookup; a status passes through.
+	plain := errors.New("boom")
+	if c := status.Code(kataStatus(plain, "x")); c != codes.Internal {
+		t.Errorf("untyped kataStatus = %v, want Internal", c)
+	}
+	if c := status.Code(kataLookupStatus(plain, "x")); c != codes.Unavailable {
+		t.Errorf("untyped kataLookupStatus = %v, want Unavailable", c)
+	}
+	if c := status.Code(kataStatus(status.Error(codes.Aborted, "busy"), "x")); c != codes.Aborted {
+		t.Errorf("status through kataStatus = %v, want Aborted", c)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"k8s.io/klog/v2"
 
@@ -39,10 +38,7 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 	if ns.opts.Kata != nil {
 		// Asked before the lock: it may call the Kubernetes API.
 		if kata, err = ns.opts.Kata.Wants(ctx, req); err != nil {
-			if _, ok := status.FromError(err); ok {
-				return nil, err
-			}
-			return nil, errNotReady("deciding whether volume %s goes to Kata Containers: %v", volumeID, err)
+			return nil, kataLookupStatus(err, "deciding whether volume %s goes to Kata Containers", volumeID)
 		}
 	}
 	unlock, err := ns.lock(volumeID)
@@ -62,7 +58,11 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 				req = proto.Clone(req).(*csi.NodePublishVolumeRequest)
 				req.TargetPath, req.StagingTargetPath = target, staging
 			}
-			return ns.opts.Kata.Publish(ctx, req, dev.Path)
+			resp, err := ns.opts.Kata.Publish(ctx, req, dev.Path)
+			if err != nil {
+				return nil, kataStatus(err, "publishing volume %s as a Kata direct volume", volumeID)
+			}
+			return resp, nil
 		}
 		if err := ns.publishBlock(logger, volumeID, dev, target, req.GetReadonly(), singleWriter(req.GetVolumeCapability())); err != nil {
 			return nil, err
@@ -215,7 +215,11 @@ func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpu
 			req = proto.Clone(req).(*csi.NodeUnpublishVolumeRequest)
 			req.TargetPath = target
 		}
-		return ns.opts.Kata.Unpublish(ctx, req)
+		resp, err := ns.opts.Kata.Unpublish(ctx, req)
+		if err != nil {
+			return nil, kataStatus(err, "unpublishing Kata direct volume %s", volumeID)
+		}
+		return resp, nil
 	}
 	owns, dev := ns.volumeMounts(ctx, volumeID)
 	if err := ns.unmountOwned(volumeID, "target_path", target, owns, dev); err != nil {

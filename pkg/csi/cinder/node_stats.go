@@ -33,7 +33,11 @@ func (ns *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVo
 		if !ns.opts.Kata.HoldsVolume(volumeID) {
 			return nil, errNotFound("volume %s is not published at %s: it holds another Kata direct volume", volumeID, volumePath)
 		}
-		return ns.opts.Kata.Stats(ctx, req)
+		resp, err := ns.opts.Kata.Stats(ctx, req)
+		if err != nil {
+			return nil, kataStatus(err, "stats of Kata direct volume %s", volumeID)
+		}
+		return resp, nil
 	}
 	// The mount table first: only a mount of this volume's disk is
 	// stat'ed, so no other path's usage is ever reported.
