@@ -381,3 +381,24 @@ func TestAConcurrentCallOnTheSameVolumeIsAborted(t *testing.T) {
 	wantCode(t, e.stage(shareA, nfsContext(nfsExpA)), codes.Aborted, shareA)
 	e.must(e.stage(shareB, nfsContext(nfsExpB)))
 }
+
+func TestASingleWriterVolumeIsPublishedAtOneTargetOnly(t *testing.T) {
+	e := newTestEnv(t)
+	e.must(e.stage(shareA, nfsContext(nfsExpA)))
+	rwop := mountCap(csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER)
+	publish := func(target string) error {
+		_, err := e.ns.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{
+			VolumeId: shareA, StagingTargetPath: e.staging(shareA), TargetPath: target, VolumeCapability: rwop,
+		})
+		return err
+	}
+	first, second := e.target(shareA), filepath.Join(e.root, "pods/other/mount")
+	e.must(publish(first))
+	e.must(publish(first))
+	wantCode(t, publish(second), codes.FailedPrecondition, "SINGLE_NODE_SINGLE_WRITER")
+	if e.fm.mountsAt(second) != 0 {
+		t.Fatal("the second target was mounted")
+	}
+	e.must(e.unpublish(shareA, first))
+	e.must(publish(second))
+}

@@ -55,6 +55,9 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 	if err != nil {
 		return nil, err
 	}
+	if err := singleWriterFree(table, rec, req.GetVolumeCapability(), staging, target); err != nil {
+		return nil, err
+	}
 	if top, mounted := table.top(target); mounted {
 		if !rec.owns(top) {
 			return nil, errPrecondition("target_path %s already holds %s, which is not volume %s", target, describe(top), volumeID)
@@ -131,6 +134,21 @@ func (ns *NodeServer) stagedAt(ctx context.Context, logger logr.Logger, volumeID
 		return nil, err
 	}
 	return ns.store.load(volumeID)
+}
+
+// singleWriterFree refuses a second target for a SINGLE_NODE_SINGLE_WRITER
+// volume (ReadWriteOncePod): the spec answers FailedPrecondition when such
+// a volume is already published at another target on the node.
+func singleWriterFree(table mountTable, rec *stageRecord, vc *csi.VolumeCapability, staging, target string) error {
+	if vc.GetAccessMode().GetMode() != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		return nil
+	}
+	for _, m := range table {
+		if m.MountPoint != staging && m.MountPoint != target && rec.owns(m) {
+			return errPrecondition("volume %s has access mode SINGLE_NODE_SINGLE_WRITER and is already published at %s; it cannot be published at %s too", rec.VolumeID, m.MountPoint, target)
+		}
+	}
+	return nil
 }
 
 // readOnlyMode reports an access mode that only reads.
