@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/manila"
 )
 
 func TestPickShareMicroversionUsesUpTo273AndRefusesBelow237(t *testing.T) {
@@ -171,41 +171,50 @@ func TestShareCloudsFromSecretsValidatesWithoutNetwork(t *testing.T) {
 }
 
 func TestShareCloudsFromSecretsAuthenticatesOnceAndNeedsManila(t *testing.T) {
-	e := startEmulator(t, emulator.Options{})
-	rec := newRecorder()
-	s := NewShareCloudsFrom(nil, Options{Observer: rec})
 	ctx := ctxTimeout(t, 30*time.Second)
-	secrets := map[string]string{"os-authURL": e.AuthURL(), "os-region": "RegionOne", "os-userName": "demo",
-		"os-password": "demo-secret", "os-projectName": "demo", "os-domainName": "Default"}
-	bad := map[string]string{}
-	for k, v := range secrets {
-		bad[k] = v
+	secretsFor := func(e *emulator.Emulator, password string) map[string]string {
+		return map[string]string{"os-authURL": e.AuthURL(), "os-region": "RegionOne", "os-userName": "demo",
+			"os-password": password, "os-projectName": "demo", "os-domainName": "Default"}
 	}
-	bad["os-password"] = "wrong-Sekrit-1"
-	_, err := s.ForSecrets(ctx, bad)
-	if KindOf(err) != KindForbidden || strings.Contains(err.Error(), "wrong-Sekrit-1") {
-		t.Errorf("wrong password: want KindForbidden without the value, got %v", err)
-	}
-	if len(s.cache) != 0 {
-		t.Errorf("a failed cloud must not be cached (%d entries)", len(s.cache))
-	}
-	sc, err := s.ForSecrets(ctx, secrets)
-	if hasManila(e) {
+	t.Run("with Manila", func(t *testing.T) {
+		e := startEmulator(t, emulator.Options{})
+		rec := newRecorder()
+		s := NewShareCloudsFrom(nil, Options{Observer: rec})
+		_, err := s.ForSecrets(ctx, secretsFor(e, "wrong-Sekrit-1"))
+		if KindOf(err) != KindForbidden || strings.Contains(err.Error(), "wrong-Sekrit-1") {
+			t.Errorf("wrong password: want KindForbidden without the value, got %v", err)
+		}
+		if len(s.cache) != 0 {
+			t.Errorf("a failed cloud must not be cached (%d entries)", len(s.cache))
+		}
+		sc, err := s.ForSecrets(ctx, secretsFor(e, "demo-secret"))
 		if err != nil {
 			t.Fatalf("ForSecrets: %v", err)
 		}
-		again, err := s.ForSecrets(ctx, withKey(secrets, "cloud", "ignored"))
+		again, err := s.ForSecrets(ctx, withKey(secretsFor(e, "demo-secret"), "cloud", "ignored"))
 		if err != nil || again != sc {
 			t.Errorf("the same os-* secrets should give the cached cloud: %v", err)
 		}
 		if n := rec.count(func(r *recorder) int { return r.requests["identity token_issue"] }); n != 2 {
 			t.Errorf("token requests = %d, want 2 (the wrong password and one for both good calls)", n)
 		}
-		return
-	}
-	if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "sharev2") {
-		t.Errorf("a cloud without Manila: want KindConfig naming sharev2, got %v", err)
-	}
+	})
+	t.Run("without Manila", func(t *testing.T) {
+		e := startEmulator(t, emulator.Options{Manila: manila.Options{Disabled: true}})
+		s := NewShareCloudsFrom(nil, Options{})
+		_, err := s.ForSecrets(ctx, secretsFor(e, "demo-secret"))
+		if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "sharev2") {
+			t.Errorf("a cloud without Manila: want KindConfig naming sharev2, got %v", err)
+		}
+		// The same cloud still serves Cinder.
+		c := mustGet(t, newSet(t, []string{writeConf(t, e.CloudConf("Global", "demo"))}, Options{ReloadInterval: -1}), "")
+		if _, err := c.ListVolumes(ctx, ListOpts{}); err != nil {
+			t.Errorf("Cinder on a cloud without Manila: %v", err)
+		}
+		if _, err := c.ShareFeatures(ctx); KindOf(err) != KindConfig {
+			t.Errorf("ShareFeatures without Manila: want KindConfig, got %v", err)
+		}
+	})
 }
 
 func withKey(m map[string]string, k, v string) map[string]string {
@@ -214,20 +223,6 @@ func withKey(m map[string]string, k, v string) map[string]string {
 		out[kk] = vv
 	}
 	return out
-}
-
-// hasManila reports whether the emulator's catalog has Manila yet (the
-// emulated Manila lands separately).
-func hasManila(e *emulator.Emulator) bool {
-	body := `{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "demo",
-		"domain": {"name": "Default"}, "password": "demo-secret"}}}, "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}}`
-	resp, err := http.Post(e.AuthURL()+"/auth/tokens", "application/json", strings.NewReader(body))
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(b), `"sharev2"`)
 }
 
 // TestTLSFromSecretCAContent: os-certAuthority (PEM text in the secret)
