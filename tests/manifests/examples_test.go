@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
+	manilaparams "github.com/cinder-csi/cinder-csi/pkg/csi/manila/params"
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -14,6 +15,9 @@ import (
 // TestExamples: the example StorageClass and snapshot classes are what
 // docs and the e2e harness rely on, and every example refers only to
 // objects the examples define.
+// manilaDriverName is the Manila driver's; its examples live in examples/manila.
+const manilaDriverName = "manila.csi.openstack.org"
+
 func TestExamples(t *testing.T) {
 	root := repoRoot(t)
 	objs := loadTree(t, root, "examples")
@@ -38,18 +42,21 @@ func TestExamples(t *testing.T) {
 		switch o.Kind {
 		case "StorageClass":
 			s := mustDecode[*storagev1.StorageClass](t, o)
-			if s.Provisioner != driverName {
+			if s.Provisioner != driverName && s.Provisioner != manilaDriverName {
 				t.Errorf("%s: provisioner %q", o, s.Provisioner)
 			}
 			for _, term := range s.AllowedTopologies {
 				for _, e := range term.MatchLabelExpressions {
-					if !strings.HasPrefix(e.Key, "topology.cinder.csi.openstack.org/") && !strings.HasPrefix(e.Key, "topology.kubernetes.io/") {
+					if !strings.HasPrefix(e.Key, "topology.cinder.csi.openstack.org/") && !strings.HasPrefix(e.Key, "topology.manila.csi.openstack.org/") && !strings.HasPrefix(e.Key, "topology.kubernetes.io/") {
 						t.Errorf("%s: topology key %s is not one the driver reports", o, e.Key)
 					}
 				}
 			}
 		case "VolumeSnapshotClass":
 			c := mustDecode[*volumeSnapshotClass](t, o)
+			if c.Driver == manilaDriverName {
+				continue // Manila snapshot classes have no type
+			}
 			if c.Driver != driverName {
 				t.Errorf("%s: driver %q", o, c.Driver)
 			}
@@ -115,12 +122,20 @@ func checkClassParameters(t *testing.T, objs []sidecarargs.Object) {
 		switch o.Kind {
 		case "StorageClass":
 			sc := mustDecode[*storagev1.StorageClass](t, o)
-			if _, err := params.ParseVolume(sc.Parameters); err != nil {
+			parse := func(p map[string]string) error { _, err := params.ParseVolume(p); return err }
+			if sc.Provisioner == manilaDriverName {
+				parse = func(p map[string]string) error { _, err := manilaparams.ParseVolume(p); return err }
+			}
+			if err := parse(sc.Parameters); err != nil {
 				t.Errorf("%s: %v", o, err)
 			}
 		case "VolumeSnapshotClass":
 			c := mustDecode[*volumeSnapshotClass](t, o)
-			if _, err := params.ParseSnapshot(c.Parameters); err != nil {
+			parse := func(p map[string]string) error { _, err := params.ParseSnapshot(p); return err }
+			if c.Driver == manilaDriverName {
+				parse = func(p map[string]string) error { _, err := manilaparams.ParseSnapshot(p); return err }
+			}
+			if err := parse(c.Parameters); err != nil {
 				t.Errorf("%s: %v", o, err)
 			}
 		case "VolumeAttributesClass":
