@@ -1,7 +1,9 @@
 // Package manila checks the Manila cloud layer against the rig's real
 // Manila Zed (../shared/tools/openstack-rig/manila): every ShareCloud
 // method on both share types, CephFS native (cephx rules) and CephFS
-// through NFS-Ganesha (ip rules), cleaning up everything it makes.
+// through NFS-Ganesha (ip rules), cleaning up everything it makes. The
+// same share lives also run against the emulator's Manila, ungated, so
+// the two answer every step alike.
 package manila
 
 import (
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 )
 
@@ -422,5 +425,30 @@ func TestDeleteShareStuckInErrorDeletingOnRealManila(t *testing.T) {
 	}
 	if err := member.WaitShareGone(ctx, s.ID); err != nil {
 		t.Errorf("WaitShareGone after force_delete: %v", err)
+	}
+}
+
+// TestShareCloudOnEmulator runs the same share lives against the
+// emulator's Manila (no rig needed): every step the rig passes, the
+// emulator must answer alike.
+func TestShareCloudOnEmulator(t *testing.T) {
+	e, err := emulator.Start(emulator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sc, err := openstack.NewShareCloudsFrom(nil, openstack.Options{}).ForSecrets(ctx, map[string]string{
+		"os-authURL": e.AuthURL(), "os-region": "RegionOne", "os-userName": "demo", "os-password": "demo-secret",
+		"os-projectName": "demo", "os-domainName": "Default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ typ, proto, accessType string }{
+		{"cephfstype", "CEPHFS", openstack.AccessTypeCephx},
+		{"cephfsnfstype", "NFS", openstack.AccessTypeIP},
+	} {
+		t.Run(tc.proto, func(t *testing.T) { shareLife(ctx, t, sc, tc.typ, tc.proto, tc.accessType) })
 	}
 }
