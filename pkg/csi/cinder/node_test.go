@@ -422,3 +422,17 @@ func TestNodeHealthReportsAFilesystemTurnedReadOnly(t *testing.T) {
 		t.Fatalf("health = %v, want %s", got, want)
 	}
 }
+
+// TestNodeStatsAndExpandOfANonUUIDAreNotFound: such an id names no volume
+// on this node (csi-sanity's default ids, fake-vol-id-..., expect NotFound),
+// while a malformed one stays InvalidArgument.
+func TestNodeStatsAndExpandOfANonUUIDAreNotFound(t *testing.T) {
+	ns := newTestNodeServer(t, NodeOptions{})
+	ctx := context.Background()
+	_, err := ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: "fake-vol-id-0123456789", VolumePath: "some/path"})
+	wantCode(t, err, codes.NotFound, "not a Cinder volume id")
+	_, err = ns.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: "fake-vol-id-0123456789", VolumePath: "some/path"})
+	wantCode(t, err, codes.NotFound, "not a Cinder volume id")
+	_, err = ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: "a\nb", VolumePath: "some/path"})
+	wantCode(t, err, codes.InvalidArgument, "control character")
+}

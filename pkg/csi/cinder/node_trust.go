@@ -85,10 +85,17 @@ func (ns *NodeServer) checkNodeRequest(volumeID string, paths ...pathField) erro
 // the volume is not at volume_path. A relative path, or one outside the
 // kubelet root, can never be where this driver published a volume, so
 // that is NotFound (csi-sanity checks the relative case); a malformed or
-// overlong path stays InvalidArgument.
+// overlong path stays InvalidArgument. So is an id of another shape than a
+// Cinder UUID: no such volume can be on this node, and these two RPCs
+// change nothing before the check (csi-sanity's own ids, fake-vol-id-...,
+// expect NotFound here). Empty, overlong or control-character ids stay
+// InvalidArgument.
 func (ns *NodeServer) checkVolumeAtPath(volumeID string, path *string) error {
-	if err := validateVolumeID(volumeID); err != nil {
-		return err
+	if err := hostpath.CheckID("volume_id", volumeID); err != nil {
+		return errInvalid("%v", err)
+	}
+	if !isUUID(volumeID) {
+		return errNotFound("volume %s is not on this node: it is not a Cinder volume id (a UUID)", hostpath.Quote(volumeID))
 	}
 	p := *path
 	if p != "" && !strings.HasPrefix(p, "/") && !strings.ContainsRune(p, 0) && len(p) < hostpath.MaxPathBytes {
