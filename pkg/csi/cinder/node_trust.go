@@ -94,9 +94,6 @@ func (ns *NodeServer) checkVolumeAtPath(volumeID string, path *string) error {
 	if err := hostpath.CheckID("volume_id", volumeID); err != nil {
 		return errInvalid("%v", err)
 	}
-	if !isUUID(volumeID) {
-		return errNotFound("volume %s is not on this node: it is not a Cinder volume id (a UUID)", hostpath.Quote(volumeID))
-	}
 	p := *path
 	if p != "" && !strings.HasPrefix(p, "/") && !strings.ContainsRune(p, 0) && len(p) < hostpath.MaxPathBytes {
 		return errNotFound("volume %s is not published at %s: volume_path must be the absolute path it was published at", volumeID, hostpath.Quote(p))
@@ -107,6 +104,9 @@ func (ns *NodeServer) checkVolumeAtPath(volumeID string, path *string) error {
 		return errNotFound("volume %s is not published at %s: %v", volumeID, hostpath.Quote(p), err)
 	case err != nil:
 		return errHostPath(err)
+	}
+	if !isUUID(volumeID) {
+		return errNotFound("volume %s is not on this node: it is not a Cinder volume id (a UUID)", hostpath.Quote(volumeID))
 	}
 	*path = resolved
 	return nil
