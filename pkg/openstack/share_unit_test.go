@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -251,5 +252,45 @@ func TestTLSFromSecretCAContent(t *testing.T) {
 	if _, err := newCloud(config.SecretsCloudName, &bad, config.BlockStorage{}, &Options{}); KindOf(err) != KindConfig ||
 		!strings.Contains(err.Error(), "os-certAuthority") {
 		t.Errorf("unparsable os-certAuthority: want KindConfig naming it, got %v", err)
+	}
+}
+
+func TestAccessRuleNeverPrintsItsKey(t *testing.T) {
+	r := AccessRule{ID: "r1", ShareID: "s1", AccessType: AccessTypeCephx, AccessTo: "alice", AccessLevel: "rw",
+		State: AccessActive, AccessKey: "AQBSekritKey==", Metadata: map[string]string{"n": "1"}}
+	rules := []AccessRule{r}
+	out := fmt.Sprintf("%v %+v %#v %s %q %v %+v %v", r, r, r, r, r, &r, &rules, map[string]AccessRule{"x": r})
+	if strings.Contains(out, "AQBSekritKey") {
+		t.Fatalf("the access key was printed: %s", out)
+	}
+	if !strings.Contains(out, "AccessKey:<redacted>") || !strings.Contains(out, "alice") {
+		t.Errorf("the rule should show that it has a key and whom it grants: %s", out)
+	}
+}
+
+func TestSecretsCloudCacheDropsTheLeastRecentlyUsed(t *testing.T) {
+	s := NewShareCloudsFrom(nil, Options{})
+	now := time.Now()
+	var first [32]byte
+	for i := 0; i <= maxSecretsClouds; i++ {
+		var d [32]byte
+		d[0], d[1] = byte(i), 1
+		if i == 0 {
+			first = d
+		}
+		s.cache[d] = &secretsCloud{used: now.Add(time.Duration(i) * time.Second)}
+	}
+	var newest [32]byte
+	newest[0] = 0xff
+	s.cache[newest] = &secretsCloud{used: now.Add(-time.Hour)} // just added, not yet marked used
+	s.evictLocked(newest)
+	if len(s.cache) != maxSecretsClouds {
+		t.Fatalf("cache holds %d entries, want %d", len(s.cache), maxSecretsClouds)
+	}
+	if _, ok := s.cache[newest]; !ok {
+		t.Error("the entry being added was evicted")
+	}
+	if _, ok := s.cache[first]; ok {
+		t.Error("the least recently used entry was kept")
 	}
 }
