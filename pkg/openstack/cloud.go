@@ -71,17 +71,24 @@ const (
 	VolumeErrorRestoring = "error_restoring"
 	VolumeDownloading    = "downloading"
 	VolumeMaintenance    = "maintenance"
+	// Transitions Cinder leaves on its own, which only DeleteVolume names.
+	VolumeBackingUp        = "backing-up"
+	VolumeRestoringBackup  = "restoring-backup"
+	VolumeUploading        = "uploading"
+	VolumeAwaitingTransfer = "awaiting-transfer"
 
-	SnapshotCreating  = "creating"
-	SnapshotAvailable = "available"
-	SnapshotDeleting  = "deleting"
-	SnapshotError     = "error"
+	SnapshotCreating      = "creating"
+	SnapshotAvailable     = "available"
+	SnapshotDeleting      = "deleting"
+	SnapshotError         = "error"
+	SnapshotErrorDeleting = "error_deleting"
 
-	BackupCreating  = "creating"
-	BackupAvailable = "available"
-	BackupDeleting  = "deleting"
-	BackupRestoring = "restoring"
-	BackupError     = "error"
+	BackupCreating      = "creating"
+	BackupAvailable     = "available"
+	BackupDeleting      = "deleting"
+	BackupRestoring     = "restoring"
+	BackupError         = "error"
+	BackupErrorDeleting = "error_deleting"
 )
 
 // Metadata keys the driver writes on the resources it creates.

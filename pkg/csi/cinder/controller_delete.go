@@ -71,7 +71,8 @@ func volumeInTransition(status string) bool {
 	switch status {
 	case openstack.VolumeCreating, openstack.VolumeDownloading, openstack.VolumeAttaching,
 		openstack.VolumeDetaching, openstack.VolumeReserved, openstack.VolumeExtending,
-		"backing-up", "restoring-backup", "uploading", "retyping", "awaiting-transfer":
+		openstack.VolumeBackingUp, openstack.VolumeRestoringBackup, openstack.VolumeUploading,
+		openstack.VolumeRetyping, openstack.VolumeAwaitingTransfer:
 		return true
 	}
 	return false

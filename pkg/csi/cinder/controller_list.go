@@ -276,6 +276,9 @@ func listSnapshotsError(err error, marker string) error {
 	return StatusFromError(err, "listing snapshots")
 }
 
+// deletingStatus reports a snapshot or backup Cinder is deleting or failed
+// to delete: ListSnapshots leaves those out.
 func deletingStatus(s string) bool {
-	return s == "deleting" || s == "error_deleting"
+	return s == openstack.SnapshotDeleting || s == openstack.SnapshotErrorDeleting || // snapshots
+		s == openstack.BackupDeleting || s == openstack.BackupErrorDeleting // backups (the same words today)
 }

@@ -144,7 +144,7 @@ func (cs *ControllerServer) createNewVolume(ctx context.Context, c openstack.Clo
 	vol, err := c.CreateVolume(ctx, opts)
 	if err != nil {
 		vol = cs.adoptAfterAmbiguousCreate(ctx, c, vr.name, err)
-		if vol == nil && unknownVolumeType(err, opts.VolumeType) {
+		if vol == nil && unknownVolumeType(ctx, c, err, opts.VolumeType) {
 			// Real Cinder answers 404 "Volume type with name X could not
 			// be found."; CSI keeps NotFound for a missing source, and
 			// the class parameter is what is wrong.
@@ -167,12 +167,15 @@ func (cs *ControllerServer) createNewVolume(ctx context.Context, c openstack.Clo
 }
 
 // unknownVolumeType reports whether a create failed because Cinder does
-// not know the requested volume type.
-func unknownVolumeType(err error, volumeType string) bool {
+// not know the requested volume type. A create's 404 may also be a source
+// that vanished since resolveSource read it, so the type is looked up
+// (one call, on this error path only) rather than Cinder's message read.
+func unknownVolumeType(ctx context.Context, c openstack.Cloud, err error, volumeType string) bool {
 	if volumeType == "" || openstack.KindOf(err) != openstack.KindNotFound {
 		return false
 	}
-	return strings.Contains(strings.ToLower(err.Error()), "volume type")
+	_, terr := c.GetVolumeType(ctx, volumeType)
+	return openstack.IsNotFound(terr)
 }
 
 // adoptAfterAmbiguousCreate handles a create whose answer we did not get

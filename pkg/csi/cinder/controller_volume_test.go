@@ -90,14 +90,15 @@ func TestControllerCreateVolume(t *testing.T) {
 		},
 		{
 			// Real Cinder answers 404 for an unknown type (openstack-rig);
-			// CSI keeps NotFound for a missing source.
+			// CSI keeps NotFound for a missing source. Lookup, POST, and
+			// the type lookup that tells the type from a vanished source.
 			name: "unknown volume type is InvalidArgument",
 			req: func(*controllerEnv) *csi.CreateVolumeRequest {
 				r := createReq("pvc-no-type", 1)
 				r.Parameters = map[string]string{"type": "no-such-type"}
 				return r
 			},
-			code: codes.InvalidArgument, volumes: 0, calls: 2,
+			code: codes.InvalidArgument, volumes: 0, calls: 3,
 		},
 		{
 			name: "RWX on a filesystem is InvalidArgument",
@@ -470,14 +471,18 @@ func TestControllerPVCAnnotationsBecomeSchedulerHints(t *testing.T) {
 
 	// The emulator has one backend host, so "away from" an existing volume
 	// cannot be placed: Cinder's no-backend error is ResourceExhausted and
-	// the failed volume is removed.
+	// the failed volume is deleted. Cinder (and the emulator) delete
+	// asynchronously, so the volume may still be listed as deleting when
+	// the call returns; anything in another status is a leak.
 	pvcs["ns/apart"] = map[string]string{AnnotationAntiAffinity: near}
 	req = createReq("pvc-apart", 1)
 	req.Parameters = map[string]string{params.KeyPVCName: "apart", params.KeyPVCNamespace: "ns"}
 	_, err = e.cs.CreateVolume(e.ctx(), req)
 	ctCode(t, err, codes.ResourceExhausted)
-	if n := len(e.volumesNamed("pvc-apart")); n != 0 {
-		t.Fatalf("%d failed volumes left", n)
+	for _, v := range e.volumesNamed("pvc-apart") {
+		if v.Status != "deleting" {
+			t.Fatalf("failed volume %s left in status %s, not deleted", v.ID, v.Status)
+		}
 	}
 
 	pvcs["ns/bad"] = map[string]string{AnnotationAffinity: "no-such-volume"}
