@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/cinder-csi/cinder-csi/pkg/version.Version=$(VERSION)
 CSI_SANITY_VERSION := v5.6.0
 
-.PHONY: help build test unit sanity sanity-binary bench lint demo fuzz clean
+.PHONY: help build test unit sanity sanity-binary bench lint demo demo-manila fuzz clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,8 +43,12 @@ bench: ## benchmarks (about 20 minutes; root for the node rows); writes the tabl
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/cinder-csi-plugin ./cmd/csi-bench
 	./$(BIN)/csi-bench -runs 5 -plugin $(BIN)/cinder-csi-plugin -out docs/benchmarks.md
 
-demo: build ## the plugin against the emulator, one volume through its whole life
+demo: build ## the plugins against the emulator: a Cinder volume, then a Manila share, through their whole lives
 	./$(BIN)/csi-demo
+	./$(BIN)/csi-demo --driver manila
+
+demo-manila: build ## the Manila part of the demo alone: an NFS share through its life
+	./$(BIN)/csi-demo --driver manila
 
 e2e-openstack: ## the driver end to end on a real OpenStack Zed (openstack-rig): controller, node, csi-sanity, differential test, benchmark
 	./hack/e2e-openstack.sh

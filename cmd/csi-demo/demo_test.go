@@ -27,7 +27,7 @@ func buildBinaries(t *testing.T) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../openstack-emulator", "../cinder-csi-plugin", ".")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../openstack-emulator", "../cinder-csi-plugin", "../manila-csi-plugin", ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

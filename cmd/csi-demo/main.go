@@ -27,6 +27,7 @@ func main() {
 }
 
 type options struct {
+	driver  string
 	binDir  string
 	profile string
 	keep    bool
@@ -37,7 +38,8 @@ func run(args []string, out io.Writer) int {
 	fs := flag.NewFlagSet("csi-demo", flag.ContinueOnError)
 	var o options
 	exe, _ := os.Executable()
-	fs.StringVar(&o.binDir, "bin-dir", filepath.Dir(exe), "directory holding openstack-emulator and cinder-csi-plugin")
+	fs.StringVar(&o.driver, "driver", "cinder", `"cinder" (a volume through its life) or "manila" (an NFS share through its life)`)
+	fs.StringVar(&o.binDir, "bin-dir", filepath.Dir(exe), "directory holding openstack-emulator, cinder-csi-plugin and manila-csi-plugin")
 	fs.StringVar(&o.profile, "profile", "realistic", `emulator latency profile: "realistic" or "fast"`)
 	fs.BoolVar(&o.keep, "keep-logs", false, "print the emulator and plugin logs at the end")
 	fs.DurationVar(&o.timeout, "step-timeout", 2*time.Minute, "deadline of each CSI call, as a sidecar's --timeout")
@@ -52,15 +54,24 @@ func run(args []string, out io.Writer) int {
 	defer stop()
 
 	d := &demo{opts: o, out: out, root: os.Geteuid() == 0}
-	err := d.start(ctx)
+	start, lifecycle, cleanup := d.start, d.lifecycle, d.cleanup
+	switch o.driver {
+	case "cinder":
+	case "manila":
+		start, lifecycle, cleanup = d.startManila, d.manilaLifecycle, d.manilaCleanup
+	default:
+		fmt.Fprintf(out, "csi-demo: --driver %q is neither cinder nor manila\n", o.driver)
+		return 2
+	}
+	err := start(ctx)
 	if err == nil {
-		err = d.lifecycle(ctx)
+		err = lifecycle(ctx)
 	}
 	// Cleanup runs even after a failed step or an interrupt, with its
 	// own context so that an interrupt does not cut it short.
 	cleanupCtx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if cerr := d.cleanup(cleanupCtx); cerr != nil && err == nil {
+	if cerr := cleanup(cleanupCtx); cerr != nil && err == nil {
 		err = cerr
 	}
 	if leftovers := d.stop(); leftovers != nil && err == nil {

@@ -48,6 +48,11 @@ type demo struct {
 
 	steps []*step
 	state lifecycleState
+
+	// The Manila run (--driver manila).
+	total      int
+	pluginName string
+	manila     manilaState
 }
 
 // logs keeps the processes' output in memory, so that nothing is written
@@ -77,7 +82,7 @@ func (s *syncBuffer) tail(n int) string {
 
 func (l *logs) dump(w io.Writer) {
 	fmt.Fprintf(w, "\n--- openstack-emulator log (last 40 lines)\n%s\n", l.emulator.tail(40))
-	fmt.Fprintf(w, "--- cinder-csi-plugin log (last 40 lines)\n%s\n", l.plugin.tail(40))
+	fmt.Fprintf(w, "--- CSI plugin log (last 40 lines)\n%s\n", l.plugin.tail(40))
 }
 
 func (d *demo) start(ctx context.Context) error {

@@ -62,7 +62,7 @@ var volumeCap = &csi.VolumeCapability{
 func (d *demo) runStep(ctx context.Context, title string, f func(ctx context.Context) (string, error)) error {
 	s := &step{n: len(d.steps) + 1, title: title}
 	d.steps = append(d.steps, s)
-	fmt.Fprintf(d.out, "[%d/%d] %s ...\n", s.n, totalSteps, title)
+	fmt.Fprintf(d.out, "[%d/%d] %s ...\n", s.n, d.stepsTotal(), title)
 	before := d.apiCalls()
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, d.opts.timeout)
@@ -86,7 +86,15 @@ func (d *demo) runStep(ctx context.Context, title string, f func(ctx context.Con
 func (d *demo) skipStep(title, reason string) {
 	s := &step{n: len(d.steps) + 1, title: title, result: "skipped", detail: reason}
 	d.steps = append(d.steps, s)
-	fmt.Fprintf(d.out, "[%d/%d] %s ...\n      skipped  %s\n", s.n, totalSteps, title, reason)
+	fmt.Fprintf(d.out, "[%d/%d] %s ...\n      skipped  %s\n", s.n, d.stepsTotal(), title, reason)
+}
+
+// stepsTotal is the number of steps of the run (Cinder's or Manila's).
+func (d *demo) stepsTotal() int {
+	if d.total > 0 {
+		return d.total
+	}
+	return totalSteps
 }
 
 func fmtDuration(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
