@@ -117,6 +117,8 @@ func build(ctx context.Context, o *options, m *metrics.Metrics) (*server.Server,
 			Version:            version.Version,
 			WithTopology:       o.withTopology,
 			ProvidesController: o.provideController,
+			// Volume group snapshots are served with the controller.
+			ProvidesGroupController: o.provideController,
 		}),
 	}
 	if o.provideController {
@@ -125,6 +127,7 @@ func build(ctx context.Context, o *options, m *metrics.Metrics) (*server.Server,
 			return nil, err
 		}
 		opts.Controller = cs
+		opts.GroupController = cinder.NewGroupControllerServer(cs)
 	}
 	if o.provideNode {
 		ns, err := buildNode(ctx, o, cfg, m)

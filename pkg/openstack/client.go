@@ -60,6 +60,8 @@ type cloud struct {
 	projectID string
 
 	polls *pollers
+	// groupPolls wait on generic volume groups and group snapshots.
+	groupPolls *groupPollers
 }
 
 // newCloud prepares a cloud; it does not touch the network (see connect).
@@ -81,6 +83,7 @@ func newCloud(name string, cc *config.Cloud, bs config.BlockStorage, opts *Optio
 	c := &cloud{name: name, opts: opts, obs: opts.observer(), bs: bs, provider: provider}
 	c.creds.Store(cc)
 	c.polls = newPollers(c)
+	c.groupPolls = newGroupPollers(c)
 	c.sharePolls = newSharePollers(c)
 	return c, nil
 }

@@ -113,10 +113,12 @@ type Volume struct {
 	SnapshotID       string
 	SourceVolumeID   string
 	BackupID         string
-	Metadata         map[string]string
-	Attachments      []VolumeAttachment
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// GroupID is the generic volume group the volume belongs to (3.13).
+	GroupID     string
+	Metadata    map[string]string
+	Attachments []VolumeAttachment
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // VolumeAttachment is one entry of a volume's Cinder attachments list.
@@ -164,6 +166,9 @@ type Snapshot struct {
 	SizeGiB     int
 	Metadata    map[string]string
 	CreatedAt   time.Time
+	// GroupSnapshotID is set on the member snapshots of a group snapshot
+	// (3.14); Cinder refuses to delete them one by one.
+	GroupSnapshotID string
 }
 
 // CreateSnapshotOpts describes a snapshot to create.
@@ -346,6 +351,7 @@ type Features struct {
 	CreateFromBackup   bool // 3.47: backup_id in volume create
 	BackupMetadata     bool // 3.43: metadata on backups
 	NovaMultiattach    bool // 2.60
+	Groups             bool // 3.25: generic volume groups, group snapshots, list_volume
 }
 
 // Clouds resolves the cloud a request selects through the `cloud` key of

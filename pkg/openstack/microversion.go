@@ -21,6 +21,7 @@ const (
 	mvBackupMetadata   = "3.43" // metadata on backups
 	mvCreateFromBackup = "3.47" // backup_id in a volume create
 	mvBackupAZ         = "3.51" // availability_zone in a backup create
+	mvGroups           = "3.25" // groups (3.13), group snapshots (3.14), a group's volume list (3.25)
 	// wantCinder is the highest Cinder microversion any call needs.
 	wantCinder = mvBackupAZ
 
@@ -138,6 +139,7 @@ func discoverFeatures(ctx context.Context, pc *gophercloud.ProviderClient, volum
 	f.ExtendInUse = !cur.less(mustMV(mvExtendInUse))
 	f.BackupMetadata = !cur.less(mustMV(mvBackupMetadata))
 	f.CreateFromBackup = !cur.less(mustMV(mvCreateFromBackup))
+	f.Groups = !cur.less(mustMV(mvGroups))
 
 	max, ok, err := maxMicroversion(withCall(ctx, serviceCompute, "version_get"), pc, computeEndpoint, 2)
 	if err != nil {

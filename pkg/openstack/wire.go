@@ -72,6 +72,7 @@ type wireVolume struct {
 	SnapshotID       string            `json:"snapshot_id"`
 	SourceVolID      string            `json:"source_volid"`
 	BackupID         string            `json:"backup_id"`
+	GroupID          string            `json:"group_id"`
 	Metadata         map[string]string `json:"metadata"`
 	Attachments      []wireAttachment  `json:"attachments"`
 	CreatedAt        osTime            `json:"created_at"`
@@ -83,7 +84,7 @@ func (w *wireVolume) toVolume() Volume {
 		ID: w.ID, Name: w.Name, Description: w.Description, Status: w.Status,
 		MigrationStatus: w.MigrationStatus, SizeGiB: w.Size, AvailabilityZone: w.AvailabilityZone,
 		VolumeType: w.VolumeType, Multiattach: bool(w.Multiattach), Bootable: bool(w.Bootable),
-		SnapshotID: w.SnapshotID, SourceVolumeID: w.SourceVolID, BackupID: w.BackupID,
+		SnapshotID: w.SnapshotID, SourceVolumeID: w.SourceVolID, BackupID: w.BackupID, GroupID: w.GroupID,
 		Metadata: w.Metadata, CreatedAt: time.Time(w.CreatedAt), UpdatedAt: time.Time(w.UpdatedAt),
 	}
 	for _, a := range w.Attachments {
@@ -112,11 +113,13 @@ type wireSnapshot struct {
 	Size        int               `json:"size"`
 	Metadata    map[string]string `json:"metadata"`
 	CreatedAt   osTime            `json:"created_at"`
+	GroupSnap   string            `json:"group_snapshot_id"`
 }
 
 func (w *wireSnapshot) toSnapshot() Snapshot {
 	return Snapshot{ID: w.ID, Name: w.Name, Description: w.Description, Status: w.Status,
-		VolumeID: w.VolumeID, SizeGiB: w.Size, Metadata: w.Metadata, CreatedAt: time.Time(w.CreatedAt)}
+		VolumeID: w.VolumeID, SizeGiB: w.Size, Metadata: w.Metadata, CreatedAt: time.Time(w.CreatedAt),
+		GroupSnapshotID: w.GroupSnap}
 }
 
 type wireBackup struct {

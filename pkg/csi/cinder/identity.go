@@ -20,6 +20,9 @@ type IdentityOptions struct {
 	// ProvidesController advertises CONTROLLER_SERVICE; a node-only pod
 	// must not (--provide-controller-service).
 	ProvidesController bool
+	// ProvidesGroupController advertises GROUP_CONTROLLER_SERVICE (volume
+	// group snapshots); set with ProvidesController.
+	ProvidesGroupController bool
 }
 
 // IdentityServer is the CSI identity service. Probe makes no cloud call:
@@ -65,6 +68,9 @@ func (ids *IdentityServer) GetPluginCapabilities(context.Context, *csi.GetPlugin
 	}
 	if ids.opts.ProvidesController {
 		service(csi.PluginCapability_Service_CONTROLLER_SERVICE)
+	}
+	if ids.opts.ProvidesGroupController {
+		service(csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE)
 	}
 	if ids.opts.WithTopology {
 		service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS)

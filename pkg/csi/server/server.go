@@ -47,6 +47,8 @@ type Options struct {
 	Identity   csi.IdentityServer
 	Controller csi.ControllerServer
 	Node       csi.NodeServer
+	// GroupController (volume group snapshots) is registered when set.
+	GroupController csi.GroupControllerServer
 
 	// Metrics records CSI RPC metrics; nil records nothing.
 	Metrics *metrics.Metrics
@@ -99,6 +101,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Node != nil {
 		csi.RegisterNodeServer(g, opts.Node)
+	}
+	if opts.GroupController != nil {
+		csi.RegisterGroupControllerServer(g, opts.GroupController)
 	}
 	return &Server{network: network, address: address, grpc: g, gracefulTimeout: graceful}, nil
 }

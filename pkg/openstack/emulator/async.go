@@ -6,7 +6,8 @@ import (
 
 // Operation names for latency settings.
 var latencyOps = []string{"volume_create", "volume_delete", "volume_extend", "volume_retype", "attach", "detach",
-	"snapshot_create", "snapshot_delete", "backup_create", "backup_delete", "backup_restore"}
+	"snapshot_create", "snapshot_delete", "backup_create", "backup_delete", "backup_restore",
+	"group_create", "group_update", "group_delete", "group_snapshot_create", "group_snapshot_delete"}
 
 // knownOp reports whether op is a Cinder/Nova operation or one a service
 // registered (every op has an entry in e.latency from Start on).
@@ -65,6 +66,9 @@ func profileLatency(profile string) map[string]time.Duration {
 	m["backup_create"] = 10 * time.Second
 	m["backup_delete"] = time.Second
 	m["backup_restore"] = 3 * time.Second
+	for op, d := range realisticGroupLatency {
+		m[op] = d
+	}
 	return m
 }
 

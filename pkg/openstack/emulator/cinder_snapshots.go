@@ -27,7 +27,7 @@ func (e *Emulator) snapshotBodyLocked(s *snapshot, q *req) map[string]any {
 		"os-extended-snapshot-attributes:project_id": s.ProjectID, "os-extended-snapshot-attributes:progress": progressOf(s.Status),
 	}
 	if q.mv.AtLeast("3.14") {
-		b["group_snapshot_id"] = nil
+		b["group_snapshot_id"] = nilIfEmpty(s.GroupSnapshotID)
 	}
 	if q.mv.AtLeast("3.41") {
 		b["user_id"] = s.UserID
@@ -233,7 +233,7 @@ func (e *Emulator) deleteSnapshot(q *req) {
 	if s == nil {
 		return
 	}
-	if s.Status != "available" && s.Status != "error" && s.Status != "error_deleting" {
+	if s.Status != "available" && s.Status != "error" && s.Status != "error_deleting" || s.GroupSnapshotID != "" {
 		writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Volume Snapshot status must be available or error and must not be part of a group.")
 		return
 	}

@@ -26,6 +26,7 @@ func (e *Emulator) cinderRoutes(add addFunc) {
 	e.cinderSnapshotRoutes(add)
 	e.cinderBackupRoutes(add)
 	e.cinderMiscRoutes(add)
+	e.cinderGroupRoutes(add)
 }
 
 func (e *Emulator) volumeBodyLocked(v *volume, q *req) map[string]any {
@@ -69,7 +70,7 @@ func (e *Emulator) volumeBodyLocked(v *volume, q *req) map[string]any {
 		"os-vol-mig-status-attr:migstat": nil, "os-vol-mig-status-attr:name_id": nil,
 	}
 	if q.mv.AtLeast("3.13") {
-		b["group_id"] = nil
+		b["group_id"] = nilIfEmpty(v.GroupID)
 	}
 	if q.mv.AtLeast("3.21") {
 		b["provider_id"] = nil
@@ -457,7 +458,7 @@ func (e *Emulator) deleteVolume(q *req) {
 		return
 	}
 	snaps := e.st.snapshotsOfVolume(v.ID)
-	if !deletableVolumeStatus[v.Status] || len(e.st.attachmentsOfVolume(v.ID)) > 0 || (len(snaps) > 0 && !cascade) {
+	if !deletableVolumeStatus[v.Status] || len(e.st.attachmentsOfVolume(v.ID)) > 0 || (len(snaps) > 0 && !cascade) || v.GroupID != "" {
 		writeError(q.w, http.StatusBadRequest, "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.")
 		return
 	}

@@ -271,6 +271,7 @@ func (e *Emulator) seed() {
 	s.VolumeTypes["3d5a8e31-6f0c-4c1a-b2e4-7d9f0a1b2c3d"] = &volumeType{ID: "3d5a8e31-6f0c-4c1a-b2e4-7d9f0a1b2c3d", Name: "__DEFAULT__", Description: "Default Volume Type", ExtraSpecs: map[string]string{}, IsPublic: true}
 	s.VolumeTypes["5e7f9a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"] = &volumeType{ID: "5e7f9a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b", Name: "ssd", ExtraSpecs: map[string]string{"volume_backend_name": "ssd"}, IsPublic: true}
 	s.VolumeTypes["7a9b1c2d-3e4f-4a5b-9c6d-7e8f9a0b1c2d"] = &volumeType{ID: "7a9b1c2d-3e4f-4a5b-9c6d-7e8f9a0b1c2d", Name: "multiattach", ExtraSpecs: map[string]string{"multiattach": "<is> True"}, IsPublic: true}
+	e.seedGroupTypesLocked()
 }
 
 func (e *Emulator) addServerLocked(sp ServerSpec, now time.Time) {

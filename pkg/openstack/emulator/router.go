@@ -81,6 +81,7 @@ func splitPath(p string) []string {
 var cinderTop = map[string]bool{
 	"volumes": true, "snapshots": true, "backups": true, "types": true, "os-availability-zone": true,
 	"os-quota-sets": true, "limits": true, "messages": true, "extensions": true, "attachments": true,
+	"groups": true, "group_types": true, "group_snapshots": true,
 }
 
 var novaTop = map[string]bool{

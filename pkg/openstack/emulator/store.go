@@ -71,6 +71,8 @@ type volume struct {
 	DataFile              string
 	// PreviousStatus is where an "extending" or "backing-up" volume returns to.
 	PreviousStatus string
+	// GroupID is the generic volume group the volume is in (cinder_groups.go).
+	GroupID string
 }
 
 // attachment is one server-volume link, shared by the Nova (block device
@@ -100,6 +102,8 @@ type snapshot struct {
 	Metadata              map[string]string
 	CreatedAt, UpdatedAt  time.Time
 	DataFile              string
+	// GroupSnapshotID marks a member of a group snapshot.
+	GroupSnapshotID string
 }
 
 type backup struct {
@@ -145,6 +149,9 @@ type state struct {
 	Backups        map[string]*backup
 	Messages       map[string]*message
 	Quotas         map[string]*quota // by project id; missing means defaults
+	GroupTypes     map[string]*groupType
+	Groups         map[string]*volumeGroup
+	GroupSnapshots map[string]*groupSnapshot
 }
 
 func newState() *state {
@@ -163,6 +170,9 @@ func newState() *state {
 		Backups:        map[string]*backup{},
 		Messages:       map[string]*message{},
 		Quotas:         map[string]*quota{},
+		GroupTypes:     map[string]*groupType{},
+		Groups:         map[string]*volumeGroup{},
+		GroupSnapshots: map[string]*groupSnapshot{},
 	}
 }
 

@@ -223,14 +223,16 @@ func startDriver(ctx context.Context, t *testing.T, emu *emulator.Emulator, conf
 	srv, err := server.New(server.Options{
 		Endpoint: endpoint,
 		Identity: cinder.NewIdentityServer(cinder.IdentityOptions{
-			DriverName:         cinder.DefaultDriverName,
-			Version:            "sanity",
-			WithTopology:       true,
-			ProvidesController: true,
+			DriverName:              cinder.DefaultDriverName,
+			Version:                 "sanity",
+			WithTopology:            true,
+			ProvidesController:      true,
+			ProvidesGroupController: true,
 		}),
-		Controller:    cs,
-		Node:          ns,
-		SlowThreshold: -1,
+		Controller:      cs,
+		GroupController: cinder.NewGroupControllerServer(cs),
+		Node:            ns,
+		SlowThreshold:   -1,
 	})
 	if err != nil {
 		t.Fatalf("CSI server: %v", err)

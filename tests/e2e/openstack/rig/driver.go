@@ -89,14 +89,16 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...opens
 	srv, err := server.New(server.Options{
 		Endpoint: d.Endpoint,
 		Identity: cinder.NewIdentityServer(cinder.IdentityOptions{
-			DriverName:         cinder.DefaultDriverName,
-			Version:            "e2e-openstack",
-			WithTopology:       true,
-			ProvidesController: true,
+			DriverName:              cinder.DefaultDriverName,
+			Version:                 "e2e-openstack",
+			WithTopology:            true,
+			ProvidesController:      true,
+			ProvidesGroupController: true,
 		}),
-		Controller:    cs,
-		Node:          ns,
-		SlowThreshold: -1,
+		Controller:      cs,
+		GroupController: cinder.NewGroupControllerServer(cs),
+		Node:            ns,
+		SlowThreshold:   -1,
 	})
 	if err != nil {
 		t.Fatalf("CSI server: %v", err)
