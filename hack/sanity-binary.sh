@@ -141,7 +141,7 @@ printf 'GET /admin/state HTTP/1.0\r\nHost: %s\r\n\r\n' "$hostport" >&3
 state=$(cat <&3)
 exec 3<&-
 leaks=0
-for kind in volumes snapshots backups attachments; do
+for kind in volumes snapshots backups attachments groups group_snapshots; do
   if ! grep -Eq "\"$kind\":(null|\[\])" <<<"$state"; then
     echo "sanity-binary: the emulator still holds $kind: $(grep -Eo "\"$kind\":\[[^]]*\]" <<<"$state" | head -c 600)" >&2
     leaks=1

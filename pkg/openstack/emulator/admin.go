@@ -143,6 +143,7 @@ func (e *Emulator) adminState(q *req) {
 	writeJSON(q.w, http.StatusOK, map[string]any{
 		"volumes": e.Volumes(), "snapshots": e.Snapshots(), "backups": e.Backups(),
 		"attachments": e.Attachments(), "servers": e.Servers(),
+		"groups": e.GroupIDs(), "group_snapshots": e.GroupSnapshotIDs(),
 		"projects": map[string]string{"demo": e.ProjectID("demo"), "second": e.ProjectID("second")},
 	})
 }

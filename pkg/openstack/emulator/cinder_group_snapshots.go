@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"net/http"
+	"sort"
 	"time"
 )
 
@@ -192,4 +193,27 @@ func (e *Emulator) VolumeGroupID(volumeID string) string {
 		return v.GroupID
 	}
 	return ""
+}
+
+// GroupIDs and GroupSnapshotIDs list what the emulator holds, sorted, for
+// leak checks (nil when none).
+func (e *Emulator) GroupIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return sortedKeysOf(e.st.Groups)
+}
+
+func (e *Emulator) GroupSnapshotIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return sortedKeysOf(e.st.GroupSnapshots)
+}
+
+func sortedKeysOf[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

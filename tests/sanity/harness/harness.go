@@ -307,6 +307,12 @@ func checkCloudEmpty(t *testing.T, emu *emulator.Emulator) {
 	for _, a := range emu.Attachments() {
 		t.Errorf("leaked attachment %s of volume %s to server %s (status %s)", a.ID, a.VolumeID, a.ServerID, a.Status)
 	}
+	for _, id := range emu.GroupIDs() {
+		t.Errorf("leaked group %s", id)
+	}
+	for _, id := range emu.GroupSnapshotIDs() {
+		t.Errorf("leaked group snapshot %s", id)
+	}
 }
 
 func checkNoMounts(t *testing.T, under string) {
