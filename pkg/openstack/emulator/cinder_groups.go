@@ -174,7 +174,7 @@ func (e *Emulator) createGroupType(q *req) {
 	t := &groupType{ID: newUUID(), Name: in.Name, Description: in.Description, GroupSpecs: copyMap(in.GroupSpecs), IsPublic: in.IsPublic == nil || *in.IsPublic}
 	e.st.GroupTypes[t.ID] = t
 	e.markDirty()
-	writeJSON(q.w, http.StatusOK, map[string]any{"group_type": groupTypeBody(t)})
+	writeJSON(q.w, http.StatusAccepted, map[string]any{"group_type": groupTypeBody(t)})
 }
 
 func (e *Emulator) deleteGroupType(q *req) {

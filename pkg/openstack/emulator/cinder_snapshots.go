@@ -233,7 +233,12 @@ func (e *Emulator) deleteSnapshot(q *req) {
 	if s == nil {
 		return
 	}
-	if s.Status != "available" && s.Status != "error" && s.Status != "error_deleting" || s.GroupSnapshotID != "" {
+	if s.GroupSnapshotID != "" {
+		// Zed's conditional update words it differently for a member.
+		writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.")
+		return
+	}
+	if s.Status != "available" && s.Status != "error" && s.Status != "error_deleting" {
 		writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Volume Snapshot status must be available or error and must not be part of a group.")
 		return
 	}
