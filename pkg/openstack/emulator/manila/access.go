@@ -25,7 +25,7 @@ func (s *Service) accessRoutes(add func(string, string, host.Handler)) {
 	add("GET", "/share-access-rules", s.listAccessRules)
 	add("GET", "/share-access-rules/{access_id}", s.getAccessRule)
 	add("PUT", "/share-access-rules/{access_id}", s.updateAccessRule)
-	add("PUT", "/share-access-rules/{access_id}/metadata", s.accessMetadata(metaMerge))
+	add("PUT", "/share-access-rules/{access_id}/metadata", s.accessMetadata(metaUpdate))
 	add("DELETE", "/share-access-rules/{access_id}/metadata/{key}", s.accessMetadata(metaDeleteKey))
 }
 
@@ -62,15 +62,18 @@ func validateAccess(in allowBody) string {
 			return fmt.Sprintf("'%s' does not appear to be an IPv4 or IPv6 network", in.AccessTo)
 		}
 	case "cephx":
-		if in.AccessTo == "" || len(in.AccessTo) > 255 || strings.Contains(in.AccessTo, ".") {
-			return "Invalid access rule: Bad cephx id " + in.AccessTo + "."
+		if strings.Contains(in.AccessTo, ".") {
+			return "Ceph IDs may not contain periods."
+		}
+		if in.AccessTo == "" || len(in.AccessTo) > 255 {
+			return "Ceph IDs must be 1 to 255 characters long."
 		}
 	case "user", "cert":
 		if in.AccessTo == "" {
 			return "Invalid access rule: Invalid " + in.AccessType + " access."
 		}
 	default:
-		return "Invalid access rule: Only 'ip', 'user', 'cert' or 'cephx' access types are supported."
+		return "Only 'ip', 'user', 'cert' or 'cephx' access types are supported."
 	}
 	if in.AccessLevel != "rw" && in.AccessLevel != "ro" {
 		return "Invalid access rule: Invalid share access level: " + in.AccessLevel + "."
@@ -92,12 +95,11 @@ func (s *Service) allowAccess(q *host.Request, raw json.RawMessage) {
 		return
 	}
 	if in.AccessType == "cephx" && !q.MV.AtLeast("2.13") {
-		badRequest(q, "Invalid access rule: Only 'ip', 'user' or 'cert' access types are supported.")
+		badRequest(q, "Only 'ip', 'user' or 'cert' access types are supported.")
 		return
 	}
-	if in.Metadata != nil && !q.MV.AtLeast("2.45") {
-		badRequest(q, "Invalid input received: metadata is not supported before 2.45.")
-		return
+	if !q.MV.AtLeast("2.45") {
+		in.Metadata = nil // ignored before 2.45 (checked on Zed)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,7 +108,7 @@ func (s *Service) allowAccess(q *host.Request, raw json.RawMessage) {
 		return
 	}
 	if sh.Status != "available" {
-		badRequest(q, "Invalid share: Share status must be available.")
+		badRequest(q, "New access rules cannot be applied while the share or any of its replicas or migration copies lacks a valid host or is in an invalid state.")
 		return
 	}
 	for _, r := range s.st.rulesOf(sh.ID) {
@@ -291,7 +293,7 @@ func (s *Service) listAccessRules(q *host.Request) {
 	}
 	shareID := lq.vals.Get("share_id")
 	if shareID == "" {
-		badRequest(q, "The share ID must be specified.")
+		badRequest(q, "The field 'share_id' has to be specified.")
 		return
 	}
 	s.mu.Lock()

@@ -90,8 +90,12 @@ func (s *Service) resize(q *host.Request, raw json.RawMessage, grow bool) {
 		return
 	}
 	if sh.Status != "available" {
-		badRequest(q, fmt.Sprintf("Invalid share: %s operation can only be done on shares in available state, share %s is in %s state.",
-			map[bool]string{true: "Extend", false: "Shrink"}[grow], sh.ID, sh.Status))
+		if grow {
+			badRequest(q, fmt.Sprintf("Invalid share: Share %s status must be 'available' to extend, but current status is: %s.", sh.ID, sh.Status))
+		} else {
+			// Worded as Zed's share API does; not seen on the rig.
+			badRequest(q, fmt.Sprintf("Invalid share: Share %s status must in (available, shrinking_possible_data_loss_error) to shrink, but current status is: %s.", sh.ID, sh.Status))
+		}
 		return
 	}
 	if grow && newSize <= sh.Size {
@@ -102,7 +106,7 @@ func (s *Service) resize(q *host.Request, raw json.RawMessage, grow bool) {
 		badRequest(q, fmt.Sprintf("Invalid input received: New size for shrink must be less than current size and greater than 0 (current: %d, new: %d).", sh.Size, newSize))
 		return
 	}
-	if grow && !s.checkShareQuotaLocked(q, newSize-sh.Size, false) {
+	if grow && !s.checkExtendQuotaLocked(q, newSize-sh.Size) {
 		return
 	}
 	op, st := OpShareShrink, "shrinking"

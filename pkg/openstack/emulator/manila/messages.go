@@ -19,6 +19,7 @@ var messageActions = map[string]string{
 var messageDetails = map[string]string{
 	"001": "An unknown error occurred.",
 	"002": "No storage could be allocated for this share request. Trying again with a different size or share type may succeed.",
+	"003": "Driver does not expect share-network to be provided with current configuration.",
 	"008": "No storage could be allocated for this share request, Capabilities filter didn't succeed.",
 	"015": "Share Driver failed to extend share, The share status has been set to extending_error. This action cannot be re-attempted until the status has been rectified. Contact your administrator to determine the cause of this failure.",
 	"018": "Share Driver refused to shrink the share. The size to be shrunk is smaller than the current used space. The share status has been set to available. Please select a size greater than the current used space.",

@@ -14,6 +14,9 @@ const (
 	metaReplace
 	metaGetKey
 	metaDeleteKey
+	// metaUpdate merges like metaMerge but answers with the request's
+	// items only (access rule metadata, checked on Zed).
+	metaUpdate
 )
 
 // metadataCall serves the five metadata calls on md (a share's or a
@@ -40,7 +43,7 @@ func metadataCall(q *host.Request, op metaOp, md *map[string]string) bool {
 		delete(*md, q.P("key"))
 		q.W.WriteHeader(http.StatusOK)
 		return true
-	case metaMerge, metaReplace:
+	case metaMerge, metaReplace, metaUpdate:
 		var body struct {
 			Metadata map[string]string `json:"metadata"`
 		}
@@ -62,6 +65,10 @@ func metadataCall(q *host.Request, op metaOp, md *map[string]string) bool {
 		}
 		for k, v := range body.Metadata {
 			(*md)[k] = v
+		}
+		if op == metaUpdate {
+			host.WriteJSON(q.W, http.StatusOK, map[string]any{"metadata": copyMap(body.Metadata)})
+			return true
 		}
 		host.WriteJSON(q.W, http.StatusOK, map[string]any{"metadata": copyMap(*md)})
 		return true

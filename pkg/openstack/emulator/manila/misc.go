@@ -113,6 +113,22 @@ func (s *Service) SetQuota(projectID string, qt Quota) {
 	s.h.MarkDirty()
 }
 
+// QuotaOf returns a project's Manila quota in force.
+func (s *Service) QuotaOf(projectID string) Quota {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quotaLocked(projectID)
+}
+
+// ResetQuota returns a project to the default quota (an admin's
+// quota-set delete).
+func (s *Service) ResetQuota(projectID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.st.Quotas, projectID)
+	s.h.MarkDirty()
+}
+
 type usage struct{ shares, gigabytes, snapshots, snapshotGigabytes, shareNetworks int }
 
 func (s *Service) usageLocked(projectID string) usage {
@@ -150,7 +166,18 @@ func (s *Service) checkShareQuotaLocked(q *host.Request, gb int, newShare bool) 
 		return false
 	}
 	if newShare && qt.Shares >= 0 && u.shares+1 > qt.Shares {
-		overLimit(q, fmt.Sprintf("ShareLimitExceeded: Maximum number of shares allowed (%d) exceeded.", qt.Shares))
+		overLimit(q, fmt.Sprintf("ShareLimitExceeded: Maximum number of shares allowed (%d) either per project/user or share type quota is exceeded.", qt.Shares))
+		return false
+	}
+	return true
+}
+
+// checkExtendQuotaLocked is the extend's quota check: Zed answers it with
+// 403 and no exception name (checked on the rig).
+func (s *Service) checkExtendQuotaLocked(q *host.Request, gb int) bool {
+	qt, u := s.quotaLocked(q.ProjectID), s.usageLocked(q.ProjectID)
+	if qt.Gigabytes >= 0 && u.gigabytes+gb > qt.Gigabytes {
+		host.WriteFault(q.W, http.StatusForbidden, "Requested share exceeds allowed project/user or share type gigabytes quota.")
 		return false
 	}
 	return true
@@ -163,7 +190,7 @@ func (s *Service) checkSnapshotQuotaLocked(q *host.Request, gb int) bool {
 		return false
 	}
 	if qt.Snapshots >= 0 && u.snapshots+1 > qt.Snapshots {
-		overLimit(q, fmt.Sprintf("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) exceeded.", qt.Snapshots))
+		overLimit(q, fmt.Sprintf("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) either per project/user or share type quota is exceeded.", qt.Snapshots))
 		return false
 	}
 	return true

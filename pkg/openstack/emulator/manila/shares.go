@@ -152,7 +152,7 @@ func (s *Service) createShare(q *host.Request) {
 	az := in.AvailabilityZone
 	if az != "" {
 		if _, ok := s.st.AZIDs[az]; !ok {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Availability zone %s could not be found.", az))
+			host.WriteFault(q.W, http.StatusNotFound, "Availability zone %(id)s could not be found.")
 			return
 		}
 	} else if snap != nil {
@@ -178,7 +178,7 @@ func (s *Service) createShare(q *host.Request) {
 		Metadata: copyMap(in.Metadata), CreatedAt: now,
 		// A share from a snapshot takes its parent's zone at once: the
 		// create response already names it (checked on the rig).
-		Scheduled: snap != nil,
+		Scheduled: snap != nil, AZExplicit: in.AvailabilityZone != "",
 	}
 	s.st.Shares[sh.ID] = sh
 	s.h.MarkDirty()
@@ -201,10 +201,15 @@ func sizeText(v any) string {
 // and completes on the share manager's periodic task (share_restore).
 func (s *Service) scheduleCreateLocked(sh *share, t *shareType, requestID string) {
 	id := sh.ID
-	fail := ""
+	// Failures as the rig gives them: (action, detail) of the user message.
+	failAction, fail, undeletable := "001", "", false
 	switch {
 	case t.Protocol != "" && t.Protocol != sh.Proto:
-		fail = "008"
+		fail = "008" // the scheduler's capabilities filter
+	case sh.ShareNetworkID != "" && !isTrue(t.ExtraSpecs["driver_handles_share_servers"]):
+		// The driver refuses a share network it does not expect, and the
+		// share cannot be deleted afterwards (error_deleting, 007/001).
+		failAction, fail, undeletable = "002", "003", true
 	case s.h.Chance(s.h.Faults().ShareErrorRate):
 		fail = "002"
 	}
@@ -217,7 +222,8 @@ func (s *Service) scheduleCreateLocked(sh *share, t *shareType, requestID string
 				return
 			}
 			if fail != "" {
-				s.failShareLocked(sh, "001", fail, requestID)
+				sh.Undeletable = undeletable
+				s.failShareLocked(sh, failAction, fail, requestID)
 				return
 			}
 			s.finishCreateLocked(sh)
@@ -334,11 +340,31 @@ func (s *Service) deleteShare(q *host.Request) {
 	s.h.Later(OpShareDelete, 1, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if sh := s.st.Shares[id]; sh != nil && sh.Status == "deleting" {
-			s.removeShareLocked(id)
+		sh := s.st.Shares[id]
+		if sh == nil || sh.Status != "deleting" {
+			return
 		}
+		if sh.Undeletable {
+			// No user message: the rig leaves none for this delete.
+			sh.Status, sh.UpdatedAt = "error_deleting", time.Now().UTC()
+			s.h.MarkDirty()
+			return
+		}
+		s.removeShareLocked(id)
 	})
 	q.W.WriteHeader(http.StatusAccepted)
+}
+
+// ForceDeleteShare removes a share whatever its status, with its rules and
+// directory (an admin's force_delete). Its snapshots must be gone first.
+func (s *Service) ForceDeleteShare(shareID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.st.Shares[shareID]; !ok || len(s.st.snapshotsOf(shareID)) > 0 {
+		return false
+	}
+	s.removeShareLocked(shareID)
+	return true
 }
 
 // removeShareLocked drops a share with its rules and directory.
@@ -362,7 +388,7 @@ func (s *Service) listExportLocations(q *host.Request) {
 	}
 	out := []any{}
 	for _, el := range visibleExports(sh) {
-		out = append(out, exportBody(q.MV, el))
+		out = append(out, exportBody(q.MV, el, sh.CreatedAt, false))
 	}
 	host.WriteJSON(q.W, http.StatusOK, map[string]any{"export_locations": out})
 }
@@ -376,11 +402,11 @@ func (s *Service) getExportLocation(q *host.Request) {
 	}
 	for _, el := range visibleExports(sh) {
 		if el.ID == q.P("export_id") {
-			host.WriteJSON(q.W, http.StatusOK, map[string]any{"export_location": exportBody(q.MV, el)})
+			host.WriteJSON(q.W, http.StatusOK, map[string]any{"export_location": exportBody(q.MV, el, sh.CreatedAt, true)})
 			return
 		}
 	}
-	host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Export location %s could not be found.", q.P("export_id")))
+	host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Export location '%s' not found.", q.P("export_id")))
 }
 
 // AddExportLocation gives a share another export location (tests of the

@@ -331,3 +331,36 @@ func TestShareTypesAndZones(t *testing.T) {
 		t.Errorf("availability-zones at 2.7: %d %v", code, body)
 	}
 }
+
+func TestShareNetworkOnATypeWithoutShareServersEndsUndeletable(t *testing.T) {
+	e := start(t, emulator.Options{})
+	c := client(t, e, "2.73")
+	code, body, _ := raw(t, c, "POST", c.ServiceURL("share-networks"), "2.73", map[string]any{"share_network": map[string]any{"name": "net"}})
+	if code != 200 {
+		t.Fatalf("share network create: %d %v", code, body)
+	}
+	net := body["share_network"].(map[string]any)["id"].(string)
+	sh := createShare(t, c, shares.CreateOpts{ShareProto: "NFS", Size: 1, ShareType: "cephfsnfstype", ShareNetworkID: net})
+	if sh.Status != "error" {
+		t.Fatalf("status %s, want error", sh.Status)
+	}
+	pages, _ := messages.List(c, messages.ListOpts{ResourceID: sh.ID}).AllPages(ctx)
+	ms, _ := messages.ExtractMessages(pages)
+	if len(ms) != 1 || ms[0].UserMessage != "create: Driver does not expect share-network to be provided with current configuration." {
+		t.Errorf("messages %+v", ms)
+	}
+	if err := shares.Delete(ctx, c, sh.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := waitFor(t, func() (*shares.Share, error) { return shares.Get(ctx, c, sh.ID).Extract() },
+		func(s *shares.Share) string { return s.Status }, is("error_deleting"))
+	if got.Status != "error_deleting" {
+		t.Fatalf("status %s", got.Status)
+	}
+	if !e.Manila().ForceDeleteShare(sh.ID) {
+		t.Fatal("ForceDeleteShare refused")
+	}
+	if _, err := shares.Get(ctx, c, sh.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Errorf("after force delete: %v", err)
+	}
+}

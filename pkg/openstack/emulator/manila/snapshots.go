@@ -55,9 +55,8 @@ func (s *Service) createSnapshot(q *host.Request) {
 		host.WriteFault(q.W, http.StatusUnprocessableEntity, "Unable to process the contained instructions")
 		return
 	}
-	if in.Metadata != nil && !q.MV.AtLeast("2.73") {
-		badRequest(q, "Invalid input received: metadata is not supported before 2.73.")
-		return
+	if !q.MV.AtLeast("2.73") {
+		in.Metadata = nil // ignored before 2.73 (checked on Zed)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,24 +20,29 @@ type shareType struct {
 }
 
 type share struct {
-	ID, InstanceID        string
-	Name, Description     string
-	Status                string
-	Proto                 string
-	TypeID                string
-	AZ                    string
-	ProjectID, UserID     string
-	SnapshotID            string
-	ShareNetworkID        string
-	ShareGroupID          string
-	IsPublic              bool
-	Size                  int
-	Metadata              map[string]string
-	Exports               []*exportLocation
-	CreatedAt, UpdatedAt  time.Time
-	TaskState             string
-	Scheduled             bool // scheduled to a backend: availability_zone and host are known
-	PreviousSize          int  // the size before an extend or shrink in flight
+	ID, InstanceID       string
+	Name, Description    string
+	Status               string
+	Proto                string
+	TypeID               string
+	AZ                   string
+	ProjectID, UserID    string
+	SnapshotID           string
+	ShareNetworkID       string
+	ShareGroupID         string
+	IsPublic             bool
+	Size                 int
+	Metadata             map[string]string
+	Exports              []*exportLocation
+	CreatedAt, UpdatedAt time.Time
+	TaskState            string
+	Scheduled            bool // scheduled to a backend: availability_zone and host are known
+	AZExplicit           bool // the request named the zone: the create response shows it
+	PreviousSize         int  // the size before an extend or shrink in flight
+	// Undeletable: the share failed in a way its backend cannot undo (a
+	// share network on a type without share servers): delete ends in
+	// error_deleting, as on the rig, until ForceDeleteShare.
+	Undeletable           bool
 	SchedulerHintSameHost string
 }
 

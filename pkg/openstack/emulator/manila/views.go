@@ -1,6 +1,8 @@
 package manila
 
 import (
+	"time"
+
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
 )
 
@@ -23,7 +25,7 @@ func (s *Service) shareBodyLocked(q *host.Request, sh *share) map[string]any {
 		typeName = t.Name
 	}
 	var az any
-	if sh.Scheduled {
+	if sh.Scheduled || sh.AZExplicit {
 		az = nullable(sh.AZ)
 	}
 	b := map[string]any{
@@ -120,10 +122,15 @@ func visibleExports(sh *share) []*exportLocation {
 	return out
 }
 
-func exportBody(mv host.Microversion, el *exportLocation) map[string]any {
+// exportBody renders an export location; one shown on its own (detail)
+// also has its timestamps.
+func exportBody(mv host.Microversion, el *exportLocation, created time.Time, detail bool) map[string]any {
 	b := map[string]any{"id": el.ID, "path": el.Path}
 	if mv.AtLeast("2.14") {
 		b["preferred"] = el.Preferred
+	}
+	if detail {
+		b["created_at"], b["updated_at"] = host.Time(created), host.Time(created)
 	}
 	return b
 }

@@ -21,6 +21,12 @@ type ManilaTarget struct {
 	// OtherProjectID is a project the caller is not in (for the
 	// "another project's id in the URL" step).
 	OtherProjectID string
+	// ForceDelete removes a share whatever its status (an admin's
+	// force_delete): cleanup of a share stuck in error_deleting.
+	ForceDelete func(ctx context.Context, shareID string) error
+	// SetQuota sets the caller's Manila quota (shares, gigabytes,
+	// snapshots), as an admin does; nil restores the defaults.
+	SetQuota func(ctx context.Context, q map[string]int) error
 }
 
 // manilaMV is the microversion the scenario speaks unless a step says.
@@ -118,7 +124,7 @@ func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (
 	// access_rules_status follows.
 	shareFacts := func(name, id string) error {
 		o := step(name)
-		o.States = mpollSettled(ctx, m, "/shares/"+id, "share", "access_rules_status", "syncing")
+		mpollSettled(ctx, m, "/shares/"+id, "share", "access_rules_status", "syncing")
 		r, err := call(o, "GET", "/shares/"+id, manilaMV, nil)
 		if err != nil {
 			return err
@@ -527,7 +533,8 @@ func mpollSettled(ctx context.Context, m *ManilaClient, path, key, fieldName, tr
 	return append(seen, "timeout")
 }
 
-// mpollGone is mpoll until path answers 404 ("gone").
+// mpollGone is mpoll until path answers 404 ("gone") or the object is
+// stuck in error_deleting.
 func mpollGone(ctx context.Context, m *ManilaClient, path, key, fieldName string) []string {
 	var seen []string
 	deadline := time.Now().Add(3 * time.Minute)
@@ -539,7 +546,11 @@ func mpollGone(ctx context.Context, m *ManilaClient, path, key, fieldName string
 		if r.Status == 404 {
 			return appendState(seen, "gone")
 		}
-		seen = appendState(seen, str(field(r, key)[fieldName]))
+		s := str(field(r, key)[fieldName])
+		seen = appendState(seen, s)
+		if s == "error_deleting" {
+			return seen
+		}
 		time.Sleep(manilaPoll)
 	}
 	return append(seen, "timeout")

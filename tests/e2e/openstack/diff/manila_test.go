@@ -2,6 +2,7 @@ package diff
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,18 +51,67 @@ func TestDifferentialManila(t *testing.T) {
 		obs []Obs
 		err error
 	}
-	emuDone := make(chan result, 1)
-	go func() {
-		o, err := runManila(ctx, ManilaTarget{Name: "emulator", M: em, OtherProjectID: emu.ProjectID("second")}, logf)
-		emuDone <- result{o, err}
-	}()
-	real, rerr := runManila(ctx, ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID}, logf)
-	er := <-emuDone
-	if er.err != nil {
-		t.Errorf("emulator run: %v", er.err)
+	ram, ok, err := NewManilaClient(ctx, radmin)
+	if err != nil || !ok {
+		t.Fatalf("the admin's catalog has no sharev2: %v", err)
 	}
-	if rerr != nil {
-		t.Errorf("real run: %v", rerr)
+	realQuota := func(ctx context.Context, q map[string]int) error {
+		var r *rig.Response
+		var err error
+		if q == nil {
+			r, err = ram.Do(ctx, "DELETE", "/quota-sets/"+rc.ProjectID, manilaMV, nil)
+		} else {
+			r, err = ram.Do(ctx, "PUT", "/quota-sets/"+rc.ProjectID, manilaMV, map[string]any{"quota_set": q})
+		}
+		if err == nil && r.Status >= 300 {
+			err = fmt.Errorf("quota set %v: %d %s", q, r.Status, r.Body)
+		}
+		return err
 	}
-	report(t, real, er.obs, "E2E_DIFF_MANILA_REPORT")
+	emuPID := emu.ProjectID("demo")
+	emuQuota := func(_ context.Context, q map[string]int) error {
+		if q == nil {
+			emu.Manila().ResetQuota(emuPID)
+			return nil
+		}
+		cur := emu.Manila().QuotaOf(emuPID)
+		for k, v := range q {
+			switch k {
+			case "shares":
+				cur.Shares = v
+			case "gigabytes":
+				cur.Gigabytes = v
+			case "snapshots":
+				cur.Snapshots = v
+			}
+		}
+		emu.Manila().SetQuota(emuPID, cur)
+		return nil
+	}
+	both := func(run func(context.Context, ManilaTarget, func(string, ...any)) ([]Obs, error), et, rt ManilaTarget) ([]Obs, []Obs) {
+		emuDone := make(chan result, 1)
+		go func() {
+			o, err := run(ctx, et, logf)
+			emuDone <- result{o, err}
+		}()
+		real, rerr := run(ctx, rt, logf)
+		er := <-emuDone
+		if er.err != nil {
+			t.Errorf("emulator run: %v", er.err)
+		}
+		if rerr != nil {
+			t.Errorf("real run: %v", rerr)
+		}
+		return real, er.obs
+	}
+	realForce := func(ctx context.Context, id string) error {
+		_, err := ram.Do(ctx, "POST", "/shares/"+id+"/action", manilaMV, map[string]any{"force_delete": nil})
+		return err
+	}
+	emuForce := func(_ context.Context, id string) error { emu.Manila().ForceDeleteShare(id); return nil }
+	et := ManilaTarget{Name: "emulator", M: em, OtherProjectID: emu.ProjectID("second"), SetQuota: emuQuota, ForceDelete: emuForce}
+	rt := ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID, SetQuota: realQuota, ForceDelete: realForce}
+	real, eobs := both(runManila, et, rt)
+	real2, eobs2 := both(runManilaEdges, et, rt)
+	report(t, append(real, real2...), append(eobs, eobs2...), "E2E_DIFF_MANILA_REPORT")
 }
