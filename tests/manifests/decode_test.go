@@ -41,6 +41,21 @@ type volumeSnapshot struct {
 	} `json:"spec"`
 }
 
+// The VolumeGroupSnapshot v1beta1 fields the examples use.
+type volumeGroupSnapshotClass = volumeSnapshotClass
+
+type volumeGroupSnapshot struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec              struct {
+		Source struct {
+			Selector                       *metav1.LabelSelector `json:"selector,omitempty"`
+			VolumeGroupSnapshotContentName *string               `json:"volumeGroupSnapshotContentName,omitempty"`
+		} `json:"source"`
+		VolumeGroupSnapshotClassName *string `json:"volumeGroupSnapshotClassName,omitempty"`
+	} `json:"spec"`
+}
+
 // podMonitor: the prometheus-operator fields the chart renders.
 type podMonitor struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -103,6 +118,10 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &volumeSnapshotClass{}, nil
 	case "snapshot.storage.k8s.io/v1/VolumeSnapshot":
 		return &volumeSnapshot{}, nil
+	case "groupsnapshot.storage.k8s.io/v1beta1/VolumeGroupSnapshotClass":
+		return &volumeGroupSnapshotClass{}, nil
+	case "groupsnapshot.storage.k8s.io/v1beta1/VolumeGroupSnapshot":
+		return &volumeGroupSnapshot{}, nil
 	case "monitoring.coreos.com/v1/PodMonitor":
 		return &podMonitor{}, nil
 	}

@@ -78,6 +78,14 @@ func TestExamples(t *testing.T) {
 			if c.DriverName != driverName {
 				t.Errorf("%s: driverName %q", o, c.DriverName)
 			}
+		case "VolumeGroupSnapshot":
+			s := mustDecode[*volumeGroupSnapshot](t, o)
+			if n := s.Spec.VolumeGroupSnapshotClassName; n != nil && !defined["VolumeGroupSnapshotClass/"+*n] {
+				t.Errorf("%s: class %s is not defined in examples/", o, *n)
+			}
+			if sel := s.Spec.Source.Selector; sel != nil && !labelledPVC(t, objs, sel.MatchLabels) {
+				t.Errorf("%s: no PVC in examples/ carries the labels %v", o, sel.MatchLabels)
+			}
 		case "PersistentVolumeClaim":
 			p := mustDecode[*corev1.PersistentVolumeClaim](t, o)
 			if n := p.Spec.StorageClassName; n == nil || !defined["StorageClass/"+*n] {
@@ -143,6 +151,29 @@ func checkClassParameters(t *testing.T, objs []sidecarargs.Object) {
 			if _, err := params.ParseMutable(c.Parameters); err != nil {
 				t.Errorf("%s: %v", o, err)
 			}
+		case "VolumeGroupSnapshotClass":
+			c := mustDecode[*volumeGroupSnapshotClass](t, o)
+			if _, err := params.ParseGroupSnapshot(c.Parameters); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
 		}
 	}
+}
+
+// labelledPVC reports whether some PVC in objs carries every label of want.
+func labelledPVC(t *testing.T, objs []sidecarargs.Object, want map[string]string) bool {
+	for _, o := range objs {
+		if o.Kind != "PersistentVolumeClaim" {
+			continue
+		}
+		p := mustDecode[*corev1.PersistentVolumeClaim](t, o)
+		ok := len(want) > 0
+		for k, v := range want {
+			ok = ok && p.Labels[k] == v
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
