@@ -43,6 +43,20 @@ func sourceMatches(m mount.MountInfo, spec *ShareSpec) bool {
 	return false
 }
 
+// plausiblyOurs reports whether a mount at a staging path whose record
+// was written but not completed (a crash between the mount and the
+// record) can be the mount that record describes: the filesystem type of
+// its protocol and mounter, and for NFS the export as its source.
+func plausiblyOurs(m mount.MountInfo, spec *ShareSpec) bool {
+	switch {
+	case spec.Protocol == ProtocolNFS:
+		return strings.HasPrefix(m.FsType, "nfs") && m.Source == spec.Export.String()
+	case spec.Mounter == MounterKernel:
+		return m.FsType == "ceph"
+	}
+	return m.FsType == "fuse.ceph-fuse" || m.FsType == "fuse.ceph"
+}
+
 // sameShare reports whether a record and a request mount the same share
 // the same way; options may differ (a remount is not asked for).
 func sameShare(a, b *ShareSpec) bool {

@@ -402,3 +402,16 @@ func TestASingleWriterVolumeIsPublishedAtOneTargetOnly(t *testing.T) {
 	e.must(e.unpublish(shareA, first))
 	e.must(publish(second))
 }
+
+func TestAnUnfinishedStageRecordDoesNotAdoptAForeignMount(t *testing.T) {
+	e := newTestEnv(t)
+	staging := e.staging(shareA)
+	spec := specFor(t, nfsContext(nfsExpA))
+	e.must(e.ns.store.save(&stageRecord{VolumeID: shareA, StagingPath: staging, Spec: *spec}))
+	e.fm.foreign(staging, "/dev/sdb1")
+	wantCode(t, e.stage(shareA, nfsContext(nfsExpA)), codes.FailedPrecondition, "/dev/sdb1")
+	wantCode(t, e.unstage(shareA, staging), codes.FailedPrecondition, "/dev/sdb1")
+	if e.fm.mountsAt(staging) != 1 {
+		t.Fatal("the foreign mount was removed")
+	}
+}

@@ -28,6 +28,11 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 		return nil, err
 	}
 	if ns.fwd != nil {
+		if req.GetStagingTargetPath() != "" {
+			if _, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath()); err != nil {
+				return nil, err
+			}
+		}
 		return ns.forwardPublishRequest(ctx, req)
 	}
 	staging, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath())

@@ -99,6 +99,8 @@ func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, stag
 	case !sameShare(&rec.Spec, spec):
 		return false, nil, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
 			spec.VolumeID, staging, rec.Spec.Export, rec.Spec.Protocol, rec.Spec.Mounter, spec.Export, spec.Protocol, spec.Mounter)
+	case rec.Mount == nil && !rec.owns(top) && !plausiblyOurs(top, spec):
+		return false, nil, errPrecondition("staging_target_path %s holds %s, which volume %s's unfinished stage cannot have made", staging, describe(top), spec.VolumeID)
 	case rec.Mount != nil && !rec.owns(top):
 		return false, nil, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
 	}
@@ -217,7 +219,7 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 	}
 	ours := rec != nil && rec.StagingPath == staging
 	if top, mounted := table.top(staging); mounted {
-		if !ours || rec.Mount != nil && !rec.owns(top) {
+		if !ours || !rec.owns(top) && (rec.Mount != nil || !plausiblyOurs(top, &rec.Spec)) {
 			return nil, errPrecondition("staging_target_path %s holds %s, which is not volume %s's stage mount; it was left in place", staging, describe(top), volumeID)
 		}
 		id := rec.Mount
