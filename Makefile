@@ -8,7 +8,7 @@ CSI_SANITY_VERSION := v5.6.0
 .PHONY: help build test unit sanity sanity-binary bench lint demo demo-manila fuzz clean
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build the plugin, the emulator and the tools into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
