@@ -62,6 +62,22 @@ func Require(t *testing.T) {
 	manilanodetest.RequireMountNamespace(t)
 }
 
+// Target is the cloud a run's shares live in.
+type Target struct {
+	// ConfPath is the cloud.conf the controller reads ([Global]).
+	ConfPath string
+	// ShareDir gives the directory the node's test mounter binds for a
+	// share (the emulator's per-share directory).
+	ShareDir func(shareID string) (string, bool)
+	// ClusterID scopes the run's shares (--cluster-id) and the leak check.
+	ClusterID string
+	// ExtraLeakCheck runs after the share and snapshot checks (the rig's
+	// cephx users).
+	ExtraLeakCheck func(t *testing.T)
+	// IdempotentCount defaults to IdempotentCount.
+	IdempotentCount int
+}
+
 // Run starts the emulator and the driver and runs the sanity suite once.
 func Run(t *testing.T, o Options) {
 	Require(t)
@@ -77,14 +93,21 @@ func Run(t *testing.T, o Options) {
 	})
 	confPath := filepath.Join(work, "cloud.conf")
 	writeFile(t, confPath, emu.CloudConf("Global", "demo"))
+	RunOn(t, o, Target{ConfPath: confPath, ShareDir: emu.ShareDir, ClusterID: clusterID}, work)
+	t.Logf("OpenStack API calls: %d", emu.TotalCalls())
+}
 
+// RunOn runs the suite against target's cloud, with work as the kubelet
+// root of the node under test.
+func RunOn(t *testing.T, o Options, target Target, work string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	clouds, err := openstack.NewShareClouds(ctx, []string{confPath}, openstack.Options{UserAgent: []string{"csi-sanity"}})
+	clouds, err := openstack.NewShareClouds(ctx, []string{target.ConfPath}, openstack.Options{UserAgent: []string{"csi-sanity"}})
 	if err != nil {
 		t.Fatalf("building clouds: %v", err)
 	}
+	before := snapshotIDs(ctx, t, clouds)
 	endpoint := "unix://" + filepath.Join(work, "csi.sock")
-	srv := startDriver(t, clouds, o, work, emu, endpoint)
+	srv := startDriver(t, clouds, o, target, work, endpoint)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
@@ -106,6 +129,9 @@ func Run(t *testing.T, o Options) {
 	cfg.TestVolumeSize = VolumeSize
 	cfg.TestVolumeExpandSize = 2 * VolumeSize
 	cfg.IdempotentCount = IdempotentCount
+	if target.IdempotentCount > 0 {
+		cfg.IdempotentCount = target.IdempotentCount
+	}
 	cfg.TestVolumeParameters = map[string]string{"type": o.ShareType, "protocol": o.Protocol}
 	cfg.IDGen = idGen{}
 	if f := flag.Lookup("ginkgo.no-color"); f != nil && !isSet("ginkgo.no-color") {
@@ -120,14 +146,16 @@ func Run(t *testing.T, o Options) {
 	}
 	sanity.Test(t, cfg)
 
-	checkCloudEmpty(ctx, t, clouds)
-	t.Logf("OpenStack API calls: %d", emu.TotalCalls())
+	checkCloudEmpty(ctx, t, clouds, target.ClusterID, before)
+	if target.ExtraLeakCheck != nil {
+		target.ExtraLeakCheck(t)
+	}
 }
 
-func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, work string, emu *emulator.Emulator, endpoint string) *server.Server {
+func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, target Target, work, endpoint string) *server.Server {
 	t.Helper()
 	co := manila.DefaultControllerOptions()
-	co.ClusterID = clusterID
+	co.ClusterID = target.ClusterID
 	co.DefaultProtocol = o.Protocol
 	// No Kubernetes here: the key travels in the publish context, and the
 	// node directory is the one node under test.
@@ -145,7 +173,7 @@ func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, work str
 		KubeletRootDir:  work,
 		StateDir:        filepath.Join(work, "state"),
 		DefaultProtocol: o.Protocol,
-		Mounter:         manilanodetest.NewDirMounter(emu.ShareDir),
+		Mounter:         manilanodetest.NewDirMounter(target.ShareDir),
 	})
 	if err != nil {
 		t.Fatalf("node: %v", err)
@@ -168,16 +196,16 @@ func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, work str
 	return srv
 }
 
-// checkCloudEmpty is the leak check, through the same cloud layer: no
-// share and no snapshot may remain (access rules live on shares, so none
-// can remain either; the emulator drops a share's rules with it).
-func checkCloudEmpty(ctx context.Context, t *testing.T, clouds openstack.ShareClouds) {
+// checkCloudEmpty is the leak check, through the same cloud layer: no share
+// of the run's cluster and no snapshot the run made may remain (access
+// rules live on shares, so none can remain either).
+func checkCloudEmpty(ctx context.Context, t *testing.T, clouds openstack.ShareClouds, cluster string, before map[string]bool) {
 	t.Helper()
 	c, err := clouds.ForSecrets(ctx, nil)
 	if err != nil {
 		t.Fatalf("leak check: %v", err)
 	}
-	shares, err := c.ListShares(ctx, openstack.ShareListOpts{})
+	shares, err := c.ListShares(ctx, openstack.ShareListOpts{Metadata: map[string]string{openstack.MetaManilaCluster: cluster}})
 	if err != nil {
 		t.Fatalf("leak check: %v", err)
 	}
@@ -188,14 +216,36 @@ func checkCloudEmpty(ctx context.Context, t *testing.T, clouds openstack.ShareCl
 			rules += len(r)
 		}
 	}
-	snaps, err := c.ListShareSnapshots(ctx, openstack.ShareListOpts{})
+	snaps := 0
+	for id := range snapshotIDs(ctx, t, clouds) {
+		if !before[id] {
+			snaps++
+			t.Errorf("leaked snapshot %s", id)
+		}
+	}
+	t.Logf("leak check: %d shares, %d snapshots, %d access rules left", len(shares.Items), snaps, rules)
+}
+
+// snapshotIDs lists the project's share snapshots.
+func snapshotIDs(ctx context.Context, t *testing.T, clouds openstack.ShareClouds) map[string]bool {
+	t.Helper()
+	c, err := clouds.ForSecrets(ctx, nil)
 	if err != nil {
-		t.Fatalf("leak check: %v", err)
+		t.Fatalf("listing snapshots: %v", err)
 	}
-	for _, s := range snaps.Items {
-		t.Errorf("leaked snapshot %s %q (status %s, share %s)", s.ID, s.Name, s.Status, s.ShareID)
+	ids := map[string]bool{}
+	for marker := ""; ; {
+		page, err := c.ListShareSnapshots(ctx, openstack.ShareListOpts{Marker: marker})
+		if err != nil {
+			t.Fatalf("listing snapshots: %v", err)
+		}
+		for _, s := range page.Items {
+			ids[s.ID] = true
+		}
+		if marker = page.NextMarker; marker == "" {
+			return ids
+		}
 	}
-	t.Logf("leak check: %d shares, %d snapshots, %d access rules left", len(shares.Items), len(snaps.Items), rules)
 }
 
 type oneNode string

@@ -1,0 +1,86 @@
+// Package manilasanity runs csi-sanity for the Manila driver on the
+// openstack-rig's real Manila Zed (../shared/tools/openstack-rig/manila):
+// the controller through the real cloud layer, NFS shares on CephFS
+// through NFS-Ganesha (./nfs) and native CephFS with cephx (./cephfs). The
+// node service runs with the test mounter binding a directory per share,
+// as in the emulator runs (this host cannot mount the rig's exports for
+// every spec; the node's own rig tests mount them for real). Leak checks
+// after each run: the run's shares (by its cluster id), the snapshots it
+// made, and the cephx users Ceph holds.
+package manilasanity
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/manilaharness"
+)
+
+// cephConf is the Manila rig's own ceph.conf (its README, pitfall 6).
+const cephConf = "/var/lib/openstack-rig-manila/etc/ceph/ceph.conf"
+
+// Run runs the suite on the rig for one protocol and share type.
+func Run(t *testing.T, o manilaharness.Options) {
+	env := rig.Require(t)
+	requireManila(t)
+	work := t.TempDir()
+	dirs := filepath.Join(work, "shares")
+	users := cephxUsers(t)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	target := manilaharness.Target{
+		ConfPath:  env.CloudConf,
+		ClusterID: fmt.Sprintf("sanity-rig-%x", b),
+		// Stand-in data directories: the node under test binds one per
+		// share; what Manila exports is checked by the node's rig tests.
+		ShareDir: func(id string) (string, bool) {
+			d := filepath.Join(dirs, filepath.Base(id))
+			return d, os.MkdirAll(d, 0o755) == nil
+		},
+		ExtraLeakCheck: func(t *testing.T) {
+			for _, u := range cephxUsers(t) {
+				if !slices.Contains(users, u) {
+					t.Errorf("leaked cephx user %s", u)
+				}
+			}
+			t.Logf("leak check: cephx users %d before, %d after", len(users), len(cephxUsers(t)))
+		},
+		IdempotentCount: 2,
+	}
+	manilaharness.RunOn(t, o, target, work)
+}
+
+func requireManila(t *testing.T) {
+	t.Helper()
+	log, err := os.ReadFile("/tmp/rig/manila-up.log")
+	if err != nil || !strings.Contains(string(log), "manila rc=0") {
+		t.Skip("the rig's Manila is not up (/tmp/rig/manila-up.log does not end with \"manila rc=0\")")
+	}
+	manilanodetest.RequireMountNamespace(t)
+}
+
+// cephxUsers lists the client.* entities of the rig's Ceph.
+func cephxUsers(t *testing.T) []string {
+	t.Helper()
+	cmd := exec.Command("ceph", "auth", "ls")
+	cmd.Env = append(os.Environ(), "CEPH_CONF="+cephConf)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ceph auth ls: %v", err)
+	}
+	var users []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "client.") {
+			users = append(users, strings.TrimSpace(l))
+		}
+	}
+	return users
+}

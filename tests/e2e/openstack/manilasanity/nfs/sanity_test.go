@@ -1,0 +1,17 @@
+// Package nfs runs csi-sanity for Manila NFS shares on the rig's real Manila.
+package nfs
+
+import (
+	"os"
+	"testing"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/manilasanity"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/manilaharness"
+)
+
+func TestMain(m *testing.M) { os.Exit(manilanodetest.RunInPrivateMountNamespace(m)) }
+
+func TestSanityManilaNFSOnRealManila(t *testing.T) {
+	manilasanity.Run(t, manilaharness.Options{Protocol: "NFS", ShareType: "cephfsnfstype"})
+}
