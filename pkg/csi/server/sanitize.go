@@ -60,6 +60,10 @@ func stripMessage(m protoreflect.Message) {
 			redact(m, fd, v)
 			continue
 		}
+		if fd.IsMap() && fd.Name() == "publish_context" {
+			redactPublishContext(v.Map())
+			continue
+		}
 		switch {
 		case fd.IsMap():
 			if fd.MapValue().Message() != nil {
@@ -78,6 +82,24 @@ func stripMessage(m protoreflect.Message) {
 		case fd.Message() != nil:
 			stripMessage(v.Message())
 		}
+	}
+}
+
+// SecretPublishContextKeys are publish_context entries that carry a
+// credential although the spec does not mark publish_context secret: the
+// Manila controller's cephx key with --cephx-key-delivery=publish-context.
+var SecretPublishContextKeys = map[string]bool{"userKey": true}
+
+func redactPublishContext(m protoreflect.Map) {
+	var secret []protoreflect.MapKey
+	m.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+		if SecretPublishContextKeys[k.String()] {
+			secret = append(secret, k)
+		}
+		return true
+	})
+	for _, k := range secret {
+		m.Set(k, protoreflect.ValueOfString(Stripped))
 	}
 }
 

@@ -175,3 +175,20 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 		})
 	}
 }
+
+func TestStripSecretsRedactsTheCephxKeyInPublishContexts(t *testing.T) {
+	pc := map[string]string{"userKey": "AQBxV1xlAAAAABAAm5Zz0pJ8k3Yt4sQxVb7nGg==", "exportLocation": "m:6789:/v"}
+	for _, m := range []proto.Message{
+		&csi.ControllerPublishVolumeResponse{PublishContext: pc},
+		&csi.NodeStageVolumeRequest{PublishContext: pc},
+		&csi.NodePublishVolumeRequest{PublishContext: pc},
+	} {
+		out := string(sanitized{m}.json())
+		if strings.Contains(out, pc["userKey"]) || !strings.Contains(out, "m:6789:/v") || !strings.Contains(out, Stripped) {
+			t.Errorf("%T logged as %s", m, out)
+		}
+	}
+	if pc["userKey"] == Stripped {
+		t.Fatal("the caller's map was changed")
+	}
+}
