@@ -415,3 +415,22 @@ func TestAnUnfinishedStageRecordDoesNotAdoptAForeignMount(t *testing.T) {
 		t.Fatal("the foreign mount was removed")
 	}
 }
+
+func TestVolumeHealthReportsAPathThatDoesNotHoldTheVolume(t *testing.T) {
+	e := newTestEnv(t)
+	e.must(e.stage(shareA, nfsContext(nfsExpA)))
+	e.must(e.publish(shareA, e.staging(shareA), e.target(shareA), false))
+	health := func(p string) []*csi.VolumeHealth_VolumeHealthEntry {
+		resp, err := e.ns.NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{VolumeId: shareA, VolumePublishPath: p})
+		e.must(err)
+		return resp.GetVolumeHealth().GetHealthStatuses()
+	}
+	if h := health(e.target(shareA)); len(h) != 0 {
+		t.Fatalf("healthy publish reports %v", h)
+	}
+	e.must(e.fm.Unmount(e.target(shareA)))
+	h := health(e.target(shareA))
+	if len(h) != 1 || h[0].GetStatus() != csi.VolumeHealthErrorType_INACCESSIBLE || h[0].GetReason() != healthNotMounted {
+		t.Fatalf("unmounted publish reports %v", h)
+	}
+}
