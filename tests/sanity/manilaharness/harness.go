@@ -41,9 +41,6 @@ const (
 	clusterID   = "sanity"
 )
 
-// TemporarySkip is the one spec skipped for a node-service gap (see Run).
-const TemporarySkip = "single node single writer access mode is already mounted at a different target path"
-
 // Options select one run.
 type Options struct {
 	// Protocol is NFS or CEPHFS; ShareType one of the emulator's types
@@ -136,13 +133,6 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 	cfg.IDGen = idGen{}
 	if f := flag.Lookup("ginkgo.no-color"); f != nil && !isSet("ginkgo.no-color") {
 		_ = f.Value.Set("true")
-	}
-	// TEMPORARY, until pkg/csi/manilanode refuses a second NodePublish of a
-	// SINGLE_NODE_SINGLE_WRITER volume at another target (FailedPrecondition):
-	// today it binds it, and the bind csi-sanity does not clean up fails
-	// every later spec. Remove this skip with that fix.
-	if f := flag.Lookup("ginkgo.skip"); f != nil && !isSet("ginkgo.skip") {
-		_ = f.Value.Set(TemporarySkip)
 	}
 	sanity.Test(t, cfg)
 
