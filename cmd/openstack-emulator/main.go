@@ -75,6 +75,7 @@ func main() {
 		maxManila   = fs.String("max-manila-microversion", "2.73", "highest Manila microversion advertised and accepted")
 		shareErr    = fs.Float64("share-error-rate", 0, "probability a new Manila share ends in status error (with a user message)")
 		accessErr   = fs.Float64("access-rule-error-rate", 0, "probability a new Manila access rule ends in state error")
+		extendErr   = fs.Float64("share-extend-error-rate", 0, "probability a Manila extend ends in extending_error (with a user message)")
 		stuckAccess = fs.Bool("stuck-access-rules", false, "new Manila access rules stay queued_to_apply until the fault is cleared")
 		cloudConfTo = fs.String("cloud-conf", "", "also write the cloud.conf to this file")
 		urlFile     = fs.String("url-file", "", "write the base URL to this file once serving (for scripts)")
@@ -99,7 +100,7 @@ func main() {
 		MaxDevicesPerServer: *maxDevices, Seed: *seed, Latency: map[string]time.Duration{},
 		Faults: emulator.Faults{ErrorRate: *errorRate, RateLimitRate: *rlRate, RetryAfter: *retryAfter, RateLimitRPS: *rps,
 			VolumeErrorRate: *volErrRate, StuckAttaching: *stuckAtt, StuckReserved: *stuckRes, OnlyPaths: onlyPaths,
-			ShareErrorRate: *shareErr, AccessRuleErrorRate: *accessErr, StuckAccessRules: *stuckAccess},
+			ShareErrorRate: *shareErr, AccessRuleErrorRate: *accessErr, ShareExtendErrorRate: *extendErr, StuckAccessRules: *stuckAccess},
 		Manila: manila.Options{Disabled: *noManila, MaxMicroversion: *maxManila},
 	}
 	for _, s := range servers {

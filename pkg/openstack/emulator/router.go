@@ -63,6 +63,7 @@ func (e *Emulator) buildRoutes() []*route {
 	e.adminRoutes(add)
 	e.metadataRoutes(add)
 	e.serviceRoutes(add)
+	e.manilaAdminRoutes(add)
 	return rs
 }
 

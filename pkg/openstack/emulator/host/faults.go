@@ -14,8 +14,9 @@ type Faults struct {
 	OnlyPaths       []string      `json:"only_paths"`        // path templates ErrorRate/RateLimitRate apply to; empty = all
 
 	// Manila.
-	ShareErrorRate      float64 `json:"share_error_rate"`       // probability a new share ends in "error" (with a user message)
-	AccessRuleErrorRate float64 `json:"access_rule_error_rate"` // probability a new access rule ends in "error"
+	ShareErrorRate       float64 `json:"share_error_rate"`        // probability a new share ends in "error" (with a user message)
+	AccessRuleErrorRate  float64 `json:"access_rule_error_rate"`  // probability a new access rule ends in "error"
+	ShareExtendErrorRate float64 `json:"share_extend_error_rate"` // probability an extend ends in "extending_error" (with a user message)
 	// StuckAccessRules holds new access rules in queued_to_apply until
 	// the fault is cleared (the race of the reference plugin's #3000).
 	StuckAccessRules bool `json:"stuck_access_rules"`

@@ -116,11 +116,19 @@ func (s *Service) resize(q *host.Request, raw json.RawMessage, grow bool) {
 	sh.Status, sh.PreviousSize, sh.UpdatedAt = st, sh.Size, time.Now().UTC()
 	s.h.MarkDirty()
 	id, requestID := sh.ID, q.RequestID
+	failExtend := grow && s.h.Chance(s.h.Faults().ShareExtendErrorRate)
 	s.h.Later(op, 1, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		sh := s.st.Shares[id]
 		if sh == nil || sh.Status != st {
+			return
+		}
+		if failExtend {
+			// The driver failed: extending_error until an admin resets it
+			// (the reference plugin's #2619), with message 008/015.
+			sh.Status, sh.UpdatedAt = "extending_error", time.Now().UTC()
+			s.addMessageLocked(sh.ProjectID, "SHARE", id, requestID, "008", "015")
 			return
 		}
 		sh.Status, sh.UpdatedAt = "available", time.Now().UTC()
