@@ -146,7 +146,7 @@ func (s *Service) applyRuleLater(id string) {
 	s.h.Later(OpAccessKey, 1, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if r := s.st.Access[id]; r != nil && r.Type == "cephx" && r.Key == "" && !r.Held && s.ruleFits(r) &&
+		if r := s.st.Access[id]; r != nil && !fail && r.Type == "cephx" && r.Key == "" && !r.Held && s.ruleFits(r) &&
 			(r.State == "applying" || r.State == "queued_to_apply") {
 			r.Key = newCephxKey()
 			s.h.MarkDirty()
