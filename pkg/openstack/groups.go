@@ -313,6 +313,7 @@ var groupConflictPhrases = []string{
 	"group has existing snapshots", // delete: a group snapshot remains
 	"dependent group snapshots",    // delete
 	"group must not have",          // delete: members remain
+	"still contains volumes",       // delete without delete-volumes
 	"group status must be",         // update/delete while updating
 	"groupsnapshot status must be", // delete while creating
 	"cannot be empty or in",        // group snapshot of an empty or updating group
