@@ -38,7 +38,7 @@ func TestAccessRulesReachActiveThroughTheTransitionalStates(t *testing.T) {
 				t.Errorf("access_rules_status %q while the rule applies", got)
 			}
 			rule, states := waitRule(t, c, r.ID, is("active", "error"))
-			if rule.State != "active" || states[0] != "queued_to_apply" {
+			if rule.State != "active" || !inOrder(states, "queued_to_apply", "applying", "active") {
 				t.Fatalf("states %v", states)
 			}
 			if (rule.AccessKey != "") != tc.wantKey {
@@ -60,7 +60,7 @@ func TestAccessRulesReachActiveThroughTheTransitionalStates(t *testing.T) {
 				}
 				return r.State, nil
 			}, func(s string) string { return s }, is("gone"))
-			if states[0] != "queued_to_deny" && states[0] != "denying" {
+			if !inOrder(states, "queued_to_deny", "denying", "gone") {
 				t.Errorf("deny states %v", states)
 			}
 		})
@@ -147,18 +147,19 @@ func TestAccessAPIsByMicroversion(t *testing.T) {
 func TestHeldAccessRuleStaysQueuedUntilReleased(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		latency time.Duration // long enough to hold the rule before it applies
 		hold    func(e *emulator.Emulator)
 		release func(e *emulator.Emulator, id string)
 	}{
-		{"by the stuck_access_rules fault",
+		{"by the stuck_access_rules fault", 50 * time.Millisecond,
 			func(e *emulator.Emulator) { e.SetFaults(host.Faults{StuckAccessRules: true}) },
 			func(e *emulator.Emulator, _ string) { e.SetFaults(host.Faults{}) }},
-		{"by HoldAccessRule",
+		{"by HoldAccessRule", time.Second,
 			func(e *emulator.Emulator) {},
 			func(e *emulator.Emulator, id string) { e.Manila().HoldAccessRule(id, false) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := start(t, emulator.Options{Latency: map[string]time.Duration{"access_allow": 50 * time.Millisecond}})
+			e := start(t, emulator.Options{Latency: map[string]time.Duration{"access_allow": tc.latency}})
 			c := client(t, e, "2.73")
 			sh := createShare(t, c, shares.CreateOpts{ShareProto: "CEPHFS", Size: 1})
 			tc.hold(e)
@@ -190,4 +191,22 @@ func accessRulesStatus(t *testing.T, c *gophercloud.ServiceClient, shareID strin
 	sh, _ := body["share"].(map[string]any)
 	s, _ := sh["access_rules_status"].(string)
 	return s
+}
+
+// inOrder reports whether seen is a subsequence of want ending in its last
+// state: polling may miss short states, never reorder them.
+func inOrder(seen []string, want ...string) bool {
+	if len(seen) == 0 || seen[len(seen)-1] != want[len(want)-1] {
+		return false
+	}
+	i := 0
+	for _, s := range seen {
+		for i < len(want) && want[i] != s {
+			i++
+		}
+		if i == len(want) {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 // MANILA_NFS=1: both share types), as the rig's member user.
 func TestDifferentialManila(t *testing.T) {
 	env := rig.Require(t)
+	// hack/e2e-openstack.sh sets MANILA_UP=0 when Manila is registered
+	// but did not come up, and says why.
+	if os.Getenv("MANILA_UP") == "0" {
+		t.Skip("the rig's Manila is not up (hack/e2e-openstack.sh printed the reason)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	rc, err := env.Login(ctx)
