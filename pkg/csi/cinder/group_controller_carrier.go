@@ -33,6 +33,7 @@ func (g *GroupControllerServer) carrierGroup(ctx context.Context, c openstack.Cl
 	if len(groups) == 1 {
 		group = &groups[0]
 	}
+	created := false
 	types, az, toAdd, err := g.checkSources(ctx, c, gc, srcs, group)
 	if err != nil {
 		return nil, err
@@ -49,6 +50,7 @@ func (g *GroupControllerServer) carrierGroup(ctx context.Context, c openstack.Cl
 			return nil, StatusFromError(err, "creating group %q of type %q for volume types %v", name, gp.GroupType, types)
 		}
 		klog.FromContext(ctx).Info("Created carrier group", "groupID", group.ID, "name", name, "groupType", gp.GroupType)
+		created = true
 	}
 	if group, err = g.waitGroupAvailable(ctx, gc, group); err != nil {
 		return nil, err
@@ -57,6 +59,13 @@ func (g *GroupControllerServer) carrierGroup(ctx context.Context, c openstack.Cl
 		return group, nil
 	}
 	if err := gc.UpdateGroup(ctx, group.ID, openstack.UpdateGroupOpts{AddVolumes: toAdd}); err != nil {
+		if created && openstack.KindOf(err) == openstack.KindConflict {
+			// A concurrent group snapshot took a volume first: do not keep
+			// an empty group the retry may never come back for.
+			if derr := g.discardGroup(ctx, gc, group.ID); derr != nil {
+				klog.FromContext(ctx).Error(derr, "Deleting the unused carrier group failed; a retry or DeleteVolumeGroupSnapshot finds it by name", "groupID", group.ID)
+			}
+		}
 		return nil, StatusFromError(err, "adding volumes %v to group %s", toAdd, group.ID)
 	}
 	return g.waitGroupAvailable(ctx, gc, group)

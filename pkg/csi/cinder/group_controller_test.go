@@ -235,14 +235,16 @@ func TestGroupSnapshotsUnderInjectedFaultsLeaveNothing(t *testing.T) {
 	ctx := e.ctx()
 	a, b := e.mustCreate("a", 1), e.mustCreate("b", 1)
 	e.emu.SetFaults(emulator.Faults{ErrorRate: 0.07, RateLimitRate: 0.03, RetryAfter: time.Millisecond})
+	before := total(e.calls())
 	var ids []string
-	for _, name := range []string{"f1", "f2", "f3"} {
+	for _, name := range []string{"f1", "f2", "f3", "f4", "f5"} {
 		ids = append(ids, e.mustGroupSnapshot(ctx, name, a, b).GetGroupSnapshotId())
 	}
 	for _, id := range ids {
 		e.mustDeleteGroupSnapshot(ctx, id)
 	}
 	e.emu.SetFaults(emulator.Faults{})
+	t.Logf("5 group snapshots taken and deleted in %d API requests with 10%% failing", total(e.calls())-before)
 	e.assertNoGroupLeft()
 	for _, v := range []string{a, b} {
 		if g := e.emu.VolumeGroupID(v); g != "" {
@@ -258,4 +260,46 @@ func TestGroupControllerCapabilities(t *testing.T) {
 		resp.GetCapabilities()[0].GetRpc().GetType() != csi.GroupControllerServiceCapability_RPC_CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT {
 		t.Fatalf("capabilities %v, %v", resp, err)
 	}
+}
+
+// Two group snapshots of overlapping volumes at once: one waits (Aborted)
+// while the other holds the shared volume, both end ready, and deleting
+// them leaves nothing.
+func TestOverlappingGroupSnapshotsBothSucceed(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := e.ctx()
+	a, b, c := e.mustCreate("a", 1), e.mustCreate("b", 1), e.mustCreate("c", 1)
+	type result struct {
+		id  string
+		err error
+	}
+	done := make(chan result, 2)
+	take := func(name string, vols ...string) {
+		for {
+			resp, err := e.gs.CreateVolumeGroupSnapshot(ctx, &csi.CreateVolumeGroupSnapshotRequest{Name: name, SourceVolumeIds: vols, Parameters: groupClass})
+			if err == nil && resp.GetGroupSnapshot().GetReadyToUse() {
+				done <- result{id: resp.GetGroupSnapshot().GetGroupSnapshotId()}
+				return
+			}
+			if (err != nil && !retryableCode(status.Code(err))) || ctx.Err() != nil {
+				done <- result{err: err}
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	go take("left", a, b)
+	go take("right", b, c)
+	var ids []string
+	for i := 0; i < 2; i++ {
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("CreateVolumeGroupSnapshot: %v", r.err)
+		}
+		ids = append(ids, r.id)
+	}
+	for _, id := range ids {
+		e.mustDeleteGroupSnapshot(ctx, id)
+	}
+	e.assertNoGroupLeft()
 }
