@@ -97,7 +97,7 @@ func (h *Host) Plug(t testing.TB, volumeID string, size int64, opts PlugOptions)
 	if err := os.Truncate(backing, size); err != nil {
 		t.Fatal(err)
 	}
-	loop := strings.TrimSpace(Run(t, "losetup", "--find", "--show", backing))
+	loop := attachLoop(t, backing)
 	d := &Disk{Name: name, Loop: loop, Backing: backing, VolumeID: volumeID, Slot: slot, host: h}
 	h.mu.Lock()
 	h.disks = append(h.disks, d)
@@ -124,6 +124,27 @@ func (h *Host) Plug(t testing.TB, volumeID string, size int64, opts PlugOptions)
 		write(t, filepath.Join(dir, "serial"), serial+"\n")
 	}
 	return d
+}
+
+// attachLoop attaches backing to a free loop device. Another process
+// (a parallel test package, the emulator) can take the device losetup
+// found free before losetup configures it, which losetup reports as busy:
+// that is retried a few times.
+func attachLoop(t testing.TB, backing string) string {
+	t.Helper()
+	var out []byte
+	var err error
+	for range 5 {
+		out, err = exec.Command("losetup", "--find", "--show", backing).CombinedOutput()
+		if err == nil {
+			return strings.TrimSpace(string(out))
+		}
+		if !strings.Contains(string(out), "busy") {
+			break
+		}
+	}
+	t.Fatalf("losetup --find --show %s: %v: %s", backing, err, out)
+	return ""
 }
 
 // ShortID is the id as a virtio-blk serial shows it.
