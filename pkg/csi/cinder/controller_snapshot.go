@@ -327,7 +327,11 @@ func (cs *ControllerServer) cleanupIntermediateSnapshot(ctx context.Context, c o
 }
 
 func snapshotEntry(s *openstack.Snapshot) *csi.Snapshot {
-	return csiSnapshot(s.ID, s.VolumeID, s.SizeGiB, s.Status == openstack.SnapshotAvailable, s.CreatedAt)
+	e := csiSnapshot(s.ID, s.VolumeID, s.SizeGiB, s.Status == openstack.SnapshotAvailable, s.CreatedAt)
+	// A member of a group snapshot cannot be deleted on its own in Cinder;
+	// the spec then requires its group snapshot id (group_controller.go).
+	e.GroupSnapshotId = s.GroupSnapshotID
+	return e
 }
 
 func backupEntry(b *openstack.Backup) *csi.Snapshot {

@@ -103,6 +103,16 @@ func TestGroupSnapshotLifecycleReleasesVolumesAndLeavesNothing(t *testing.T) {
 	if err != nil || again.GetGroupSnapshot().GetGroupSnapshotId() != vgs.GetGroupSnapshotId() {
 		t.Fatalf("repeated create: %v, %v; want the same group snapshot", again, err)
 	}
+	// ListSnapshots and GetSnapshot name the group snapshot of a member, so
+	// that the CO never deletes it on its own (CSI spec, Snapshot).
+	member := vgs.GetSnapshots()[0].GetSnapshotId()
+	listed, err := e.cs.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SnapshotId: member})
+	if err != nil || len(listed.GetEntries()) != 1 || listed.GetEntries()[0].GetSnapshot().GetGroupSnapshotId() != vgs.GetGroupSnapshotId() {
+		t.Fatalf("ListSnapshots of a member: %v, %v; want its group snapshot id", listed, err)
+	}
+	if one, err := e.cs.GetSnapshot(ctx, &csi.GetSnapshotRequest{SnapshotId: member}); err != nil || one.GetSnapshot().GetGroupSnapshotId() != vgs.GetGroupSnapshotId() {
+		t.Fatalf("GetSnapshot of a member: %v, %v", one, err)
+	}
 	got, err := e.gs.GetVolumeGroupSnapshot(ctx, &csi.GetVolumeGroupSnapshotRequest{GroupSnapshotId: vgs.GetGroupSnapshotId()})
 	if err != nil || !got.GetGroupSnapshot().GetReadyToUse() || len(got.GetGroupSnapshot().GetSnapshots()) != 2 {
 		t.Fatalf("GetVolumeGroupSnapshot: %v, %v", got, err)
