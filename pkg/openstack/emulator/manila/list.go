@@ -1,6 +1,7 @@
 package manila
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"sort"
@@ -26,16 +27,24 @@ func parseList(q *host.Request) (*listQuery, bool) {
 	lq := &listQuery{vals: v, limit: 1000, marker: v.Get("marker"), sortKey: v.Get("sort_key"), sortDir: v.Get("sort_dir")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			badRequest(q, "Invalid value '"+s+"' for limit.")
+		if err != nil {
+			badRequest(q, "limit param must be an integer")
+			return nil, false
+		}
+		if n < 0 {
+			badRequest(q, "limit param must be positive")
 			return nil, false
 		}
 		lq.limit, lq.hasLimit = min(n, 1000), true
 	}
 	if s := v.Get("offset"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			badRequest(q, "Invalid value '"+s+"' for offset.")
+		if err != nil {
+			badRequest(q, "offset param must be an integer")
+			return nil, false
+		}
+		if n < 0 {
+			badRequest(q, "offset param must be positive")
 			return nil, false
 		}
 		lq.offset = n
@@ -89,6 +98,21 @@ type item struct {
 	body      any
 }
 
+// sortable checks sort_key against the keys a collection sorts by, with
+// Zed's refusal (checked on the rig).
+func (lq *listQuery) sortable(q *host.Request, keys ...string) bool {
+	if lq.vals.Get("sort_key") == "" {
+		return true
+	}
+	for _, k := range append(keys, "created_at", "updated_at", "id") {
+		if k == lq.sortKey {
+			return true
+		}
+	}
+	badRequest(q, "Invalid input received: Wrong sorting key provided - '"+lq.sortKey+"'.")
+	return false
+}
+
 // page sorts, applies marker, offset and limit, and writes
 // {"<collection>": [...]} plus "<collection>_links" with the next page
 // when the page is full (the link names the summary collection even for
@@ -112,17 +136,12 @@ func (lq *listQuery) page(q *host.Request, items []item, collection, linkURL str
 		}
 		return c > 0
 	})
+	// An unknown marker is ignored: the list starts at the beginning
+	// (checked on the rig).
 	start := 0
-	if lq.marker != "" {
-		found := false
-		for i, it := range items {
-			if it.id == lq.marker {
-				start, found = i+1, true
-			}
-		}
-		if !found {
-			host.WriteFault(q.W, http.StatusBadRequest, "marker ["+lq.marker+"] not found")
-			return
+	for i, it := range items {
+		if lq.marker != "" && it.id == lq.marker {
+			start = i + 1
 		}
 	}
 	start = min(len(items), start+lq.offset)
@@ -145,6 +164,10 @@ func (s *Service) listShares(detail bool) host.Handler {
 	return func(q *host.Request) {
 		lq, ok := parseList(q)
 		if !ok {
+			return
+		}
+		if !lq.sortable(q, "name", "display_name", "status", "size", "share_proto", "availability_zone", "project_id", "user_id",
+			"share_type_id", "snapshot_id", "share_network_id", "is_public", "host") {
 			return
 		}
 		s.mu.Lock()
@@ -173,7 +196,9 @@ func (s *Service) listShares(detail bool) host.Handler {
 				body = map[string]any{"id": sh.ID, "name": nullable(sh.Name), "links": s.links(q, "shares", sh.ID)}
 			}
 			items = append(items, item{id: sh.ID, createdAt: sh.CreatedAt, body: body,
-				fields: map[string]string{"name": sh.Name, "status": sh.Status, "size": strconv.Itoa(sh.Size)}})
+				fields: map[string]string{"name": sh.Name, "display_name": sh.Name, "status": sh.Status, "size": fmt.Sprintf("%09d", sh.Size),
+					"share_proto": sh.Proto, "availability_zone": sh.AZ, "project_id": sh.ProjectID, "user_id": sh.UserID,
+					"share_type_id": sh.TypeID, "snapshot_id": sh.SnapshotID, "share_network_id": sh.ShareNetworkID}})
 		}
 		lq.page(q, items, "shares", s.collectionURL(q, "shares"))
 	}

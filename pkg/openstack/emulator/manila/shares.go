@@ -84,6 +84,11 @@ func (s *Service) createShare(q *host.Request) {
 		host.WriteFault(q.W, http.StatusUnprocessableEntity, "Unable to process the contained instructions")
 		return
 	}
+	if in.ShareProto == "" || in.Size == nil && in.SnapshotID == "" {
+		// Zed fails on a missing protocol or size (checked on the rig).
+		host.WriteFault(q.W, http.StatusInternalServerError, "The server has either erred or is incapable of performing the requested operation.")
+		return
+	}
 	proto := strings.ToUpper(in.ShareProto)
 	if !slices.Contains(s.opts.EnabledProtocols, proto) {
 		quoted := make([]string, len(s.opts.EnabledProtocols))
@@ -163,6 +168,9 @@ func (s *Service) createShare(q *host.Request) {
 	if az == "" {
 		az = s.h.AvailabilityZones()[0]
 	}
+	if q.MV.AtLeast("2.65") && !s.hintsExistLocked(q, in.SchedulerHints) {
+		return
+	}
 	if !s.checkShareQuotaLocked(q, size, true) {
 		return
 	}
@@ -186,6 +194,25 @@ func (s *Service) createShare(q *host.Request) {
 	s.scheduleCreateLocked(sh, t, q.RequestID)
 	// Manila answers a create with 200, not 202 (checked on Zed).
 	host.WriteJSON(q.W, http.StatusOK, map[string]any{"share": body0})
+}
+
+// hintsExistLocked checks that the shares scheduler hints name (2.65,
+// comma-separated ids) exist; Zed answers an unknown one with 404 and
+// ignores hints it does not know.
+func (s *Service) hintsExistLocked(q *host.Request, hints map[string]any) bool {
+	for _, k := range []string{"same_host", "different_host"} {
+		ids, _ := hints[k].(string)
+		for _, id := range strings.Split(ids, ",") {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			if sh := s.st.Shares[id]; sh == nil || sh.ProjectID != q.ProjectID {
+				host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("ShareNotFound: Share %s could not be found.", id))
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func sizeText(v any) string {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator/host"
@@ -70,7 +69,7 @@ func (s *Service) createSnapshot(q *host.Request) {
 		return
 	}
 	if sh.Status != "available" {
-		badRequest(q, fmt.Sprintf("Invalid share: Source share status must be available, but current status is: %s.", sh.Status))
+		badRequest(q, "Invalid share: Source share status must be available.")
 		return
 	}
 	if !s.checkSnapshotQuotaLocked(q, sh.Size) {
@@ -172,6 +171,9 @@ func (s *Service) listSnapshots(detail bool) host.Handler {
 		if !ok {
 			return
 		}
+		if !lq.sortable(q, "name", "display_name", "status", "size", "share_id", "share_proto", "project_id", "user_id") {
+			return
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var items []item
@@ -188,7 +190,8 @@ func (s *Service) listSnapshots(detail bool) host.Handler {
 				body = map[string]any{"id": sn.ID, "name": nullable(sn.Name), "links": s.links(q, "snapshots", sn.ID)}
 			}
 			items = append(items, item{id: sn.ID, createdAt: sn.CreatedAt, body: body,
-				fields: map[string]string{"name": sn.Name, "status": sn.Status, "size": strconv.Itoa(sn.Size), "share_id": sn.ShareID}})
+				fields: map[string]string{"name": sn.Name, "display_name": sn.Name, "status": sn.Status, "size": fmt.Sprintf("%09d", sn.Size),
+					"share_id": sn.ShareID, "share_proto": sn.Proto, "project_id": sn.ProjectID, "user_id": sn.UserID}})
 		}
 		lq.page(q, items, "snapshots", s.collectionURL(q, "snapshots"))
 	}
