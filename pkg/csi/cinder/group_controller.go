@@ -126,6 +126,13 @@ func (g *GroupControllerServer) CreateVolumeGroupSnapshot(ctx context.Context, r
 	}
 	gs, err := gc.CreateGroupSnapshot(ctx, group.ID, name, g.ownerDescription())
 	if err != nil {
+		if refusedForGood(err) {
+			// Over quota or refused: the volumes must not stay in a group
+			// that may never be asked for again.
+			if derr := g.discardGroup(ctx, gc, group.ID); derr != nil {
+				klog.FromContext(ctx).Error(derr, "Deleting the carrier group of a refused group snapshot failed; a retry finds it by name", "groupID", group.ID)
+			}
+		}
 		return nil, StatusFromError(err, "creating group snapshot %q of group %s", name, group.ID)
 	}
 	klog.FromContext(ctx).Info("Created group snapshot", "groupSnapshotID", gs.ID, "groupID", group.ID, "name", name, "volumeIDs", srcs)
@@ -207,6 +214,16 @@ func groupSnapshotEntry(gs *openstack.GroupSnapshot, members []openstack.Snapsho
 		e.Snapshots = append(e.Snapshots, s)
 	}
 	return e
+}
+
+// refusedForGood reports a create Cinder refused in a way a retry of the
+// same request will not change soon.
+func refusedForGood(err error) bool {
+	switch openstack.KindOf(err) {
+	case openstack.KindOverQuota, openstack.KindBadRequest, openstack.KindForbidden, openstack.KindConfig:
+		return true
+	}
+	return false
 }
 
 func memberVolumes(members []openstack.Snapshot) []string {

@@ -313,3 +313,18 @@ func TestOverlappingGroupSnapshotsBothSucceed(t *testing.T) {
 	}
 	e.assertNoGroupLeft()
 }
+
+// A group snapshot over the snapshots quota is ResourceExhausted and
+// leaves neither the carrier group nor the volumes in it.
+func TestGroupSnapshotOverQuotaLeavesNoGroup(t *testing.T) {
+	e := newGroupEnv(t)
+	ctx := e.ctx()
+	a, b := e.mustCreate("a", 1), e.mustCreate("b", 1)
+	e.emu.SetQuota("demo", -1, -1, 1, -1)
+	_, err := e.gs.CreateVolumeGroupSnapshot(ctx, &csi.CreateVolumeGroupSnapshotRequest{Name: "big", SourceVolumeIds: []string{a, b}, Parameters: groupClass})
+	ctCode(t, err, codes.ResourceExhausted)
+	e.assertNoGroupLeft()
+	if e.emu.VolumeGroupID(a) != "" || e.emu.VolumeGroupID(b) != "" {
+		t.Fatal("a source volume stayed in the carrier group")
+	}
+}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 	"time"
@@ -62,6 +63,11 @@ func (e *Emulator) createGroupSnapshot(q *req) {
 			return
 		}
 		size += v.Size
+	}
+	// Zed reserves one snapshot per member at once.
+	if qt, u := e.quotaLocked(g.ProjectID), e.usageLocked(g.ProjectID); qt.Snapshots >= 0 && u.snapshots+len(vols) > qt.Snapshots {
+		overLimit(q, fmt.Sprintf("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) exceeded", qt.Snapshots))
+		return
 	}
 	if !e.checkQuotaLocked(q, g.ProjectID, "snapshots", size) {
 		return
