@@ -136,6 +136,9 @@ func runGroups(ctx context.Context, t Target, logf func(string, ...any)) (out []
 	if _, err := call(step("delete a member volume"), "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
 		return out, err
 	}
+	if err := overSnapshotQuota(ctx, t, step, call, g, prefix); err != nil {
+		return out, err
+	}
 	o = step("group snapshot create")
 	r, err = call(o, "POST", "/group_snapshots", "3.14", map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": prefix + "gs"}})
 	if err != nil {
@@ -224,4 +227,37 @@ func joinIDs(ids []string) string {
 		s += id
 	}
 	return s
+}
+
+// overSnapshotQuota asks for a group snapshot of the two-volume group with
+// the snapshots quota set (as admin) to the project's usage plus one:
+// Cinder reserves a snapshot per member at once, so it is 413.
+func overSnapshotQuota(ctx context.Context, t Target, step func(string) *Obs,
+	call func(*Obs, string, string, string, any) (*rig.Response, error), g, prefix string) error {
+	c := t.Client
+	r, err := c.Do(ctx, rig.Volume, "GET", "/os-quota-sets/"+c.ProjectID+"?usage=true", "3.0", nil)
+	if err != nil || r.Status != 200 {
+		return fmt.Errorf("quota get: %v %v", err, r)
+	}
+	qs := field(r, "quota_set")
+	snaps, _ := qs["snapshots"].(map[string]any)
+	used := int(num(snaps["in_use"])) + int(num(snaps["reserved"]))
+	old := int(num(snaps["limit"]))
+	set := func(n int) error {
+		r, err := t.Admin.Do(ctx, rig.Volume, "PUT", "/os-quota-sets/"+c.ProjectID, "3.0", map[string]any{"quota_set": map[string]any{"snapshots": n}})
+		if err != nil {
+			return err
+		}
+		if r.Status != 200 {
+			return fmt.Errorf("quota set: %d %s", r.Status, r.Body)
+		}
+		return nil
+	}
+	if err := set(used + 1); err != nil {
+		return err
+	}
+	defer func() { _ = set(old) }()
+	_, err = call(step("group snapshot over the snapshots quota"), "POST", "/group_snapshots", "3.14",
+		map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": prefix + "over"}})
+	return err
 }
