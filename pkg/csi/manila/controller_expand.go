@@ -51,7 +51,7 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 		return nil, errOutOfRange("share %s is %d GiB, above the requested limit of %d GiB; shares are never shrunk", id, share.SizeGiB, limit)
 	}
 	if share.Status == openstack.ShareExtending {
-		share, err = cs.waitExtended(ctx, c, id)
+		share, err = cs.waitExtended(ctx, c, id, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +63,7 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 		if err := c.ExtendShare(ctx, id, want); err != nil {
 			return nil, StatusFromError(err, "extending share %s to %d GiB", id, want)
 		}
-		if share, err = cs.waitExtended(ctx, c, id); err != nil {
+		if share, err = cs.waitExtended(ctx, c, id, want); err != nil {
 			return nil, err
 		}
 		klog.InfoS("Extended share", "shareID", id, "sizeGiB", share.SizeGiB)
@@ -71,10 +71,15 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: int64(share.SizeGiB) * gib, NodeExpansionRequired: false}, nil
 }
 
-// waitExtended waits for `extending` to end; extending_error carries
-// Manila's reason (reference #2619).
-func (cs *ControllerServer) waitExtended(ctx context.Context, c openstack.ShareCloud, id string) (*openstack.Share, error) {
-	share, err := c.WaitShare(ctx, id, func(s *openstack.Share) bool { return s.Status != openstack.ShareExtending })
+// waitExtended waits for `extending` to end with the share at least
+// wantGiB; extending_error carries Manila's reason (reference #2619). The
+// size matters: real Manila answers the extend before the share turns
+// `extending`, so a share still `available` at the old size has not begun
+// (the rig's first csi-sanity run caught the old size coming back).
+func (cs *ControllerServer) waitExtended(ctx context.Context, c openstack.ShareCloud, id string, wantGiB int) (*openstack.Share, error) {
+	share, err := c.WaitShare(ctx, id, func(s *openstack.Share) bool {
+		return s.Status != openstack.ShareExtending && (s.SizeGiB >= wantGiB || s.Status != openstack.ShareAvailable)
+	})
 	if reason, failed := errorStateReason(err); failed {
 		return nil, errFailedState(reason, "extending share %s failed", id)
 	}

@@ -396,6 +396,25 @@ func TestExpandNeverShrinks(t *testing.T) {
 	}
 }
 
+// Real Manila answers the extend before the share turns extending; the
+// first poll sees it available at the old size, which is not done.
+func TestExpandWaitsForTheNewSizeNotJustAvailable(t *testing.T) {
+	cs, fc, _ := newTestController(t, nil)
+	ctx := context.Background()
+	resp, err := cs.CreateVolume(ctx, createReq("pvc-lag", 1, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.extendLag = true
+	out, err := cs.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: resp.Volume.VolumeId, CapacityRange: &csi.CapacityRange{RequiredBytes: 2 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.CapacityBytes != 2<<30 {
+		t.Errorf("got %d bytes, want 2 GiB", out.CapacityBytes)
+	}
+}
+
 func TestListVolumesPagesOurShares(t *testing.T) {
 	cs, fc, _ := newTestController(t, nil)
 	ctx := context.Background()

@@ -23,9 +23,13 @@ type fakeCloud struct {
 	calls     []string
 
 	// Hooks.
-	createStatus  string                        // status a new share reaches ("" = available)
-	createMessage string                        // its error message
-	ruleWait      func(r *openstack.AccessRule) // called inside WaitAccessRule
+	createStatus  string // status a new share reaches ("" = available)
+	createMessage string // its error message
+	// extendLag: ExtendShare answers while the share is still available at
+	// its old size, as real Manila does; the new size shows on a later poll.
+	extendLag   bool
+	pendingSize map[string]int
+	ruleWait    func(r *openstack.AccessRule) // called inside WaitAccessRule
 }
 
 func newFakeCloud() *fakeCloud {
@@ -164,6 +168,13 @@ func (f *fakeCloud) ExtendShare(_ context.Context, id string, size int) error {
 	s, ok := f.shares[id]
 	if !ok {
 		return notFound("share_extend", id)
+	}
+	if f.extendLag {
+		if f.pendingSize == nil {
+			f.pendingSize = map[string]int{}
+		}
+		f.pendingSize[id] = size
+		return nil
 	}
 	s.SizeGiB = size
 	return nil
@@ -330,6 +341,17 @@ func (f *fakeCloud) WaitShare(_ context.Context, id string, done func(*openstack
 	out := *s
 	if s.Status == openstack.ShareError {
 		return &out, &openstack.Error{Kind: openstack.KindErrorState, Op: "share_wait", Resource: id, Message: f.createMessage}
+	}
+	if !done(&out) {
+		// The next poll: a lagging extend has landed.
+		if size, ok := f.pendingSize[id]; ok {
+			s.SizeGiB = size
+			delete(f.pendingSize, id)
+			out = *s
+		}
+		if !done(&out) {
+			return &out, &openstack.Error{Kind: openstack.KindTimeout, Op: "share_wait", Resource: id}
+		}
 	}
 	return &out, nil
 }
