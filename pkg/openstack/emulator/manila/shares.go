@@ -39,23 +39,21 @@ func (s *Service) visibleShareLocked(q *host.Request, id string) *share {
 	return sh
 }
 
-type createShareBody struct {
-	Share *struct {
-		ShareProto       string            `json:"share_proto"`
-		Size             any               `json:"size"`
-		Name             string            `json:"name"`
-		DisplayName      string            `json:"display_name"`
-		Description      string            `json:"description"`
-		ShareType        string            `json:"share_type"`
-		VolumeType       string            `json:"volume_type"`
-		SnapshotID       string            `json:"snapshot_id"`
-		IsPublic         bool              `json:"is_public"`
-		Metadata         map[string]string `json:"metadata"`
-		ShareNetworkID   string            `json:"share_network_id"`
-		ShareGroupID     string            `json:"share_group_id"`
-		AvailabilityZone string            `json:"availability_zone"`
-		SchedulerHints   map[string]any    `json:"scheduler_hints"`
-	} `json:"share"`
+type createShareIn struct {
+	ShareProto       string            `json:"share_proto"`
+	Size             any               `json:"size"`
+	Name             string            `json:"name"`
+	DisplayName      string            `json:"display_name"`
+	Description      string            `json:"description"`
+	ShareType        string            `json:"share_type"`
+	VolumeType       string            `json:"volume_type"`
+	SnapshotID       string            `json:"snapshot_id"`
+	IsPublic         bool              `json:"is_public"`
+	Metadata         map[string]string `json:"metadata"`
+	ShareNetworkID   string            `json:"share_network_id"`
+	ShareGroupID     string            `json:"share_group_id"`
+	AvailabilityZone string            `json:"availability_zone"`
+	SchedulerHints   map[string]any    `json:"scheduler_hints"`
 }
 
 // sizeOf reads Manila's size field, which may be a number or a string.
@@ -74,8 +72,12 @@ func sizeOf(v any) (int, bool) {
 	return 0, false
 }
 
+// createShare checks the request in Zed's order (protocol, snapshot, size,
+// type, network, zone, hints, quota), each refusal worded as the rig's.
 func (s *Service) createShare(q *host.Request) {
-	var body createShareBody
+	var body struct {
+		Share *createShareIn `json:"share"`
+	}
 	if !host.DecodeBody(q.W, q.R, &body) {
 		return
 	}
@@ -90,49 +92,114 @@ func (s *Service) createShare(q *host.Request) {
 		return
 	}
 	proto := strings.ToUpper(in.ShareProto)
-	if !slices.Contains(s.opts.EnabledProtocols, proto) {
-		quoted := make([]string, len(s.opts.EnabledProtocols))
-		for i, p := range s.opts.EnabledProtocols {
-			quoted[i] = "'" + p + "'"
-		}
-		badRequest(q, fmt.Sprintf("Invalid input received: Invalid share protocol provided: %s. It is either disabled or unsupported. Available protocols: [%s].",
-			in.ShareProto, strings.Join(quoted, ", ")))
+	if !s.protocolEnabled(q, in.ShareProto) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var snap *snapshot
-	if in.SnapshotID != "" {
-		snap = s.st.Snapshots[in.SnapshotID]
-		if snap == nil || snap.ProjectID != q.ProjectID {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("ShareSnapshotNotFound: Snapshot %s could not be found.", in.SnapshotID))
-			return
-		}
-		if snap.Status != "available" {
-			badRequest(q, fmt.Sprintf("Invalid share snapshot: status must be available, but current status is: %s.", snap.Status))
+	snap, ok := s.sourceSnapshotLocked(q, in.SnapshotID)
+	if !ok {
+		return
+	}
+	size, ok := s.shareSize(q, in.Size, snap)
+	if !ok {
+		return
+	}
+	t, ok := s.shareTypeForLocked(q, in, snap)
+	if !ok {
+		return
+	}
+	if in.ShareNetworkID != "" {
+		if sn := s.st.ShareNetworks[in.ShareNetworkID]; sn == nil || sn.ProjectID != q.ProjectID {
+			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Share network %s could not be found.", in.ShareNetworkID))
 			return
 		}
 	}
-	size, ok := sizeOf(in.Size)
-	if in.Size == nil && snap != nil {
+	az, ok := s.zoneForLocked(q, in.AvailabilityZone, snap)
+	if !ok || (q.MV.AtLeast("2.65") && !s.hintsExistLocked(q, in.SchedulerHints)) || !s.checkShareQuotaLocked(q, size, true) {
+		return
+	}
+	name := in.Name
+	if name == "" {
+		name = in.DisplayName
+	}
+	sh := &share{
+		ID: host.NewUUID(), InstanceID: host.NewUUID(), Name: name, Description: in.Description, Status: "creating",
+		Proto: proto, TypeID: t.ID, AZ: az, ProjectID: q.ProjectID, UserID: q.UserID, SnapshotID: in.SnapshotID,
+		ShareNetworkID: in.ShareNetworkID, ShareGroupID: in.ShareGroupID, IsPublic: in.IsPublic, Size: size,
+		Metadata: copyMap(in.Metadata), CreatedAt: time.Now().UTC(),
+		// A share from a snapshot takes its parent's zone at once: the
+		// create response already names it (checked on the rig).
+		Scheduled: snap != nil, AZExplicit: in.AvailabilityZone != "",
+	}
+	s.st.Shares[sh.ID] = sh
+	s.h.MarkDirty()
+	resp := s.shareBodyLocked(q, sh)
+	s.scheduleCreateLocked(sh, t, q.RequestID)
+	// Manila answers a create with 200, not 202 (checked on Zed).
+	host.WriteJSON(q.W, http.StatusOK, map[string]any{"share": resp})
+}
+
+func (s *Service) protocolEnabled(q *host.Request, proto string) bool {
+	if slices.Contains(s.opts.EnabledProtocols, strings.ToUpper(proto)) {
+		return true
+	}
+	quoted := make([]string, len(s.opts.EnabledProtocols))
+	for i, p := range s.opts.EnabledProtocols {
+		quoted[i] = "'" + p + "'"
+	}
+	badRequest(q, fmt.Sprintf("Invalid input received: Invalid share protocol provided: %s. It is either disabled or unsupported. Available protocols: [%s].",
+		proto, strings.Join(quoted, ", ")))
+	return false
+}
+
+// sourceSnapshotLocked returns the snapshot a share is made from (nil for
+// none), or answers why it cannot be used.
+func (s *Service) sourceSnapshotLocked(q *host.Request, id string) (*snapshot, bool) {
+	if id == "" {
+		return nil, true
+	}
+	snap := s.st.Snapshots[id]
+	if snap == nil || snap.ProjectID != q.ProjectID {
+		host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("ShareSnapshotNotFound: Snapshot %s could not be found.", id))
+		return nil, false
+	}
+	if snap.Status != "available" {
+		badRequest(q, fmt.Sprintf("Invalid share snapshot: status must be available, but current status is: %s.", snap.Status))
+		return nil, false
+	}
+	return snap, true
+}
+
+// shareSize reads the requested size; a share from a snapshot defaults to
+// the snapshot's and may not be smaller.
+func (s *Service) shareSize(q *host.Request, v any, snap *snapshot) (int, bool) {
+	size, ok := sizeOf(v)
+	if v == nil && snap != nil {
 		size, ok = snap.Size, true
 	}
 	if !ok {
-		badRequest(q, fmt.Sprintf("Invalid input received: Share size '%v' must be an integer and greater than 0.", sizeText(in.Size)))
-		return
+		badRequest(q, fmt.Sprintf("Invalid input received: Share size '%v' must be an integer and greater than 0.", sizeText(v)))
+		return 0, false
 	}
 	if snap != nil && size < snap.Size {
 		badRequest(q, fmt.Sprintf("Invalid input received: Share size '%d' must be equal or greater than snapshot size (%d).", size, snap.Size))
-		return
+		return 0, false
 	}
-	typeRef := in.ShareType
-	if typeRef == "" {
-		typeRef = in.VolumeType
+	return size, true
+}
+
+// shareTypeForLocked is the named type, else the snapshot's share's, else
+// the default.
+func (s *Service) shareTypeForLocked(q *host.Request, in *createShareIn, snap *snapshot) (*shareType, bool) {
+	ref := in.ShareType
+	if ref == "" {
+		ref = in.VolumeType
 	}
 	var t *shareType
 	switch {
-	case typeRef != "":
-		t = s.st.typeByNameOrID(typeRef)
+	case ref != "":
+		t = s.st.typeByNameOrID(ref)
 	case snap != nil:
 		if parent := s.st.Shares[snap.ShareID]; parent != nil {
 			t = s.st.Types[parent.TypeID]
@@ -142,58 +209,31 @@ func (s *Service) createShare(q *host.Request) {
 	}
 	if t == nil {
 		host.WriteFault(q.W, http.StatusNotFound, "Share type not found.")
-		return
+		return nil, false
 	}
 	if snap != nil && !isTrue(t.ExtraSpecs["create_share_from_snapshot_support"]) {
 		badRequest(q, fmt.Sprintf("Invalid input received: A new share may not be created from snapshot '%s', because the snapshot's parent share does not have that capability.", snap.ID))
-		return
+		return nil, false
 	}
-	if in.ShareNetworkID != "" {
-		if sn := s.st.ShareNetworks[in.ShareNetworkID]; sn == nil || sn.ProjectID != q.ProjectID {
-			host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Share network %s could not be found.", in.ShareNetworkID))
-			return
-		}
-	}
-	az := in.AvailabilityZone
+	return t, true
+}
+
+// zoneForLocked is the named zone (which must exist), else the snapshot's
+// share's, else the default.
+func (s *Service) zoneForLocked(q *host.Request, az string, snap *snapshot) (string, bool) {
 	if az != "" {
 		if _, ok := s.st.AZIDs[az]; !ok {
 			host.WriteFault(q.W, http.StatusNotFound, "Availability zone %(id)s could not be found.")
-			return
+			return "", false
 		}
-	} else if snap != nil {
-		if parent := s.st.Shares[snap.ShareID]; parent != nil {
-			az = parent.AZ
+		return az, true
+	}
+	if snap != nil {
+		if parent := s.st.Shares[snap.ShareID]; parent != nil && parent.AZ != "" {
+			return parent.AZ, true
 		}
 	}
-	if az == "" {
-		az = s.h.AvailabilityZones()[0]
-	}
-	if q.MV.AtLeast("2.65") && !s.hintsExistLocked(q, in.SchedulerHints) {
-		return
-	}
-	if !s.checkShareQuotaLocked(q, size, true) {
-		return
-	}
-	name := in.Name
-	if name == "" {
-		name = in.DisplayName
-	}
-	now := time.Now().UTC()
-	sh := &share{
-		ID: host.NewUUID(), InstanceID: host.NewUUID(), Name: name, Description: in.Description, Status: "creating",
-		Proto: proto, TypeID: t.ID, AZ: az, ProjectID: q.ProjectID, UserID: q.UserID, SnapshotID: in.SnapshotID,
-		ShareNetworkID: in.ShareNetworkID, ShareGroupID: in.ShareGroupID, IsPublic: in.IsPublic, Size: size,
-		Metadata: copyMap(in.Metadata), CreatedAt: now,
-		// A share from a snapshot takes its parent's zone at once: the
-		// create response already names it (checked on the rig).
-		Scheduled: snap != nil, AZExplicit: in.AvailabilityZone != "",
-	}
-	s.st.Shares[sh.ID] = sh
-	s.h.MarkDirty()
-	body0 := s.shareBodyLocked(q, sh)
-	s.scheduleCreateLocked(sh, t, q.RequestID)
-	// Manila answers a create with 200, not 202 (checked on Zed).
-	host.WriteJSON(q.W, http.StatusOK, map[string]any{"share": body0})
+	return s.h.AvailabilityZones()[0], true
 }
 
 // hintsExistLocked checks that the shares scheduler hints name (2.65,
