@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/cinder-csi/cinder-csi/pkg/version.Version=$(VERSION)
 CSI_SANITY_VERSION := v5.6.0
 
-.PHONY: help build test unit sanity sanity-binary bench lint demo demo-manila fuzz clean
+.PHONY: help build test unit sanity sanity-binary bench lint lint-strict demo demo-manila fuzz clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,6 +16,11 @@ build: ## build the plugin, the emulator and the tools into bin/
 lint: ## go vet plus a gofmt check
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+GOLANGCI_LINT_VERSION ?= v2.15.0
+lint-strict: ## golangci-lint (pinned, .golangci.yml): errcheck, staticcheck, revive, gocritic, misspell, unparam, funlen 80, gocyclo 20; not part of make test yet
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	$(BIN)/golangci-lint run ./...
 
 unit: ## every package's tests, emulator and loop-device tests included
 	$(GO) test -count=1 -timeout 20m ./...

@@ -15,22 +15,22 @@ import (
 type Kind int
 
 const (
-	// Internal: a host operation failed in a way we do not understand
+	// Internal means a host operation failed in a way we do not understand
 	// (mount, mkdir, reading or writing a record).
 	Internal Kind = iota
-	// Invalid: the request itself is wrong (a path too long to record, a
+	// Invalid means the request itself is wrong (a path too long to record, a
 	// bad StorageClass opt-out value); retrying it cannot help.
 	Invalid
-	// Precondition: the node or the volume must change first (another
+	// Precondition means the node or the volume must change first (another
 	// publication, another mount of the device, a capability Kata cannot
 	// serve).
 	Precondition
-	// Unavailable: a lookup that may pass later failed (the Kubernetes
+	// Unavailable means a lookup that may pass later failed (the Kubernetes
 	// API, the node opt-in).
 	Unavailable
-	// NotFound: no Kata direct volume at that path, or not this volume.
+	// NotFound means no Kata direct volume at that path, or not this volume.
 	NotFound
-	// AlreadyExists: the target holds another volume's record.
+	// AlreadyExists means the target holds another volume's record.
 	AlreadyExists
 )
 
