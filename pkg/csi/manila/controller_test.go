@@ -488,3 +488,35 @@ func TestValidateVolumeCapabilities(t *testing.T) {
 		t.Errorf("unknown volume: %v", err)
 	}
 }
+
+// A static PV names its share by shareName (or shareID) and, for CephFS,
+// the rule by shareAccessIDs; publish fills in the export location.
+func TestStaticPVsPublishThroughTheirAttributes(t *testing.T) {
+	cs, fc, _ := newTestController(t, func(o *ControllerOptions) { o.KeyDelivery = DeliveryPublishContext; o.Keys = nil })
+	ctx := context.Background()
+	share, _ := fc.CreateShare(ctx, openstack.CreateShareOpts{Name: "legacy", Protocol: "CEPHFS", SizeGiB: 10})
+	if _, err := fc.WaitShare(ctx, share.ID, func(*openstack.Share) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	rule, _ := fc.GrantAccess(ctx, openstack.GrantAccessOpts{ShareID: share.ID, AccessType: "cephx", AccessTo: "legacy-user", AccessLevel: "rw"})
+	pub, err := cs.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{
+		VolumeId: "static-pv-handle", NodeId: "node-a", VolumeCapability: mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER),
+		VolumeContext: map[string]string{"shareName": "legacy", "shareAccessIDs": rule.ID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"exportLocation": "10.0.0.1:6789,10.0.0.2:6789:/volumes/_nogroup/" + share.ID, "cephfs-clientID": "legacy-user", "userKey": "AQD-secret-key-of-legacy-user"}
+	for k, v := range want {
+		if pub.PublishContext[k] != v {
+			t.Errorf("publish context %s = %q, want %q", k, pub.PublishContext[k], v)
+		}
+	}
+	_, err = cs.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{
+		VolumeId: "static-pv-handle", NodeId: "node-a", VolumeCapability: mountCap(csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER),
+		VolumeContext: map[string]string{"shareName": "no-such-share"},
+	})
+	if codeOf(err) != codes.NotFound {
+		t.Errorf("unknown shareName: %v, want NotFound", err)
+	}
+}
