@@ -277,6 +277,11 @@ func (s *Service) LoadState(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st = st
+	for _, az := range s.h.AvailabilityZones() {
+		if st.AZIDs[az] == "" {
+			st.AZIDs[az] = host.NewUUID() // a zone added since the state was saved
+		}
+	}
 	for id, sh := range st.Shares {
 		switch sh.Status {
 		case "creating", "creating_from_snapshot":
