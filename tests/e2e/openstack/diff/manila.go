@@ -50,96 +50,24 @@ func keysOf(m map[string]any) string {
 
 // runManila exercises what the Manila driver leans on, on one cloud, and
 // deletes everything it made before it returns.
-func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (out []Obs, err error) {
-	m := t.M
-	prefix := "diff-" + rig.NewUUID()[:8] + "-"
-	var shares, snaps []string
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		for _, id := range snaps {
-			_, _ = m.Do(cctx, "DELETE", "/snapshots/"+id, manilaMV, nil)
-		}
-		for _, id := range snaps {
-			mpollGone(cctx, m, "/snapshots/"+id, "snapshot", "status")
-		}
-		for _, id := range shares {
-			_, _ = m.Do(cctx, "DELETE", "/shares/"+id, manilaMV, nil)
-		}
-		for _, id := range shares {
-			mpollGone(cctx, m, "/shares/"+id, "share", "status")
-		}
-	}()
-	step := func(name string) *Obs {
-		out = append(out, Obs{Step: "manila: " + name})
-		return &out[len(out)-1]
-	}
-	call := func(o *Obs, method, path, mv string, body any) (*rig.Response, error) {
-		r, err := m.Do(ctx, method, path, mv, body)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Step, err)
-		}
-		errorOf(o, r)
-		logf("%s %s: %s %s → %d %s", t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
-		return r, nil
-	}
-	simple := func(name, method, path, mv string, body any) error {
-		_, err := call(step(name), method, path, mv, body)
-		return err
-	}
-	createShare := func(name string, body map[string]any, final ...string) (string, *Obs, error) {
-		o := step(name)
-		body["name"] = prefix + strings.ReplaceAll(name, " ", "-")
-		r, err := call(o, "POST", "/shares", manilaMV, map[string]any{"share": body})
-		if err != nil {
-			return "", o, err
-		}
-		sh := field(r, "share")
-		id := str(sh["id"])
-		if id == "" {
-			return "", o, nil
-		}
-		shares = append(shares, id)
-		o.Extra = fmt.Sprintf("az=%v progress=%v keys=%s", sh["availability_zone"], sh["progress"], keysOf(sh))
-		o.States = mpoll(ctx, m, "/shares/"+id, "share", "status", []string{str(sh["status"])}, final...)
-		return id, o, nil
-	}
-	allow := func(name, shareID, typ, to string) (string, *Obs, error) {
-		o := step(name)
-		r, err := call(o, "POST", "/shares/"+shareID+"/action", manilaMV,
-			map[string]any{"allow_access": map[string]any{"access_type": typ, "access_to": to, "access_level": "rw"}})
-		if err != nil || r.Status != 200 {
-			return "", o, err
-		}
-		a := field(r, "access")
-		id := str(a["id"])
-		o.States = mpoll(ctx, m, "/share-access-rules/"+id, "access", "state", []string{str(a["state"])}, "active", "error")
-		g, _ := m.Do(ctx, "GET", "/share-access-rules/"+id, manilaMV, nil)
-		final := field(g, "access")
-		o.Extra = fmt.Sprintf("key at allow=%v key at end=%v keys=%s", a["access_key"] != nil, final["access_key"] != nil, keysOf(a))
-		return id, o, nil
-	}
-	// shareFacts reads a share once its access_rules_status has settled:
-	// the rig sets a failed rule's state a moment before the share's
-	// access_rules_status follows.
-	shareFacts := func(name, id string) error {
-		o := step(name)
-		mpollSettled(ctx, m, "/shares/"+id, "share", "access_rules_status", "syncing")
-		r, err := call(o, "GET", "/shares/"+id, manilaMV, nil)
-		if err != nil {
-			return err
-		}
-		sh := field(r, "share")
-		o.Extra = fmt.Sprintf("status=%v size=%v access_rules_status=%v az=%v keys=%s", sh["status"], sh["size"], sh["access_rules_status"],
-			sh["availability_zone"], keysOf(sh))
-		return nil
-	}
+func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) ([]Obs, error) {
+	mr := newManilaRun(ctx, t, logf)
+	return mr.run(mr.surface, mr.shareTypes, mr.createRefusals, mr.nfsShare, mr.cephfsShare, mr.snapshotsAndSizes,
+		mr.metadata, mr.lookups, mr.teardown)
+}
 
-	// Versions and microversions.
-	o := step("version list")
-	r, err := call(o, "GET", m.Root()+"/", "", nil)
+// surface: versions and microversions.
+func (mr *manilaRun) surface() error {
+	m := mr.m
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	o = mr.step("version list")
+	r, err = mr.call(o, "GET", m.Root()+"/", "", nil)
 	if err != nil {
-		return out, err
+		return err
 	}
 	if vs, _ := r.JSON()["versions"].([]any); len(vs) > 0 {
 		var facts []string
@@ -150,18 +78,26 @@ func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (
 		o.Extra = strings.Join(facts, "; ")
 	}
 	for _, mv := range []string{"", "2.74", "1.9", "abc", "latest"} {
-		o := step("microversion " + map[bool]string{true: "absent", false: mv}[mv == ""])
-		r, err := call(o, "GET", "/shares", mv, nil)
+		o := mr.step("microversion " + map[bool]string{true: "absent", false: mv}[mv == ""])
+		r, err := mr.call(o, "GET", "/shares", mv, nil)
 		if err != nil {
-			return out, err
+			return err
 		}
 		o.Extra = "echo " + r.Header.Get("X-OpenStack-Manila-API-Version")
 	}
+	return nil
+}
 
-	// Share types as a member sees them.
-	o = step("share types")
-	if r, err = call(o, "GET", "/types", manilaMV, nil); err != nil {
-		return out, err
+// shareTypes: share types as a member sees them.
+func (mr *manilaRun) shareTypes() error {
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	o = mr.step("share types")
+	if r, err = mr.call(o, "GET", "/types", manilaMV, nil); err != nil {
+		return err
 	}
 	var typeFacts []string
 	for _, ty := range anyList(r.JSON()["share_types"]) {
@@ -170,19 +106,23 @@ func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (
 	}
 	sort.Strings(typeFacts)
 	o.Extra = strings.Join(typeFacts, "; ")
-	o = step("default share type")
-	if r, err = call(o, "GET", "/types/default", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("default share type")
+	if r, err = mr.call(o, "GET", "/types/default", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = fmt.Sprint(field(r, "share_type")["name"])
-	if err := simple("share type by name", "GET", "/types/cephfstype", manilaMV, nil); err != nil {
-		return out, err
+	if err := mr.simple("share type by name", "GET", "/types/cephfstype", manilaMV, nil); err != nil {
+		return err
 	}
-	if err := simple("share type extra specs as a member", "GET", "/types/"+typeID(r)+"/extra_specs", manilaMV, nil); err != nil {
-		return out, err
+	if err := mr.simple("share type extra specs as a member", "GET", "/types/"+typeID(r)+"/extra_specs", manilaMV, nil); err != nil {
+		return err
 	}
+	return nil
+}
 
-	// Create refusals.
+// createRefusals: create refusals.
+func (mr *manilaRun) createRefusals() error {
+	prefix := mr.prefix
 	for _, c := range []struct {
 		name string
 		body map[string]any
@@ -194,192 +134,230 @@ func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (
 	} {
 		body := c.body
 		body["name"] = prefix + "refused"
-		o := step(c.name)
-		r, err := call(o, "POST", "/shares", manilaMV, map[string]any{"share": body})
-		if err != nil {
-			return out, err
-		}
-		if id := str(field(r, "share")["id"]); id != "" {
-			shares = append(shares, id)
+		if _, err := mr.call(mr.step(c.name), "POST", "/shares", manilaMV, map[string]any{"share": body}); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
-	// An NFS share (CephFS through NFS-Ganesha) and its ip rules.
-	nfs, _, err := createShare("NFS share create", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfsnfstype",
+// nfsShare: an NFS share (CephFS through NFS-Ganesha) and its ip rules.
+func (mr *manilaRun) nfsShare() error {
+	prefix := mr.prefix
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	mr.nfs, _, err = mr.createShare("NFS share create", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfsnfstype",
 		"metadata": map[string]string{"manila.csi.openstack.org/cluster": "diff"}}, "available", "error")
-	if err != nil || nfs == "" {
-		return out, err
+	if err != nil || mr.nfs == "" {
+		return err
 	}
-	if err := shareFacts("NFS share get", nfs); err != nil {
-		return out, err
+	if err := mr.shareFacts("NFS share get", mr.nfs); err != nil {
+		return err
 	}
-	o = step("NFS export locations")
-	if r, err = call(o, "GET", "/shares/"+nfs+"/export_locations", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("NFS export locations")
+	if r, err = mr.call(o, "GET", "/shares/"+mr.nfs+"/export_locations", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = exportFacts(r)
-	o = step("list by name")
-	if r, err = call(o, "GET", "/shares?name="+prefix+"NFS-share-create", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("list by name")
+	if r, err = mr.call(o, "GET", "/shares?name="+prefix+"NFS-share-create", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "shares")
-	o = step("detail list by metadata")
-	if r, err = call(o, "GET", "/shares/detail?metadata=%7B%27manila.csi.openstack.org%2Fcluster%27%3A%27diff%27%7D", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("detail list by metadata")
+	if r, err = mr.call(o, "GET", "/shares/detail?metadata=%7B%27manila.csi.openstack.org%2Fcluster%27%3A%27diff%27%7D", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "shares")
-	o = step("detail list, one per page")
-	if r, err = call(o, "GET", "/shares/detail?limit=1", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("detail list, one per page")
+	if r, err = mr.call(o, "GET", "/shares/detail?limit=1", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = fmt.Sprintf("%d, next link %v", len(anyList(r.JSON()["shares"])), r.JSON()["shares_links"] != nil)
-	ipRule, _, err := allow("ip rule on NFS", nfs, "ip", "10.0.0.5")
+	mr.ipRule, _, err = mr.allow("ip rule on NFS", mr.nfs, "ip", "10.0.0.5")
 	if err != nil {
-		return out, err
+		return err
 	}
-	if err := shareFacts("NFS share after the rule", nfs); err != nil {
-		return out, err
+	if err := mr.shareFacts("NFS share after the rule", mr.nfs); err != nil {
+		return err
 	}
 	for _, c := range []struct{ name, typ, to, level string }{
 		{"duplicate ip rule", "ip", "10.0.0.5", "rw"},
 		{"ip rule with a bad network", "ip", "10.0.0.0/33", "rw"},
 		{"ip rule with a bad level", "ip", "10.0.0.6", "xx"},
 	} {
-		if err := simple(c.name, "POST", "/shares/"+nfs+"/action", manilaMV,
+		if err := mr.simple(c.name, "POST", "/shares/"+mr.nfs+"/action", manilaMV,
 			map[string]any{"allow_access": map[string]any{"access_type": c.typ, "access_to": c.to, "access_level": c.level}}); err != nil {
-			return out, err
+			return err
 		}
 	}
-	o = step("share-access-rules list")
-	if r, err = call(o, "GET", "/share-access-rules?share_id="+nfs, manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("share-access-rules list")
+	if r, err = mr.call(o, "GET", "/share-access-rules?share_id="+mr.nfs, manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "access_list")
-	if err := simple("share-access-rules at 2.44", "GET", "/share-access-rules/"+ipRule, "2.44", nil); err != nil {
-		return out, err
+	if err := mr.simple("share-access-rules at 2.44", "GET", "/share-access-rules/"+mr.ipRule, "2.44", nil); err != nil {
+		return err
 	}
-	o = step("access_list action at 2.44")
-	if r, err = call(o, "POST", "/shares/"+nfs+"/action", "2.44", map[string]any{"access_list": nil}); err != nil {
-		return out, err
+	o = mr.step("access_list action at 2.44")
+	if r, err = mr.call(o, "POST", "/shares/"+mr.nfs+"/action", "2.44", map[string]any{"access_list": nil}); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "access_list")
-	if err := simple("access_list action at 2.45", "POST", "/shares/"+nfs+"/action", "2.45", map[string]any{"access_list": nil}); err != nil {
-		return out, err
+	if err := mr.simple("access_list action at 2.45", "POST", "/shares/"+mr.nfs+"/action", "2.45", map[string]any{"access_list": nil}); err != nil {
+		return err
 	}
-	if _, _, err := allow("cephx rule on NFS", nfs, "cephx", "diff-nfs-user"); err != nil {
-		return out, err
+	if _, _, err := mr.allow("cephx rule on NFS", mr.nfs, "cephx", "diff-nfs-user"); err != nil {
+		return err
 	}
-	if err := shareFacts("NFS share after the failed rule", nfs); err != nil {
-		return out, err
+	if err := mr.shareFacts("NFS share after the failed rule", mr.nfs); err != nil {
+		return err
 	}
+	return nil
+}
 
-	// A CephFS share and its cephx rule.
-	ceph, _, err := createShare("CephFS share create", map[string]any{"share_proto": "CEPHFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
-	if err != nil || ceph == "" {
-		return out, err
+// cephfsShare: a CephFS share and its cephx rule.
+func (mr *manilaRun) cephfsShare() error {
+	prefix := mr.prefix
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	mr.ceph, _, err = mr.createShare("CephFS share create", map[string]any{"share_proto": "CEPHFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	if err != nil || mr.ceph == "" {
+		return err
 	}
-	o = step("CephFS export locations")
-	if r, err = call(o, "GET", "/shares/"+ceph+"/export_locations", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("CephFS export locations")
+	if r, err = mr.call(o, "GET", "/shares/"+mr.ceph+"/export_locations", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = exportFacts(r)
-	cephxRule, _, err := allow("cephx rule on CephFS", ceph, "cephx", "diff-"+prefix[5:13])
+	mr.cephxRule, _, err = mr.allow("cephx rule on CephFS", mr.ceph, "cephx", "diff-"+prefix[5:13])
 	if err != nil {
-		return out, err
+		return err
 	}
-	if _, _, err := allow("ip rule on CephFS", ceph, "ip", "10.0.0.7"); err != nil {
-		return out, err
+	if _, _, err := mr.allow("ip rule on CephFS", mr.ceph, "ip", "10.0.0.7"); err != nil {
+		return err
 	}
-	if err := shareFacts("CephFS share after the failed rule", ceph); err != nil {
-		return out, err
+	if err := mr.shareFacts("CephFS share after the failed rule", mr.ceph); err != nil {
+		return err
 	}
-	o = step("user messages of the CephFS share")
-	if r, err = call(o, "GET", "/messages?resource_id="+ceph, manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("user messages of the CephFS share")
+	if r, err = mr.call(o, "GET", "/messages?resource_id="+mr.ceph, manilaMV, nil); err != nil {
+		return err
 	}
 	var msgs []string
 	for _, msg := range anyList(r.JSON()["messages"]) {
 		msgs = append(msgs, fmt.Sprintf("%v/%v %v %v keys=%s", msg["action_id"], msg["detail_id"], msg["resource_type"], msg["user_message"], keysOf(msg)))
 	}
 	o.Extra = strings.Join(msgs, "; ")
+	return nil
+}
 
-	// Snapshots, extend, shrink, restore.
-	o = step("snapshot create")
-	if r, err = call(o, "POST", "/snapshots", manilaMV, map[string]any{"snapshot": map[string]any{"share_id": ceph, "name": prefix + "snap"}}); err != nil {
-		return out, err
+// snapshotsAndSizes: snapshots, extend, shrink, restore.
+func (mr *manilaRun) snapshotsAndSizes() error {
+	ctx, m, prefix := mr.ctx, mr.m, mr.prefix
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	o = mr.step("snapshot create")
+	if r, err = mr.call(o, "POST", "/snapshots", manilaMV, map[string]any{"snapshot": map[string]any{"share_id": mr.ceph, "name": prefix + "snap"}}); err != nil {
+		return err
 	}
-	snap := str(field(r, "snapshot")["id"])
-	if snap == "" {
-		return out, fmt.Errorf("snapshot create: %d %s", r.Status, r.Body)
+	mr.snap = str(field(r, "snapshot")["id"])
+	if mr.snap == "" {
+		return fmt.Errorf("snapshot create: %d %s", r.Status, r.Body)
 	}
-	snaps = append(snaps, snap)
 	o.Extra = "keys=" + keysOf(field(r, "snapshot"))
-	o.States = mpoll(ctx, m, "/snapshots/"+snap, "snapshot", "status", []string{str(field(r, "snapshot")["status"])}, "available", "error")
-	if err := simple("delete of a share with a snapshot", "DELETE", "/shares/"+ceph, manilaMV, nil); err != nil {
-		return out, err
+	o.States = mpoll(ctx, m, "/snapshots/"+mr.snap, "snapshot", "status", []string{str(field(r, "snapshot")["status"])}, "available", "error")
+	if err := mr.simple("delete of a share with a snapshot", "DELETE", "/shares/"+mr.ceph, manilaMV, nil); err != nil {
+		return err
 	}
-	o = step("extend")
-	if _, err = call(o, "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
-		return out, err
+	o = mr.step("extend")
+	if _, err = mr.call(o, "POST", "/shares/"+mr.ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
+		return err
 	}
-	o.States = mpoll(ctx, m, "/shares/"+ceph, "share", "status", nil, "available", "extending_error", "error")
-	if err := simple("extend to the same size", "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
-		return out, err
+	o.States = mpoll(ctx, m, "/shares/"+mr.ceph, "share", "status", nil, "available", "extending_error", "error")
+	if err := mr.simple("extend to the same size", "POST", "/shares/"+mr.ceph+"/action", manilaMV, map[string]any{"extend": map[string]any{"new_size": 2}}); err != nil {
+		return err
 	}
-	if err := simple("shrink to a bigger size", "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 5}}); err != nil {
-		return out, err
+	if err := mr.simple("shrink to a bigger size", "POST", "/shares/"+mr.ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 5}}); err != nil {
+		return err
 	}
-	o = step("shrink")
-	if _, err = call(o, "POST", "/shares/"+ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 1}}); err != nil {
-		return out, err
+	o = mr.step("shrink")
+	if _, err = mr.call(o, "POST", "/shares/"+mr.ceph+"/action", manilaMV, map[string]any{"shrink": map[string]any{"new_size": 1}}); err != nil {
+		return err
 	}
-	o.States = mpoll(ctx, m, "/shares/"+ceph, "share", "status", nil, "available", "shrinking_error", "error")
-	if _, _, err := createShare("share from the snapshot", map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": snap},
+	o.States = mpoll(ctx, m, "/shares/"+mr.ceph, "share", "status", nil, "available", "shrinking_error", "error")
+	if _, _, err := mr.createShare("share from the snapshot", map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": mr.snap},
 		"available", "error"); err != nil {
-		return out, err
+		return err
 	}
-	if err := simple("share from an unknown snapshot", "POST", "/shares", manilaMV,
+	if err := mr.simple("share from an unknown snapshot", "POST", "/shares", manilaMV,
 		map[string]any{"share": map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": rig.NewUUID(), "name": prefix + "nosnap"}}); err != nil {
-		return out, err
+		return err
 	}
-	wrong, _, err := createShare("NFS share of the CephFS type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	wrong, _, err := mr.createShare("NFS share of the CephFS type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
 	if err != nil {
-		return out, err
+		return err
 	}
-	o = step("user messages of the unschedulable share")
-	if r, err = call(o, "GET", "/messages?resource_id="+wrong, manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("user messages of the unschedulable share")
+	if r, err = mr.call(o, "GET", "/messages?resource_id="+wrong, manilaMV, nil); err != nil {
+		return err
 	}
-	msgs = nil
+	var msgs []string
 	for _, msg := range anyList(r.JSON()["messages"]) {
 		msgs = append(msgs, fmt.Sprintf("%v/%v %v", msg["action_id"], msg["detail_id"], msg["user_message"]))
 	}
 	o.Extra = strings.Join(msgs, "; ")
+	return nil
+}
 
-	// Metadata.
-	o = step("metadata set")
-	if r, err = call(o, "POST", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"a": "1"}}); err != nil {
-		return out, err
+// metadata: metadata.
+func (mr *manilaRun) metadata() error {
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
+	o = mr.step("metadata set")
+	if r, err = mr.call(o, "POST", "/shares/"+mr.ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"a": "1"}}); err != nil {
+		return err
 	}
 	o.Extra = fmt.Sprint(r.JSON()["metadata"])
-	o = step("metadata merge")
-	if r, err = call(o, "POST", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"b": "2"}}); err != nil {
-		return out, err
+	o = mr.step("metadata merge")
+	if r, err = mr.call(o, "POST", "/shares/"+mr.ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"b": "2"}}); err != nil {
+		return err
 	}
 	o.Extra = fmt.Sprint(r.JSON()["metadata"])
-	o = step("metadata replace")
-	if r, err = call(o, "PUT", "/shares/"+ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"c": "3"}}); err != nil {
-		return out, err
+	o = mr.step("metadata replace")
+	if r, err = mr.call(o, "PUT", "/shares/"+mr.ceph+"/metadata", manilaMV, map[string]any{"metadata": map[string]string{"c": "3"}}); err != nil {
+		return err
 	}
 	o.Extra = fmt.Sprint(r.JSON()["metadata"])
-	if err := simple("metadata key delete", "DELETE", "/shares/"+ceph+"/metadata/c", manilaMV, nil); err != nil {
-		return out, err
+	if err := mr.simple("metadata key delete", "DELETE", "/shares/"+mr.ceph+"/metadata/c", manilaMV, nil); err != nil {
+		return err
 	}
-	if err := simple("metadata unknown key", "GET", "/shares/"+ceph+"/metadata/nope", manilaMV, nil); err != nil {
-		return out, err
+	if err := mr.simple("metadata unknown key", "GET", "/shares/"+mr.ceph+"/metadata/nope", manilaMV, nil); err != nil {
+		return err
 	}
+	return nil
+}
 
-	// Not-found answers, zones, quotas, URL forms.
+// lookups: not-found answers, zones, quotas, URL forms.
+func (mr *manilaRun) lookups() error {
+	m := mr.m
+	var (
+		o   *Obs
+		err error
+		r   *rig.Response
+	)
 	for _, c := range []struct{ name, path string }{
 		{"unknown share", "/shares/" + rig.NewUUID()},
 		{"unknown snapshot", "/snapshots/" + rig.NewUUID()},
@@ -387,76 +365,83 @@ func runManila(ctx context.Context, t ManilaTarget, logf func(string, ...any)) (
 		{"unknown message", "/messages/" + rig.NewUUID()},
 		{"unknown share network", "/share-networks/" + rig.NewUUID()},
 	} {
-		if err := simple(c.name, "GET", c.path, manilaMV, nil); err != nil {
-			return out, err
+		if err := mr.simple(c.name, "GET", c.path, manilaMV, nil); err != nil {
+			return err
 		}
 	}
-	if err := simple("deny of an unknown rule", "POST", "/shares/"+ceph+"/action", manilaMV,
+	if err := mr.simple("deny of an unknown rule", "POST", "/shares/"+mr.ceph+"/action", manilaMV,
 		map[string]any{"deny_access": map[string]any{"access_id": rig.NewUUID()}}); err != nil {
-		return out, err
+		return err
 	}
-	o = step("availability-zones")
-	if r, err = call(o, "GET", "/availability-zones", manilaMV, nil); err != nil {
-		return out, err
-	}
-	o.Extra = listFacts(r, "availability_zones")
-	if err := simple("os-availability-zone at 2.73", "GET", "/os-availability-zone", manilaMV, nil); err != nil {
-		return out, err
-	}
-	o = step("os-availability-zone at 2.6")
-	if r, err = call(o, "GET", "/os-availability-zone", "2.6", nil); err != nil {
-		return out, err
+	o = mr.step("availability-zones")
+	if r, err = mr.call(o, "GET", "/availability-zones", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "availability_zones")
-	o = step("limits")
-	if r, err = call(o, "GET", "/limits", manilaMV, nil); err != nil {
-		return out, err
+	if err := mr.simple("os-availability-zone at 2.73", "GET", "/os-availability-zone", manilaMV, nil); err != nil {
+		return err
+	}
+	o = mr.step("os-availability-zone at 2.6")
+	if r, err = mr.call(o, "GET", "/os-availability-zone", "2.6", nil); err != nil {
+		return err
+	}
+	o.Extra = listFacts(r, "availability_zones")
+	o = mr.step("limits")
+	if r, err = mr.call(o, "GET", "/limits", manilaMV, nil); err != nil {
+		return err
 	}
 	lim, _ := field(r, "limits")["absolute"].(map[string]any)
 	o.Extra = keysOf(lim)
-	o = step("quota set detail")
-	if r, err = call(o, "GET", "/quota-sets/"+m.ProjectID+"/detail", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("quota set detail")
+	if r, err = mr.call(o, "GET", "/quota-sets/"+m.ProjectID+"/detail", manilaMV, nil); err != nil {
+		return err
 	}
 	qs := field(r, "quota_set")
 	// Not the in_use figures: the rig's drift from what exists (seen: 2
 	// more shares in use than listed after force-deleted shares).
 	o.Extra = keysOf(qs)
-	o = step("share networks")
-	if r, err = call(o, "GET", "/share-networks/detail", manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("share networks")
+	if r, err = mr.call(o, "GET", "/share-networks/detail", manilaMV, nil); err != nil {
+		return err
 	}
 	o.Extra = listFacts(r, "share_networks")
 	base := strings.TrimSuffix(m.Share, "/"+m.ProjectID)
-	if err := simple("URL without the project id", "GET", base+"/shares/"+ceph, "2.60", nil); err != nil {
-		return out, err
+	if err := mr.simple("URL without the project id", "GET", base+"/shares/"+mr.ceph, "2.60", nil); err != nil {
+		return err
 	}
-	if err := simple("URL with another project's id", "GET", base+"/"+t.OtherProjectID+"/shares/"+ceph, "2.60", nil); err != nil {
-		return out, err
+	if err := mr.simple("URL with another project's id", "GET", base+"/"+mr.t.OtherProjectID+"/shares/"+mr.ceph, "2.60", nil); err != nil {
+		return err
 	}
+	return nil
+}
 
-	// Deny, deletes.
-	for _, c := range []struct{ name, share, rule string }{{"deny the ip rule", nfs, ipRule}, {"deny the cephx rule", ceph, cephxRule}} {
-		o := step(c.name)
-		if _, err := call(o, "POST", "/shares/"+c.share+"/action", manilaMV, map[string]any{"deny_access": map[string]any{"access_id": c.rule}}); err != nil {
-			return out, err
+// teardown: deny, deletes.
+func (mr *manilaRun) teardown() error {
+	ctx, m := mr.ctx, mr.m
+	var (
+		o *Obs
+	)
+	for _, c := range []struct{ name, share, rule string }{{"deny the ip rule", mr.nfs, mr.ipRule}, {"deny the cephx rule", mr.ceph, mr.cephxRule}} {
+		o := mr.step(c.name)
+		if _, err := mr.call(o, "POST", "/shares/"+c.share+"/action", manilaMV, map[string]any{"deny_access": map[string]any{"access_id": c.rule}}); err != nil {
+			return err
 		}
 		o.States = mpollGone(ctx, m, "/share-access-rules/"+c.rule, "access", "state")
 	}
-	o = step("snapshot delete")
-	if _, err := call(o, "DELETE", "/snapshots/"+snap, manilaMV, nil); err != nil {
-		return out, err
+	o = mr.step("snapshot delete")
+	if _, err := mr.call(o, "DELETE", "/snapshots/"+mr.snap, manilaMV, nil); err != nil {
+		return err
 	}
-	o.States = mpollGone(ctx, m, "/snapshots/"+snap, "snapshot", "status")
-	o = step("share delete")
-	if _, err := call(o, "DELETE", "/shares/"+nfs, manilaMV, nil); err != nil {
-		return out, err
+	o.States = mpollGone(ctx, m, "/snapshots/"+mr.snap, "snapshot", "status")
+	o = mr.step("share delete")
+	if _, err := mr.call(o, "DELETE", "/shares/"+mr.nfs, manilaMV, nil); err != nil {
+		return err
 	}
-	o.States = mpollGone(ctx, m, "/shares/"+nfs, "share", "status")
-	if err := simple("get of the deleted share", "GET", "/shares/"+nfs, manilaMV, nil); err != nil {
-		return out, err
+	o.States = mpollGone(ctx, m, "/shares/"+mr.nfs, "share", "status")
+	if err := mr.simple("get of the deleted share", "GET", "/shares/"+mr.nfs, manilaMV, nil); err != nil {
+		return err
 	}
-	return out, nil
+	return nil
 }
 
 func typeID(r *rig.Response) string { return str(field(r, "share_type")["id"]) }

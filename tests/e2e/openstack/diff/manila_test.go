@@ -53,48 +53,19 @@ func TestDifferentialManila(t *testing.T) {
 	}
 	logf := func(format string, args ...any) { t.Logf(format, args...) }
 
-	type result struct {
-		obs []Obs
-		err error
-	}
 	ram, ok, err := NewManilaClient(ctx, radmin)
 	if err != nil || !ok {
 		t.Fatalf("the admin's catalog has no sharev2: %v", err)
 	}
-	realQuota := func(ctx context.Context, q map[string]int) error {
-		var r *rig.Response
-		var err error
-		if q == nil {
-			r, err = ram.Do(ctx, "DELETE", "/quota-sets/"+rc.ProjectID, manilaMV, nil)
-		} else {
-			r, err = ram.Do(ctx, "PUT", "/quota-sets/"+rc.ProjectID, manilaMV, map[string]any{"quota_set": q})
-		}
-		if err == nil && r.Status >= 300 {
-			err = fmt.Errorf("quota set %v: %d %s", q, r.Status, r.Body)
-		}
-		return err
-	}
-	emuPID := emu.ProjectID("demo")
-	emuQuota := func(_ context.Context, q map[string]int) error {
-		if q == nil {
-			emu.Manila().ResetQuota(emuPID)
-			return nil
-		}
-		cur := emu.Manila().QuotaOf(emuPID)
-		for k, v := range q {
-			switch k {
-			case "shares":
-				cur.Shares = v
-			case "gigabytes":
-				cur.Gigabytes = v
-			case "snapshots":
-				cur.Snapshots = v
-			}
-		}
-		emu.Manila().SetQuota(emuPID, cur)
-		return nil
-	}
+	et := ManilaTarget{Name: "emulator", M: em, OtherProjectID: emu.ProjectID("second")}
+	et.SetQuota, et.ForceDelete = emulatorAdmin(emu)
+	rt := ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID}
+	rt.SetQuota, rt.ForceDelete = rigAdmin(ram, rc.ProjectID)
 	both := func(run func(context.Context, ManilaTarget, func(string, ...any)) ([]Obs, error), et, rt ManilaTarget) ([]Obs, []Obs) {
+		type result struct {
+			obs []Obs
+			err error
+		}
 		emuDone := make(chan result, 1)
 		go func() {
 			o, err := run(ctx, et, logf)
@@ -110,14 +81,62 @@ func TestDifferentialManila(t *testing.T) {
 		}
 		return real, er.obs
 	}
-	realForce := func(ctx context.Context, id string) error {
-		_, err := ram.Do(ctx, "POST", "/shares/"+id+"/action", manilaMV, map[string]any{"force_delete": nil})
-		return err
-	}
-	emuForce := func(_ context.Context, id string) error { emu.Manila().ForceDeleteShare(id); return nil }
-	et := ManilaTarget{Name: "emulator", M: em, OtherProjectID: emu.ProjectID("second"), SetQuota: emuQuota, ForceDelete: emuForce}
-	rt := ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID, SetQuota: realQuota, ForceDelete: realForce}
 	real, eobs := both(runManila, et, rt)
 	real2, eobs2 := both(runManilaEdges, et, rt)
 	report(t, append(real, real2...), append(eobs, eobs2...), "E2E_DIFF_MANILA_REPORT")
+}
+
+type (
+	quotaSetter func(ctx context.Context, q map[string]int) error
+	forceDelete func(ctx context.Context, shareID string) error
+)
+
+// rigAdmin is what an admin does for the scenario on the rig: set the
+// member's Manila quota (nil deletes it: the defaults) and force-delete a
+// share.
+func rigAdmin(admin *ManilaClient, projectID string) (quotaSetter, forceDelete) {
+	setQuota := func(ctx context.Context, q map[string]int) error {
+		var r *rig.Response
+		var err error
+		if q == nil {
+			r, err = admin.Do(ctx, "DELETE", "/quota-sets/"+projectID, manilaMV, nil)
+		} else {
+			r, err = admin.Do(ctx, "PUT", "/quota-sets/"+projectID, manilaMV, map[string]any{"quota_set": q})
+		}
+		if err == nil && r.Status >= 300 {
+			err = fmt.Errorf("quota set %v: %d %s", q, r.Status, r.Body)
+		}
+		return err
+	}
+	force := func(ctx context.Context, id string) error {
+		_, err := admin.Do(ctx, "POST", "/shares/"+id+"/action", manilaMV, map[string]any{"force_delete": nil})
+		return err
+	}
+	return setQuota, force
+}
+
+// emulatorAdmin is rigAdmin through the emulator's Go hooks.
+func emulatorAdmin(emu *emulator.Emulator) (quotaSetter, forceDelete) {
+	pid := emu.ProjectID("demo")
+	setQuota := func(_ context.Context, q map[string]int) error {
+		if q == nil {
+			emu.Manila().ResetQuota(pid)
+			return nil
+		}
+		cur := emu.Manila().QuotaOf(pid)
+		for k, v := range q {
+			switch k {
+			case "shares":
+				cur.Shares = v
+			case "gigabytes":
+				cur.Gigabytes = v
+			case "snapshots":
+				cur.Snapshots = v
+			}
+		}
+		emu.Manila().SetQuota(pid, cur)
+		return nil
+	}
+	force := func(_ context.Context, id string) error { emu.Manila().ForceDeleteShare(id); return nil }
+	return setQuota, force
 }
