@@ -140,10 +140,19 @@ func listAll[W, T any](ctx context.Context, c *cloud, api collection[W, T], op s
 	if err != nil {
 		return nil, err
 	}
+	return followPages(func(marker string) (Page[T], error) {
+		o.Marker = marker
+		return listPage(ctx, c, sc, api, op, o)
+	})
+}
+
+// followPages asks next for each page, from the first (marker ""), until
+// one is empty or has no successor, up to maxListPages pages.
+func followPages[T any](next func(marker string) (Page[T], error)) ([]T, error) {
 	var all []T
-	o.Marker = ""
+	marker := ""
 	for page := 0; page < maxListPages; page++ {
-		p, err := listPage(ctx, c, sc, api, op, o)
+		p, err := next(marker)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +160,7 @@ func listAll[W, T any](ctx context.Context, c *cloud, api collection[W, T], op s
 		if p.NextMarker == "" || len(p.Items) == 0 {
 			break
 		}
-		o.Marker = p.NextMarker
+		marker = p.NextMarker
 	}
 	return all, nil
 }

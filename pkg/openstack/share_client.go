@@ -3,6 +3,7 @@ package openstack
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strconv"
 
@@ -113,6 +114,30 @@ func shareNextMarker(offset, got, limit int) string {
 		return strconv.Itoa(offset + got)
 	}
 	return ""
+}
+
+// shareListPage GETs one page of <path>/detail from Manila, whose list
+// key is path too, with o as the query.
+func shareListPage[W, T any](ctx context.Context, c *cloud, op, path string, o ShareListOpts, convert func(*W) T) (Page[T], error) {
+	sc, _, err := c.shareClient(ctx)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	q, offset, err := shareListQuery(o)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	out := listBody[W]{key: path}
+	if err := shareDo(ctx, sc, req{op: op, method: http.MethodGet,
+		url: sc.ServiceURL(path, "detail") + q, out: &out, ok: []int{200}}); err != nil {
+		return Page[T]{}, err
+	}
+	p := Page[T]{Items: make([]T, 0, len(out.items))}
+	for i := range out.items {
+		p.Items = append(p.Items, convert(&out.items[i]))
+	}
+	p.NextMarker = shareNextMarker(offset, len(out.items), o.Limit)
+	return p, nil
 }
 
 // maxSharePage is the page size of a listing that follows every page:

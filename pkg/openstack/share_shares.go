@@ -134,44 +134,17 @@ func (c *cloud) ListShares(ctx context.Context, o ShareListOpts) (Page[Share], e
 }
 
 func (c *cloud) listSharePage(ctx context.Context, op string, o ShareListOpts) (Page[Share], error) {
-	sc, _, err := c.shareClient(ctx)
-	if err != nil {
-		return Page[Share]{}, err
-	}
 	o.ShareID = "" // a snapshot filter
-	q, offset, err := shareListQuery(o)
-	if err != nil {
-		return Page[Share]{}, err
-	}
-	out := listBody[wireShare]{key: "shares"}
-	if err := shareDo(ctx, sc, req{op: op, method: http.MethodGet,
-		url: sc.ServiceURL("shares", "detail") + q, out: &out, ok: []int{200}}); err != nil {
-		return Page[Share]{}, err
-	}
-	p := Page[Share]{Items: make([]Share, 0, len(out.items))}
-	for i := range out.items {
-		p.Items = append(p.Items, out.items[i].toShare())
-	}
-	p.NextMarker = shareNextMarker(offset, len(out.items), o.Limit)
-	return p, nil
+	return shareListPage(ctx, c, op, "shares", o, (*wireShare).toShare)
 }
 
 // listAllShares follows every page, up to maxListPages.
 func (c *cloud) listAllShares(ctx context.Context, op string, o ShareListOpts) ([]Share, error) {
-	var all []Share
-	o.Limit, o.Marker = maxSharePage, ""
-	for page := 0; page < maxListPages; page++ {
-		p, err := c.listSharePage(ctx, op, o)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, p.Items...)
-		if p.NextMarker == "" || len(p.Items) == 0 {
-			break
-		}
-		o.Marker = p.NextMarker
-	}
-	return all, nil
+	o.Limit = maxSharePage
+	return followPages(func(marker string) (Page[Share], error) {
+		o.Marker = marker
+		return c.listSharePage(ctx, op, o)
+	})
 }
 
 // DeleteShare deletes a share, also one in an error status. Manila

@@ -108,43 +108,16 @@ func (c *cloud) ListShareSnapshots(ctx context.Context, o ShareListOpts) (Page[S
 }
 
 func (c *cloud) listShareSnapshotPage(ctx context.Context, op string, o ShareListOpts) (Page[ShareSnapshot], error) {
-	sc, _, err := c.shareClient(ctx)
-	if err != nil {
-		return Page[ShareSnapshot]{}, err
-	}
 	o.Metadata = nil
-	q, offset, err := shareListQuery(o)
-	if err != nil {
-		return Page[ShareSnapshot]{}, err
-	}
-	out := listBody[wireShareSnapshot]{key: "snapshots"}
-	if err := shareDo(ctx, sc, req{op: op, method: http.MethodGet,
-		url: sc.ServiceURL("snapshots", "detail") + q, out: &out, ok: []int{200}}); err != nil {
-		return Page[ShareSnapshot]{}, err
-	}
-	p := Page[ShareSnapshot]{Items: make([]ShareSnapshot, 0, len(out.items))}
-	for i := range out.items {
-		p.Items = append(p.Items, out.items[i].toSnapshot())
-	}
-	p.NextMarker = shareNextMarker(offset, len(out.items), o.Limit)
-	return p, nil
+	return shareListPage(ctx, c, op, "snapshots", o, (*wireShareSnapshot).toSnapshot)
 }
 
 func (c *cloud) listAllShareSnapshots(ctx context.Context, op string, o ShareListOpts) ([]ShareSnapshot, error) {
-	var all []ShareSnapshot
-	o.Limit, o.Marker = maxSharePage, ""
-	for page := 0; page < maxListPages; page++ {
-		p, err := c.listShareSnapshotPage(ctx, op, o)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, p.Items...)
-		if p.NextMarker == "" || len(p.Items) == 0 {
-			break
-		}
-		o.Marker = p.NextMarker
-	}
-	return all, nil
+	o.Limit = maxSharePage
+	return followPages(func(marker string) (Page[ShareSnapshot], error) {
+		o.Marker = marker
+		return c.listShareSnapshotPage(ctx, op, o)
+	})
 }
 
 // DeleteShareSnapshot deletes a snapshot; 404 is KindNotFound. A snapshot
