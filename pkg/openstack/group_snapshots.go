@@ -3,7 +3,6 @@ package openstack
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/poller"
@@ -74,13 +73,7 @@ func newGroupPollers(c *cloud) *groupPollers {
 
 func (c *cloud) CreateGroupSnapshot(ctx context.Context, groupID, name, description string) (*GroupSnapshot, error) {
 	const op = "group_snapshot_create"
-	if err := c.groupsOff(op); err != nil {
-		return nil, err
-	}
-	if err := checkID(op, groupID); err != nil {
-		return nil, err
-	}
-	sc, err := c.volumeClient(ctx)
+	sc, err := c.groupClient(ctx, op, groupID)
 	if err != nil {
 		return nil, err
 	}
@@ -128,20 +121,8 @@ func (c *cloud) fetchGroupSnapshot(ctx context.Context, id string) (GroupSnapsho
 }
 
 func (c *cloud) FindGroupSnapshotsByName(ctx context.Context, name, descPrefix string) ([]GroupSnapshot, error) {
-	if err := c.groupsOff("group_snapshot_find"); err != nil {
-		return nil, err
-	}
-	found, err := findByName(ctx, c, groupSnapshotAPI, "group_snapshot_find", name, nil)
-	if err != nil {
-		return nil, err
-	}
-	kept := found[:0]
-	for _, g := range found {
-		if strings.HasPrefix(g.Description, descPrefix) {
-			kept = append(kept, g)
-		}
-	}
-	return kept, nil
+	return findGroupKind(ctx, c, groupSnapshotAPI, "group_snapshot_find", name, descPrefix,
+		func(g *GroupSnapshot) string { return g.Description })
 }
 
 // GroupSnapshotMembers lists snapshots by the group snapshot's name (Zed

@@ -138,15 +138,21 @@ func (c *cloud) groupsOff(op string) error {
 		"; volume groups and group snapshots need " + mvGroups + " or later"}
 }
 
-func (c *cloud) GetGroupType(ctx context.Context, ref string) (*GroupType, error) {
-	const op = "group_type_get"
+// groupClient opens a call on one group resource: groups on, id well
+// formed, then the volume client.
+func (c *cloud) groupClient(ctx context.Context, op, id string) (gopherClient, error) {
 	if err := c.groupsOff(op); err != nil {
 		return nil, err
 	}
-	if err := checkID(op, ref); err != nil {
+	if err := checkID(op, id); err != nil {
 		return nil, err
 	}
-	sc, err := c.volumeClient(ctx)
+	return c.volumeClient(ctx)
+}
+
+func (c *cloud) GetGroupType(ctx context.Context, ref string) (*GroupType, error) {
+	const op = "group_type_get"
+	sc, err := c.groupClient(ctx, op, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -230,17 +236,25 @@ func (c *cloud) fetchGroup(ctx context.Context, id string) (VolumeGroup, error) 
 }
 
 func (c *cloud) FindGroupsByName(ctx context.Context, name, descPrefix string) ([]VolumeGroup, error) {
-	if err := c.groupsOff("group_find"); err != nil {
+	return findGroupKind(ctx, c, groupAPI, "group_find", name, descPrefix,
+		func(g *VolumeGroup) string { return g.Description })
+}
+
+// findGroupKind finds the groups or group snapshots named name whose
+// description starts with descPrefix (the driver's ownership mark: groups
+// carry no metadata).
+func findGroupKind[W, T any](ctx context.Context, c *cloud, api collection[W, T], op, name, descPrefix string, desc func(*T) string) ([]T, error) {
+	if err := c.groupsOff(op); err != nil {
 		return nil, err
 	}
-	found, err := findByName(ctx, c, groupAPI, "group_find", name, nil)
+	found, err := findByName(ctx, c, api, op, name, nil)
 	if err != nil {
 		return nil, err
 	}
 	kept := found[:0]
-	for _, g := range found {
-		if strings.HasPrefix(g.Description, descPrefix) {
-			kept = append(kept, g)
+	for i := range found {
+		if strings.HasPrefix(desc(&found[i]), descPrefix) {
+			kept = append(kept, found[i])
 		}
 	}
 	return kept, nil
@@ -255,13 +269,7 @@ func (c *cloud) ListGroups(ctx context.Context) ([]VolumeGroup, error) {
 
 func (c *cloud) UpdateGroup(ctx context.Context, id string, o UpdateGroupOpts) error {
 	const op = "group_update"
-	if err := c.groupsOff(op); err != nil {
-		return err
-	}
-	if err := checkID(op, id); err != nil {
-		return err
-	}
-	sc, err := c.volumeClient(ctx)
+	sc, err := c.groupClient(ctx, op, id)
 	if err != nil {
 		return err
 	}
@@ -285,13 +293,7 @@ func (c *cloud) UpdateGroup(ctx context.Context, id string, o UpdateGroupOpts) e
 
 func (c *cloud) DeleteGroup(ctx context.Context, id string) error {
 	const op = "group_delete"
-	if err := c.groupsOff(op); err != nil {
-		return err
-	}
-	if err := checkID(op, id); err != nil {
-		return err
-	}
-	sc, err := c.volumeClient(ctx)
+	sc, err := c.groupClient(ctx, op, id)
 	if err != nil {
 		return err
 	}
@@ -339,13 +341,7 @@ func groupConflict(err error) error {
 // list_volume, which the Groups feature requires).
 func (c *cloud) GroupVolumes(ctx context.Context, id string) ([]string, error) {
 	const op = "group_volumes"
-	if err := c.groupsOff(op); err != nil {
-		return nil, err
-	}
-	if err := checkID(op, id); err != nil {
-		return nil, err
-	}
-	sc, err := c.volumeClient(ctx)
+	sc, err := c.groupClient(ctx, op, id)
 	if err != nil {
 		return nil, err
 	}
