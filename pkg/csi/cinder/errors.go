@@ -1,15 +1,14 @@
 package cinder
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cloudcode"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
@@ -45,52 +44,16 @@ func CodeForError(err error) codes.Code {
 	}
 	var oe *openstack.Error
 	if errors.As(err, &oe) {
-		return codeForKind(oe)
+		// By default a 409 is Cinder or Nova mid-transition (volume attaching,
+		// instance task_state locked): Aborted. Handlers for which a conflict
+		// needs the user wrap the error with needsUser.
+		return cloudcode.ForKind(oe, capacityPhrases)
 	}
 	if k, ok := kataerr.KindOf(err); ok {
 		return codeForKataKind(k)
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
-	}
-	return codes.Internal
-}
-
-func codeForKind(e *openstack.Error) codes.Code {
-	switch e.Kind {
-	case openstack.KindNotFound:
-		return codes.NotFound
-	case openstack.KindConflict:
-		// By default a 409 is Cinder or Nova mid-transition (volume
-		// attaching, instance task_state locked): retry. Handlers for which
-		// a conflict needs the user wrap the error with needsUser.
-		return codes.Aborted
-	case openstack.KindOverQuota, openstack.KindDeviceLimit:
-		return codes.ResourceExhausted
-	case openstack.KindRateLimited, openstack.KindUnavailable:
-		return codes.Unavailable
-	case openstack.KindBadRequest:
-		return codes.InvalidArgument
-	case openstack.KindForbidden:
-		return codes.PermissionDenied
-	case openstack.KindTimeout:
-		// A wait reached the request deadline while Cinder was still
-		// working; the sidecar retries and finds the resource.
-		return codes.Aborted
-	case openstack.KindErrorState:
-		return codeForErrorState(e.Message)
-	case openstack.KindConfig:
-		// Wrong credentials or endpoints: the operator must fix cloud.conf.
-		return codes.FailedPrecondition
-	}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		return codes.DeadlineExceeded
-	}
-	if errors.Is(e.Err, context.Canceled) {
-		return codes.Canceled
+	if c, ok := cloudcode.ForContext(err); ok {
+		return c
 	}
 	return codes.Internal
 }
@@ -142,19 +105,11 @@ func kataStatusOr(fallback codes.Code, err error, format string, args ...any) er
 	return status.Error(fallback, fmt.Sprintf(format, args...)+": "+err.Error())
 }
 
-// codeForErrorState classifies a resource that went to an error status by
-// Cinder's explanation: no backend with room is capacity (so the
-// provisioner may try another topology), anything else is a backend
-// failure worth retrying later.
-func codeForErrorState(reason string) codes.Code {
-	r := strings.ToLower(reason)
-	for _, capacity := range []string{"no valid host", "no storage could be allocated", "available weighted backend", "quota", "not enough space", "insufficient"} {
-		if strings.Contains(r, capacity) {
-			return codes.ResourceExhausted
-		}
-	}
-	return codes.Unavailable
-}
+// capacityPhrases are the words of Cinder's explanation of a resource
+// that went to an error status for want of room: no backend with room is
+// capacity (so the provisioner may try another topology), anything else is
+// a backend failure worth retrying later.
+var capacityPhrases = []string{"no valid host", "no storage could be allocated", "available weighted backend", "quota", "not enough space", "insufficient"}
 
 // StatusFromError wraps err into a gRPC status with CodeForError's code and
 // the message "<what>: <err>". The node server may use it too.
@@ -162,11 +117,7 @@ func StatusFromError(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	what := fmt.Sprintf(format, args...)
-	if st, ok := status.FromError(err); ok && !isConflictNeedsUser(err) {
-		return status.Error(st.Code(), what+": "+st.Message())
-	}
-	return status.Error(CodeForError(err), what+": "+err.Error())
+	return cloudcode.Status(CodeForError, isConflictNeedsUser(err), err, format, args...)
 }
 
 // conflictNeedsUser marks a cloud conflict that retrying will not fix
@@ -237,11 +188,7 @@ func errBusy(what, key string) error {
 // errFailedState reports a resource Cinder put in an error status, with
 // Cinder's own explanation when it gave one.
 func errFailedState(reason string, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if reason != "" {
-		msg += ": " + reason
-	}
-	return status.Error(codeForErrorState(reason), msg)
+	return cloudcode.FailedState(capacityPhrases, reason, format, args...)
 }
 
 // errTooSlow reports work Cinder is still doing past the budget the class

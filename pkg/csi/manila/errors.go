@@ -1,14 +1,12 @@
 package manila
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cloudcode"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manila/params"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
@@ -41,66 +39,22 @@ func CodeForError(err error) codes.Code {
 	}
 	var oe *openstack.Error
 	if errors.As(err, &oe) {
-		return codeForKind(oe)
+		// A share mid-transition (extending, an access rule being applied) is
+		// Aborted; handlers for which a conflict needs the user wrap the error
+		// with needsUser.
+		return cloudcode.ForKind(oe, capacityPhrases)
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
-	}
-	return codes.Internal
-}
-
-func codeForKind(e *openstack.Error) codes.Code {
-	switch e.Kind {
-	case openstack.KindNotFound:
-		return codes.NotFound
-	case openstack.KindConflict:
-		// A share mid-transition (extending, an access rule being
-		// applied): retry. Handlers for which a conflict needs the user
-		// wrap the error with needsUser.
-		return codes.Aborted
-	case openstack.KindOverQuota, openstack.KindDeviceLimit:
-		return codes.ResourceExhausted
-	case openstack.KindRateLimited, openstack.KindUnavailable:
-		return codes.Unavailable
-	case openstack.KindBadRequest:
-		return codes.InvalidArgument
-	case openstack.KindForbidden:
-		return codes.PermissionDenied
-	case openstack.KindTimeout:
-		// A wait reached the request deadline while Manila was still
-		// working; the sidecar retries and the retry adopts the resource.
-		return codes.Aborted
-	case openstack.KindErrorState:
-		return codeForErrorState(e.Message)
-	case openstack.KindConfig:
-		// Wrong credentials or endpoints: the operator must fix them.
-		return codes.FailedPrecondition
-	}
-	if errors.Is(e.Err, context.DeadlineExceeded) {
-		return codes.DeadlineExceeded
-	}
-	if errors.Is(e.Err, context.Canceled) {
-		return codes.Canceled
+	if c, ok := cloudcode.ForContext(err); ok {
+		return c
 	}
 	return codes.Internal
 }
 
-// codeForErrorState classifies a share that went to error by Manila's
-// explanation (/messages): no backend with room or a quota is capacity, so
-// the provisioner may try another topology; anything else is a backend
-// failure worth retrying later.
-func codeForErrorState(reason string) codes.Code {
-	r := strings.ToLower(reason)
-	for _, capacity := range []string{"no valid host", "no storage could be allocated", "weighted", "quota", "not enough space", "insufficient", "capacity", "exceeded"} {
-		if strings.Contains(r, capacity) {
-			return codes.ResourceExhausted
-		}
-	}
-	return codes.Unavailable
-}
+// capacityPhrases are the words of Manila's explanation (/messages) of a
+// share that went to error for want of room: no backend with room or a
+// quota is capacity, so the provisioner may try another topology; anything
+// else is a backend failure worth retrying later.
+var capacityPhrases = []string{"no valid host", "no storage could be allocated", "weighted", "quota", "not enough space", "insufficient", "capacity", "exceeded"}
 
 // StatusFromError wraps err into a gRPC status with CodeForError's code
 // and the message "<what>: <err>".
@@ -108,11 +62,7 @@ func StatusFromError(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	what := fmt.Sprintf(format, args...)
-	if st, ok := status.FromError(err); ok && !isConflictNeedsUser(err) {
-		return status.Error(st.Code(), what+": "+st.Message())
-	}
-	return status.Error(CodeForError(err), what+": "+err.Error())
+	return cloudcode.Status(CodeForError, isConflictNeedsUser(err), err, format, args...)
 }
 
 // conflictNeedsUser marks a cloud refusal that retrying will not fix (a
@@ -179,11 +129,7 @@ func errBusy(what, key string) error {
 // errFailedState reports a resource Manila put in an error status, with
 // Manila's own explanation when it gave one.
 func errFailedState(reason string, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if reason != "" {
-		msg += ": " + reason
-	}
-	return status.Error(codeForErrorState(reason), msg)
+	return cloudcode.FailedState(capacityPhrases, reason, format, args...)
 }
 
 // errorStateReason returns the message of a KindErrorState cloud error.
