@@ -8,10 +8,11 @@ package params
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/paramkit"
 )
 
 // Keys read from StorageClass parameters.
@@ -45,16 +46,14 @@ const (
 
 // Keys read from VolumeSnapshotClass parameters.
 const (
-	KeySnapshotType          = "type"
-	KeyForceCreate           = "force-create"
-	KeyBackupSecondsPerGiB   = "backup-max-duration-seconds-per-gb"
-	KeySnapshotAvailability  = "availability"
-	SnapshotTypeSnapshot     = "snapshot"
-	SnapshotTypeBackup       = "backup"
-	defaultBackupSecsPerGiB  = 20 // the reference plugin's default
-	maxBackupSecondsPerGiB   = 24 * 3600
-	maxKeyLengthInMessages   = 64
-	maxValueLengthInMessages = 128
+	KeySnapshotType         = "type"
+	KeyForceCreate          = "force-create"
+	KeyBackupSecondsPerGiB  = "backup-max-duration-seconds-per-gb"
+	KeySnapshotAvailability = "availability"
+	SnapshotTypeSnapshot    = "snapshot"
+	SnapshotTypeBackup      = "backup"
+	defaultBackupSecsPerGiB = 20 // the reference plugin's default
+	maxBackupSecondsPerGiB  = 24 * 3600
 )
 
 // VolumeAttributesClass keys (CreateVolume's mutable_parameters and
@@ -68,24 +67,10 @@ const (
 )
 
 // Error is an invalid parameter. The CSI layer answers InvalidArgument.
-type Error struct {
-	Key    string
-	Value  string
-	Reason string
-}
-
-func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("parameter %q: %s", clip(e.Key, maxKeyLengthInMessages), e.Reason)
-	}
-	return fmt.Sprintf("parameter %q=%q: %s", clip(e.Key, maxKeyLengthInMessages), clip(e.Value, maxValueLengthInMessages), e.Reason)
-}
+type Error = paramkit.Error
 
 // IsInvalid reports whether err is (or wraps) a parameter *Error.
-func IsInvalid(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
-}
+func IsInvalid(err error) bool { return paramkit.IsInvalid(err) }
 
 // Volume is a parsed StorageClass (CreateVolume / GetCapacity) parameter set.
 type Volume struct {
@@ -262,18 +247,4 @@ func tolerated(key string) error {
 	return &Error{Key: key, Reason: "unknown parameter"}
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+func sortedKeys(m map[string]string) []string { return paramkit.SortedKeys(m) }

@@ -9,11 +9,11 @@ package params
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/paramkit"
 )
 
 // Protocols the driver serves.
@@ -45,8 +45,6 @@ const (
 	KeyNFSShareClient         = "nfs-shareClient"
 	KeyNFSMountOptions        = "nfs-mountOptions"
 	KeyNFSVersion             = "nfsVersion"
-	maxKeyLengthInMessages    = 64
-	maxValueLengthInMessages  = 128
 	maxAppendedMetadataLength = 255 // Manila's limit on a metadata key
 )
 
@@ -68,24 +66,10 @@ const (
 )
 
 // Error is an invalid parameter. The CSI layer answers InvalidArgument.
-type Error struct {
-	Key    string
-	Value  string
-	Reason string
-}
-
-func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("parameter %q: %s", clip(e.Key, maxKeyLengthInMessages), e.Reason)
-	}
-	return fmt.Sprintf("parameter %q=%q: %s", clip(e.Key, maxKeyLengthInMessages), clip(e.Value, maxValueLengthInMessages), e.Reason)
-}
+type Error = paramkit.Error
 
 // IsInvalid reports whether err is (or wraps) a parameter *Error.
-func IsInvalid(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
-}
+func IsInvalid(err error) bool { return paramkit.IsInvalid(err) }
 
 // CephFS holds the CephFS mount settings passed to the node.
 type CephFS struct {
@@ -316,18 +300,4 @@ func tolerated(key string) error {
 	return &Error{Key: key, Reason: "unknown parameter; see docs/compatibility.md for the StorageClass keys the Manila driver reads"}
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+func sortedKeys(m map[string]string) []string { return paramkit.SortedKeys(m) }
