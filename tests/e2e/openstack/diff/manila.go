@@ -162,16 +162,12 @@ func (mr *manilaRun) nfsShare() error {
 		return err
 	}
 	o.Extra = exportFacts(r)
-	o = mr.step("list by name")
-	if r, err = mr.call(o, "GET", "/shares?name="+prefix+"NFS-share-create", manilaMV, nil); err != nil {
+	if err := mr.listStep("list by name", "shares", "GET", "/shares?name="+prefix+"NFS-share-create", manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "shares")
-	o = mr.step("detail list by metadata")
-	if r, err = mr.call(o, "GET", "/shares/detail?metadata=%7B%27manila.csi.openstack.org%2Fcluster%27%3A%27diff%27%7D", manilaMV, nil); err != nil {
+	if err := mr.listStep("detail list by metadata", "shares", "GET", "/shares/detail?metadata=%7B%27manila.csi.openstack.org%2Fcluster%27%3A%27diff%27%7D", manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "shares")
 	o = mr.step("detail list, one per page")
 	if r, err = mr.call(o, "GET", "/shares/detail?limit=1", manilaMV, nil); err != nil {
 		return err
@@ -194,19 +190,15 @@ func (mr *manilaRun) nfsShare() error {
 			return err
 		}
 	}
-	o = mr.step("share-access-rules list")
-	if r, err = mr.call(o, "GET", "/share-access-rules?share_id="+mr.nfs, manilaMV, nil); err != nil {
+	if err := mr.listStep("share-access-rules list", "access_list", "GET", "/share-access-rules?share_id="+mr.nfs, manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "access_list")
 	if err := mr.simple("share-access-rules at 2.44", "GET", "/share-access-rules/"+mr.ipRule, "2.44", nil); err != nil {
 		return err
 	}
-	o = mr.step("access_list action at 2.44")
-	if r, err = mr.call(o, "POST", "/shares/"+mr.nfs+"/action", "2.44", map[string]any{"access_list": nil}); err != nil {
+	if err := mr.listStep("access_list action at 2.44", "access_list", "POST", "/shares/"+mr.nfs+"/action", "2.44", map[string]any{"access_list": nil}); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "access_list")
 	if err := mr.simple("access_list action at 2.45", "POST", "/shares/"+mr.nfs+"/action", "2.45", map[string]any{"access_list": nil}); err != nil {
 		return err
 	}
@@ -373,19 +365,15 @@ func (mr *manilaRun) lookups() error {
 		map[string]any{"deny_access": map[string]any{"access_id": rig.NewUUID()}}); err != nil {
 		return err
 	}
-	o = mr.step("availability-zones")
-	if r, err = mr.call(o, "GET", "/availability-zones", manilaMV, nil); err != nil {
+	if err := mr.listStep("availability-zones", "availability_zones", "GET", "/availability-zones", manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "availability_zones")
 	if err := mr.simple("os-availability-zone at 2.73", "GET", "/os-availability-zone", manilaMV, nil); err != nil {
 		return err
 	}
-	o = mr.step("os-availability-zone at 2.6")
-	if r, err = mr.call(o, "GET", "/os-availability-zone", "2.6", nil); err != nil {
+	if err := mr.listStep("os-availability-zone at 2.6", "availability_zones", "GET", "/os-availability-zone", "2.6", nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "availability_zones")
 	o = mr.step("limits")
 	if r, err = mr.call(o, "GET", "/limits", manilaMV, nil); err != nil {
 		return err
@@ -400,11 +388,9 @@ func (mr *manilaRun) lookups() error {
 	// Not the in_use figures: the rig's drift from what exists (seen: 2
 	// more shares in use than listed after force-deleted shares).
 	o.Extra = keysOf(qs)
-	o = mr.step("share networks")
-	if r, err = mr.call(o, "GET", "/share-networks/detail", manilaMV, nil); err != nil {
+	if err := mr.listStep("share networks", "share_networks", "GET", "/share-networks/detail", manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "share_networks")
 	base := strings.TrimSuffix(m.Share, "/"+m.ProjectID)
 	if err := mr.simple("URL without the project id", "GET", base+"/shares/"+mr.ceph, "2.60", nil); err != nil {
 		return err

@@ -178,11 +178,9 @@ func (mr *manilaRun) snapshotMetadata() error {
 			o.Extra = fmt.Sprint(r.JSON()["metadata"])
 		}
 	}
-	o = mr.step("snapshots of the share")
-	if r, err = mr.call(o, "GET", "/snapshots/detail?share_id="+mr.sh, manilaMV, nil); err != nil {
+	if err := mr.listStep("snapshots of the share", "snapshots", "GET", "/snapshots/detail?share_id="+mr.sh, manilaMV, nil); err != nil {
 		return err
 	}
-	o.Extra = listFacts(r, "snapshots")
 	return nil
 }
 

@@ -107,6 +107,18 @@ func (mr *manilaRun) simple(name, method, path, mv string, body any) error {
 	return err
 }
 
+// listStep is a step whose answer is a list under key, recorded by
+// listFacts.
+func (mr *manilaRun) listStep(name, key, method, path, mv string, body any) error {
+	o := mr.step(name)
+	r, err := mr.call(o, method, path, mv, body)
+	if err != nil {
+		return err
+	}
+	o.Extra = listFacts(r, key)
+	return nil
+}
+
 // createShare is a step that creates a share and follows it to a final
 // status.
 func (mr *manilaRun) createShare(name string, body map[string]any, final ...string) (string, *Obs, error) {
