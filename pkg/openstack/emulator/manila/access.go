@@ -266,12 +266,7 @@ func (s *Service) visibleRuleLocked(q *host.Request, id string) *accessRule {
 		notFound(q)
 		return nil
 	}
-	r := s.st.Access[id]
-	if r == nil || r.ProjectID != q.ProjectID {
-		host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Share access rule %s not found.", id))
-		return nil
-	}
-	return r
+	return ownedLocked(q, s.st.Access, id, fmt.Sprintf("Share access rule %s not found.", id))
 }
 
 func (s *Service) getAccessRule(q *host.Request) {

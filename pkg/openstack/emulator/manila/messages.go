@@ -80,12 +80,8 @@ func (s *Service) visibleMessageLocked(q *host.Request) *message {
 		notFound(q)
 		return nil
 	}
-	m := s.st.Messages[q.P("message_id")]
-	if m == nil || m.ProjectID != q.ProjectID {
-		host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Message %s could not be found.", q.P("message_id")))
-		return nil
-	}
-	return m
+	id := q.P("message_id")
+	return ownedLocked(q, s.st.Messages, id, fmt.Sprintf("Message %s could not be found.", id))
 }
 
 func (s *Service) getMessage(q *host.Request) {

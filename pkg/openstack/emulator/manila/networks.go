@@ -102,12 +102,8 @@ func (s *Service) listShareNetworks(detail bool) host.Handler {
 }
 
 func (s *Service) visibleNetworkLocked(q *host.Request) *shareNetwork {
-	n := s.st.ShareNetworks[q.P("network_id")]
-	if n == nil || n.ProjectID != q.ProjectID {
-		host.WriteFault(q.W, http.StatusNotFound, fmt.Sprintf("Share network %s could not be found.", q.P("network_id")))
-		return nil
-	}
-	return n
+	id := q.P("network_id")
+	return ownedLocked(q, s.st.ShareNetworks, id, fmt.Sprintf("Share network %s could not be found.", id))
 }
 
 func (s *Service) getShareNetwork(q *host.Request) {

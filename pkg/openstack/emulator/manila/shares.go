@@ -31,12 +31,7 @@ func (s *Service) shareRoutes(add func(string, string, host.Handler)) {
 // visibleShareLocked returns the caller's share or answers 404: another
 // project's share is as absent as a missing one.
 func (s *Service) visibleShareLocked(q *host.Request, id string) *share {
-	sh := s.st.Shares[id]
-	if sh == nil || sh.ProjectID != q.ProjectID {
-		notFound(q)
-		return nil
-	}
-	return sh
+	return ownedLocked(q, s.st.Shares, id, "")
 }
 
 type createShareIn struct {

@@ -24,12 +24,7 @@ func (s *Service) snapshotRoutes(add func(string, string, host.Handler)) {
 }
 
 func (s *Service) visibleSnapshotLocked(q *host.Request, id string) *snapshot {
-	sn := s.st.Snapshots[id]
-	if sn == nil || sn.ProjectID != q.ProjectID {
-		notFound(q)
-		return nil
-	}
-	return sn
+	return ownedLocked(q, s.st.Snapshots, id, "")
 }
 
 // createSnapshot copies the share's directory at once (the snapshot holds
