@@ -226,22 +226,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		s.do(n.name+" NodeUnstageVolume", func() error { return n.unstage(ctx, vol) })
 		s.do(n.name+" nothing left (mounts, key file, ceph-fuse)", func() error { return nothingLeft(t, n, vol) })
 	}
-	s.do("revoke the cephx rule (-> gone)", func() error {
-		if err := c.RevokeAccess(ctx, share.ID, rule.ID); err != nil {
-			return err
-		}
-		err := c.WaitAccessRuleGone(ctx, share.ID, rule.ID)
-		rule = nil
-		return err
-	})
-	s.do("delete the share (-> gone)", func() error {
-		if err := c.DeleteShare(ctx, share.ID); err != nil {
-			return err
-		}
-		err := c.WaitShareGone(ctx, share.ID)
-		share = nil
-		return err
-	})
+	removeSteps(ctx, s, c, "cephx", &share, &rule)
 	s.do("cephx user gone from Ceph", func() error {
 		if cephxUserExists(env, clientID) {
 			return fmt.Errorf("client.%s is still in Ceph", clientID)
@@ -312,17 +297,8 @@ func cleanup(t *testing.T, c openstack.ShareCloud, env manilaEnv, share *opensta
 	if share == nil {
 		return
 	}
-	if rule != nil {
-		if err := c.RevokeAccess(ctx, share.ID, rule.ID); err == nil {
-			_ = c.WaitAccessRuleGone(ctx, share.ID, rule.ID)
-		}
-	}
-	if err := c.DeleteShare(ctx, share.ID); err != nil {
-		t.Errorf("cleanup: deleting share %s: %v", share.ID, err)
+	if !removeShare(ctx, t, c, share, rule) {
 		return
-	}
-	if err := c.WaitShareGone(ctx, share.ID); err != nil {
-		t.Errorf("cleanup: share %s not gone: %v", share.ID, err)
 	}
 	if cephxUserExists(env, clientID) {
 		t.Errorf("cleanup: client.%s left in Ceph", clientID)

@@ -261,22 +261,7 @@ func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 			return err
 		})
 	}
-	s.do("revoke the ip rule (-> gone)", func() error {
-		if err := c.RevokeAccess(ctx, share.ID, rule.ID); err != nil {
-			return err
-		}
-		err := c.WaitAccessRuleGone(ctx, share.ID, rule.ID)
-		rule = nil
-		return err
-	})
-	s.do("delete the share (-> gone)", func() error {
-		if err := c.DeleteShare(ctx, share.ID); err != nil {
-			return err
-		}
-		err := c.WaitShareGone(ctx, share.ID)
-		share = nil
-		return err
-	})
+	removeSteps(ctx, s, c, "ip", &share, &rule)
 }
 
 func cleanupNFS(t *testing.T, c openstack.ShareCloud, share *openstack.Share, rule *openstack.AccessRule) {
@@ -285,16 +270,5 @@ func cleanupNFS(t *testing.T, c openstack.ShareCloud, share *openstack.Share, ru
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if rule != nil {
-		if err := c.RevokeAccess(ctx, share.ID, rule.ID); err == nil {
-			_ = c.WaitAccessRuleGone(ctx, share.ID, rule.ID)
-		}
-	}
-	if err := c.DeleteShare(ctx, share.ID); err != nil {
-		t.Errorf("cleanup: deleting share %s: %v", share.ID, err)
-		return
-	}
-	if err := c.WaitShareGone(ctx, share.ID); err != nil {
-		t.Errorf("cleanup: share %s not gone: %v", share.ID, err)
-	}
+	removeShare(ctx, t, c, share, rule)
 }

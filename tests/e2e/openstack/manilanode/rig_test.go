@@ -113,3 +113,44 @@ func cloud(t *testing.T, ctx context.Context, e manilaEnv) openstack.ShareCloud 
 func cephxUserExists(e manilaEnv, id string) bool {
 	return exec.Command("ceph", "-c", e.cephConf, "auth", "get", "client."+id).Run() == nil
 }
+
+// removeSteps are a test's last steps: revoke the rule (of kind, for the
+// step's name) and delete the share, each until gone. Each clears its
+// variable, so the test's cleanup does not repeat what was done.
+func removeSteps(ctx context.Context, s *steps, c openstack.ShareCloud, kind string, share **openstack.Share, rule **openstack.AccessRule) {
+	s.do("revoke the "+kind+" rule (-> gone)", func() error {
+		if err := c.RevokeAccess(ctx, (*share).ID, (*rule).ID); err != nil {
+			return err
+		}
+		err := c.WaitAccessRuleGone(ctx, (*share).ID, (*rule).ID)
+		*rule = nil
+		return err
+	})
+	s.do("delete the share (-> gone)", func() error {
+		if err := c.DeleteShare(ctx, (*share).ID); err != nil {
+			return err
+		}
+		err := c.WaitShareGone(ctx, (*share).ID)
+		*share = nil
+		return err
+	})
+}
+
+// removeShare is the cleanup's removal of what a failed test left: the
+// rule (when any) best effort, then the share, reported when it stays.
+// It says whether the share is gone.
+func removeShare(ctx context.Context, t *testing.T, c openstack.ShareCloud, share *openstack.Share, rule *openstack.AccessRule) bool {
+	if rule != nil {
+		if err := c.RevokeAccess(ctx, share.ID, rule.ID); err == nil {
+			_ = c.WaitAccessRuleGone(ctx, share.ID, rule.ID)
+		}
+	}
+	if err := c.DeleteShare(ctx, share.ID); err != nil {
+		t.Errorf("cleanup: deleting share %s: %v", share.ID, err)
+		return false
+	}
+	if err := c.WaitShareGone(ctx, share.ID); err != nil {
+		t.Errorf("cleanup: share %s not gone: %v", share.ID, err)
+	}
+	return true
+}
