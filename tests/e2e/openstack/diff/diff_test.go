@@ -33,32 +33,49 @@ func TestDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
+	ec, rc, radmin := logins(ctx, t, env, emu)
+	real, emuObs := bothRuns(ctx, t, run,
+		Target{Name: "emulator", Client: ec, Admin: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"},
+		Target{Name: "real", Client: rc, Admin: radmin, Server1: env.Node1, Server2: env.Node2})
+	report(t, real, emuObs, "E2E_DIFF_REPORT")
+}
+
+// logins are the emulator's demo user and the rig's user and admin.
+func logins(ctx context.Context, t *testing.T, env *rig.Env, emu *emulator.Emulator) (ec, rc, radmin *rig.Client) {
+	t.Helper()
 	ec, err := rig.Login(ctx, emu.URL()+"/identity/v3", "demo", "demo-secret", "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := env.Login(ctx)
+	rc, err = env.Login(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	radmin, err := env.AdminLogin(ctx)
+	radmin, err = env.AdminLogin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf := func(format string, args ...any) { t.Logf(format, args...) }
+	return ec, rc, radmin
+}
 
-	// Both at once: the rig spends most of its time waiting on Cinder,
-	// and the emulator's realistic profile as long.
+// bothRuns runs scenario on the emulator's target and the rig's at once
+// (the rig spends most of its time waiting on Cinder, and the emulator's
+// realistic profile as long), fails t for a run that broke and returns
+// the rig's observations and the emulator's.
+func bothRuns(ctx context.Context, t *testing.T, scenario func(context.Context, Target, func(string, ...any)) ([]Obs, error),
+	emuTarget, realTarget Target) (real, emu []Obs) {
+	t.Helper()
+	logf := func(format string, args ...any) { t.Logf(format, args...) }
 	type result struct {
 		obs []Obs
 		err error
 	}
 	emuDone := make(chan result, 1)
 	go func() {
-		o, err := run(ctx, Target{Name: "emulator", Client: ec, Admin: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"}, logf)
+		o, err := scenario(ctx, emuTarget, logf)
 		emuDone <- result{o, err}
 	}()
-	real, rerr := run(ctx, Target{Name: "real", Client: rc, Admin: radmin, Server1: env.Node1, Server2: env.Node2}, logf)
+	real, rerr := scenario(ctx, realTarget, logf)
 	er := <-emuDone
 	if er.err != nil {
 		t.Errorf("emulator run: %v", er.err)
@@ -66,8 +83,7 @@ func TestDifferential(t *testing.T) {
 	if rerr != nil {
 		t.Errorf("real run: %v", rerr)
 	}
-
-	report(t, real, er.obs, "E2E_DIFF_REPORT")
+	return real, er.obs
 }
 
 func cell(o Obs) string { return strings.ReplaceAll(o.String(), "|", "\\|") }
