@@ -38,13 +38,11 @@ type suite struct {
 	snps map[string]bool
 }
 
-func TestDriverOnRealCinder(t *testing.T) {
-	env := rig.Require(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the node service formats and mounts the hot-plugged device")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
+// newSuite logs in as the rig's user and admin, runs beforeStart (when
+// not nil) as admin, starts the driver named name and registers the
+// suite's cleanup.
+func newSuite(ctx context.Context, t *testing.T, env *rig.Env, name string, beforeStart func(admin *rig.Client)) *suite {
+	t.Helper()
 	raw, err := env.Login(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -53,10 +51,24 @@ func TestDriverOnRealCinder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := rig.StartDriver(t, env, "e2e", "")
+	if beforeStart != nil {
+		beforeStart(admin)
+	}
+	d := rig.StartDriver(t, env, name, "")
 	s := &suite{t: t, env: env, raw: raw, adm: admin, d: d, cc: csi.NewControllerClient(d.Conn), nc: csi.NewNodeClient(d.Conn),
 		tag: "e2e-" + rig.NewUUID()[:6], vols: map[string]bool{}, snps: map[string]bool{}}
 	t.Cleanup(func() { s.cleanup() })
+	return s
+}
+
+func TestDriverOnRealCinder(t *testing.T) {
+	env := rig.Require(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the node service formats and mounts the hot-plugged device")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	s := newSuite(ctx, t, env, "e2e", nil)
 
 	t.Run("capabilities and GetCapacity from the real quota", s.capacity)
 	var a string

@@ -33,20 +33,8 @@ func TestGroupSnapshotsOnRealCinder(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	raw, err := env.Login(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := env.AdminLogin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ensureGroupType(ctx, t, admin)
-	d := rig.StartDriver(t, env, "e2e-group", "")
-	s := &suite{t: t, env: env, raw: raw, adm: admin, d: d, cc: csi.NewControllerClient(d.Conn), nc: csi.NewNodeClient(d.Conn),
-		tag: "e2e-" + rig.NewUUID()[:6], vols: map[string]bool{}, snps: map[string]bool{}}
-	gc := csi.NewGroupControllerClient(d.Conn)
-	t.Cleanup(func() { s.cleanup() })
+	s := newSuite(ctx, t, env, "e2e-group", func(admin *rig.Client) { ensureGroupType(ctx, t, admin) })
+	gc := csi.NewGroupControllerClient(s.d.Conn)
 	class := map[string]string{"group-type": groupTypeName}
 
 	// Two volumes of one app, attached to node1, each with its own data.
@@ -96,7 +84,7 @@ func TestGroupSnapshotsOnRealCinder(t *testing.T) {
 		t.Fatalf("members %v, want 2", vgs.Snapshots)
 	}
 	for _, id := range vols {
-		r, err := raw.Do(ctx, rig.Volume, "GET", "/volumes/"+id, "3.13", nil)
+		r, err := s.raw.Do(ctx, rig.Volume, "GET", "/volumes/"+id, "3.13", nil)
 		if err != nil || r.Status != 200 || str(r.JSON()["volume"], "group_id") != "" || str(r.JSON()["volume"], "status") != "in-use" {
 			t.Errorf("volume %s after the group snapshot: %v %s (want in-use, in no group)", id, err, r.Body)
 		}
@@ -154,7 +142,7 @@ func TestGroupSnapshotsOnRealCinder(t *testing.T) {
 	if _, err := gc.DeleteVolumeGroupSnapshot(ctx, &csi.DeleteVolumeGroupSnapshotRequest{GroupSnapshotId: vgs.GroupSnapshotId}); err != nil {
 		t.Errorf("repeated DeleteVolumeGroupSnapshot: %v", err)
 	}
-	if left := groupLeftovers(ctx, t, raw, s.tag); left != "" {
+	if left := groupLeftovers(ctx, t, s.raw, s.tag); left != "" {
 		t.Errorf("left behind: %s", left)
 	}
 	for id := range vols {
@@ -163,7 +151,7 @@ func TestGroupSnapshotsOnRealCinder(t *testing.T) {
 		}
 	}
 	s.cleanup()
-	if left := groupLeftovers(ctx, t, raw, s.tag); left != "" {
+	if left := groupLeftovers(ctx, t, s.raw, s.tag); left != "" {
 		t.Errorf("left behind after cleanup: %s", left)
 	}
 }
