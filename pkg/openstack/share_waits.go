@@ -121,96 +121,75 @@ func stillWhere(what string, seen bool, status string) string {
 }
 
 func (c *cloud) WaitShare(ctx context.Context, id string, done func(*Share) bool) (*Share, error) {
-	const op = "share_wait"
-	var last *Share
-	err := sharePoll(ctx, c, c.sharePolls.shares, op, id, func(r poller.Result[Share]) (bool, error) {
-		if r.Gone {
-			last = nil
-			return true, notFound(op, id, "share")
-		}
-		v := r.Value
-		last = &v
-		if done(&v) {
-			return true, nil
-		}
-		if isShareErrorStatus(v.Status) {
-			return true, errorState(op, id, "share", v.Status)
-		}
-		return false, nil
-	}, func() string { return stillWhere("share", last != nil, statusOf(last)) })
-	c.addShareMessage(ctx, err, id, time.Time{})
-	return last, err
-}
-
-func statusOf(s *Share) string {
-	if s == nil {
-		return ""
-	}
-	return s.Status
+	return waitShareKind(ctx, c, c.sharePolls.shares, "share_wait", "share", id, done, func(s *Share) string { return s.Status })
 }
 
 // WaitShareGone waits until the share is not found; error_deleting (or any
 // error status) ends it with KindErrorState.
 func (c *cloud) WaitShareGone(ctx context.Context, id string) error {
-	const op = "share_delete_wait"
-	var last *Share
-	err := sharePoll(ctx, c, c.sharePolls.shares, op, id, func(r poller.Result[Share]) (bool, error) {
-		if r.Gone {
-			return true, nil
-		}
-		v := r.Value
-		last = &v
-		if isShareErrorStatus(v.Status) {
-			return true, errorState(op, id, "share", v.Status)
-		}
-		return false, nil
-	}, func() string { return stillWhere("share", last != nil, statusOf(last)) })
-	c.addShareMessage(ctx, err, id, time.Time{})
-	return err
+	return waitShareKindGone(ctx, c, c.sharePolls.shares, "share_delete_wait", "share", id, func(s *Share) string { return s.Status })
 }
 
 func (c *cloud) WaitShareSnapshot(ctx context.Context, id string, done func(*ShareSnapshot) bool) (*ShareSnapshot, error) {
-	const op = "share_snapshot_wait"
-	var last *ShareSnapshot
-	err := sharePoll(ctx, c, c.sharePolls.snapshots, op, id, func(r poller.Result[ShareSnapshot]) (bool, error) {
+	return waitShareKind(ctx, c, c.sharePolls.snapshots, "share_snapshot_wait", "share snapshot", id, done,
+		func(s *ShareSnapshot) string { return s.Status })
+}
+
+func (c *cloud) WaitShareSnapshotGone(ctx context.Context, id string) error {
+	return waitShareKindGone(ctx, c, c.sharePolls.snapshots, "share_snapshot_delete_wait", "share snapshot", id,
+		func(s *ShareSnapshot) string { return s.Status })
+}
+
+// waitShareKind waits until done says a share or snapshot (what) is
+// ready; an error status is KindErrorState and its disappearance
+// KindNotFound, both with Manila's latest user message about it.
+func waitShareKind[T any](ctx context.Context, c *cloud, p *poller.Poller[T], op, what, id string,
+	done func(*T) bool, status func(*T) string) (*T, error) {
+	var last *T
+	err := sharePoll(ctx, c, p, op, id, func(r poller.Result[T]) (bool, error) {
 		if r.Gone {
 			last = nil
-			return true, notFound(op, id, "share snapshot")
+			return true, notFound(op, id, what)
 		}
 		v := r.Value
 		last = &v
 		if done(&v) {
 			return true, nil
 		}
-		if isShareErrorStatus(v.Status) {
-			return true, errorState(op, id, "share snapshot", v.Status)
+		if s := status(&v); isShareErrorStatus(s) {
+			return true, errorState(op, id, what, s)
 		}
 		return false, nil
-	}, func() string {
-		if last == nil {
-			return stillWhere("share snapshot", false, "")
-		}
-		return stillWhere("share snapshot", true, last.Status)
-	})
+	}, func() string { return stillWhereLast(what, last, status) })
 	c.addShareMessage(ctx, err, id, time.Time{})
 	return last, err
 }
 
-func (c *cloud) WaitShareSnapshotGone(ctx context.Context, id string) error {
-	const op = "share_snapshot_delete_wait"
-	status := ""
-	err := sharePoll(ctx, c, c.sharePolls.snapshots, op, id, func(r poller.Result[ShareSnapshot]) (bool, error) {
+// waitShareKindGone waits until a share or snapshot (what) is not found;
+// an error status (error_deleting) ends it with KindErrorState.
+func waitShareKindGone[T any](ctx context.Context, c *cloud, p *poller.Poller[T], op, what, id string, status func(*T) string) error {
+	var last *T
+	err := sharePoll(ctx, c, p, op, id, func(r poller.Result[T]) (bool, error) {
 		if r.Gone {
 			return true, nil
 		}
-		status = r.Value.Status
-		if isShareErrorStatus(status) {
-			return true, errorState(op, id, "share snapshot", status)
+		v := r.Value
+		last = &v
+		if s := status(&v); isShareErrorStatus(s) {
+			return true, errorState(op, id, what, s)
 		}
 		return false, nil
-	}, func() string { return stillWhere("share snapshot", status != "", status) })
+	}, func() string { return stillWhereLast(what, last, status) })
 	c.addShareMessage(ctx, err, id, time.Time{})
 	return err
+}
+
+// stillWhereLast is stillWhere for the last value seen (nil: none).
+func stillWhereLast[T any](what string, last *T, status func(*T) string) string {
+	if last == nil {
+		return stillWhere(what, false, "")
+	}
+	return stillWhere(what, true, status(last))
 }
 
 // accessReady: active, and for cephx with its key (which Manila fills in
