@@ -12,6 +12,7 @@ import (
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/capability"
 	"github.com/cinder-csi/cinder-csi/pkg/device"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
@@ -157,13 +158,7 @@ var nodeCapabilities = []csi.NodeServiceCapability_RPC_Type{
 
 // NodeGetCapabilities implements csi.NodeServer.
 func (ns *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	caps := make([]*csi.NodeServiceCapability, 0, len(nodeCapabilities))
-	for _, c := range nodeCapabilities {
-		caps = append(caps, &csi.NodeServiceCapability{
-			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: c}},
-		})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+	return capability.Node(nodeCapabilities), nil
 }
 
 // NodeGetInfo implements csi.NodeServer: the node id is the Nova server

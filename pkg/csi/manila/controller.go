@@ -9,6 +9,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/capability"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manila/params"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/util/inflight"
@@ -150,13 +151,7 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 
 // ControllerGetCapabilities lists controllerCapabilities.
 func (cs *ControllerServer) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
-	caps := make([]*csi.ControllerServiceCapability, 0, len(controllerCapabilities))
-	for _, c := range controllerCapabilities {
-		caps = append(caps, &csi.ControllerServiceCapability{
-			Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: c}},
-		})
-	}
-	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+	return capability.Controller(controllerCapabilities), nil
 }
 
 // cloudFor returns the cloud a request's secrets select: the reference's

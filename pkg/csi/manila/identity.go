@@ -6,6 +6,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/capability"
 	"github.com/cinder-csi/cinder-csi/pkg/version"
 )
 
@@ -52,17 +53,12 @@ func (ids *IdentityServer) Probe(context.Context, *csi.ProbeRequest) (*csi.Probe
 // mounts and the node has nothing to do.
 func (ids *IdentityServer) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	var caps []*csi.PluginCapability
-	service := func(t csi.PluginCapability_Service_Type) {
-		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}})
-	}
 	if ids.opts.ProvidesController {
-		service(csi.PluginCapability_Service_CONTROLLER_SERVICE)
+		caps = append(caps, capability.Service(csi.PluginCapability_Service_CONTROLLER_SERVICE))
 	}
 	if ids.opts.WithTopology {
-		service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS)
+		caps = append(caps, capability.Service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS))
 	}
-	caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_VolumeExpansion_{
-		VolumeExpansion: &csi.PluginCapability_VolumeExpansion{Type: csi.PluginCapability_VolumeExpansion_ONLINE},
-	}})
+	caps = append(caps, capability.Expansion(csi.PluginCapability_VolumeExpansion_ONLINE))
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }

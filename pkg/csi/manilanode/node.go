@@ -17,6 +17,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/capability"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 	"github.com/cinder-csi/cinder-csi/pkg/util/volumelock"
@@ -166,13 +167,7 @@ func (ns *NodeServer) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetC
 	if ns.fwd != nil {
 		return ns.fwd.getCapabilities(ctx, req)
 	}
-	caps := make([]*csi.NodeServiceCapability, 0, len(nodeCapabilities))
-	for _, c := range nodeCapabilities {
-		caps = append(caps, &csi.NodeServiceCapability{
-			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: c}},
-		})
-	}
-	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+	return capability.Node(nodeCapabilities), nil
 }
 
 // lock takes the per-volume lock or answers Aborted.
