@@ -4,20 +4,14 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"k8s.io/klog/v2"
 
 	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/pluginmain"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
-	"github.com/cinder-csi/cinder-csi/pkg/httpserver"
-	"github.com/cinder-csi/cinder-csi/pkg/logging"
 	"github.com/cinder-csi/cinder-csi/pkg/metrics"
 	"github.com/cinder-csi/cinder-csi/pkg/version"
 )
@@ -29,67 +23,21 @@ func main() {
 // run returns the process exit code: 0 after a clean stop, 1 when serving
 // failed, 2 for a bad flag or configuration.
 func run(args []string) int {
-	fs := flag.NewFlagSet("cinder-csi-plugin", flag.ContinueOnError)
 	var o options
-	o.register(fs)
-	logging.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if o.showVersion {
-		fmt.Println(version.Version)
-		return 0
-	}
-	if err := logging.Setup(); err != nil {
-		fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-		return 2
-	}
-	defer logging.Flush()
-	if err := o.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-		return 2
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	m := metrics.New()
-	srv, err := build(ctx, &o, m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-		return 2
-	}
-	if _, err := srv.Listen(); err != nil {
-		fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-		return 2
-	}
-	if o.httpEndpoint != "" {
-		hs, err := httpserver.New(httpserver.Options{Address: o.httpEndpoint, Metrics: m, Health: srv.Healthy})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-			return 2
-		}
-		l, err := hs.Listen()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "cinder-csi-plugin:", err)
-			return 2
-		}
-		go func() {
-			if err := hs.Run(ctx, l); err != nil {
-				klog.ErrorS(err, "HTTP endpoint stopped", "address", o.httpEndpoint)
-			}
-		}()
-	}
-	klog.InfoS("Serving", "driver", o.driverName, "version", version.Version, "endpoint", o.endpoint,
-		"controller", o.provideController, "node", o.provideNode)
-	if err := srv.Run(ctx); err != nil {
-		klog.ErrorS(err, "CSI server stopped")
-		return 1
-	}
-	return 0
+	return pluginmain.Run(pluginmain.Command{
+		Name:         "cinder-csi-plugin",
+		Register:     o.register,
+		ShowVersion:  &o.showVersion,
+		Validate:     o.validate,
+		HTTPEndpoint: &o.httpEndpoint,
+		Build: func(ctx context.Context, m *metrics.Metrics) (*server.Server, error) {
+			return build(ctx, &o, m)
+		},
+		Serving: func() []any {
+			return []any{"driver", o.driverName, "version", version.Version, "endpoint", o.endpoint,
+				"controller", o.provideController, "node", o.provideNode}
+		},
+	}, args)
 }
 
 // build reads the configuration and assembles the services the flags ask for.

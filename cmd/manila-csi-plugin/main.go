@@ -5,19 +5,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"k8s.io/klog/v2"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manila"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/pluginmain"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
-	"github.com/cinder-csi/cinder-csi/pkg/httpserver"
-	"github.com/cinder-csi/cinder-csi/pkg/logging"
 	"github.com/cinder-csi/cinder-csi/pkg/metrics"
 	"github.com/cinder-csi/cinder-csi/pkg/version"
 )
@@ -31,75 +23,22 @@ func main() {
 // run returns the process exit code: 0 after a clean stop, 1 when serving
 // failed, 2 for a bad flag or configuration.
 func run(args []string) int {
-	fs := flag.NewFlagSet(progName, flag.ContinueOnError)
 	var o options
-	o.register(fs)
-	logging.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if o.showVersion {
-		fmt.Println(version.Version)
-		return 0
-	}
-	if err := logging.Setup(); err != nil {
-		fmt.Fprintln(os.Stderr, progName+":", err)
-		return 2
-	}
-	defer logging.Flush()
-	if err := o.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, progName+":", err)
-		return 2
-	}
-	for _, w := range o.warnings() {
-		klog.InfoS("Flag warning", "warning", w)
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	m := metrics.New()
-	srv, err := build(ctx, &o, m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, progName+":", err)
-		return 2
-	}
-	if _, err := srv.Listen(); err != nil {
-		fmt.Fprintln(os.Stderr, progName+":", err)
-		return 2
-	}
-	if o.httpEndpoint != "" {
-		if err := serveHTTP(ctx, o.httpEndpoint, m, srv); err != nil {
-			fmt.Fprintln(os.Stderr, progName+":", err)
-			return 2
-		}
-	}
-	klog.InfoS("Serving", "driver", o.driverName, "version", version.Version, "endpoint", o.endpoint,
-		"controller", o.provideController, "node", o.provideNode)
-	if err := srv.Run(ctx); err != nil {
-		klog.ErrorS(err, "CSI server stopped")
-		return 1
-	}
-	return 0
-}
-
-func serveHTTP(ctx context.Context, address string, m *metrics.Metrics, srv *server.Server) error {
-	hs, err := httpserver.New(httpserver.Options{Address: address, Metrics: m, Health: srv.Healthy})
-	if err != nil {
-		return err
-	}
-	l, err := hs.Listen()
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := hs.Run(ctx, l); err != nil {
-			klog.ErrorS(err, "HTTP endpoint stopped", "address", address)
-		}
-	}()
-	return nil
+	return pluginmain.Run(pluginmain.Command{
+		Name:         progName,
+		Register:     o.register,
+		ShowVersion:  &o.showVersion,
+		Validate:     o.validate,
+		Warnings:     o.warnings,
+		HTTPEndpoint: &o.httpEndpoint,
+		Build: func(ctx context.Context, m *metrics.Metrics) (*server.Server, error) {
+			return build(ctx, &o, m)
+		},
+		Serving: func() []any {
+			return []any{"driver", o.driverName, "version", version.Version, "endpoint", o.endpoint,
+				"controller", o.provideController, "node", o.provideNode}
+		},
+	}, args)
 }
 
 // build assembles the services the flags ask for.
