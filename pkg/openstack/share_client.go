@@ -116,6 +116,24 @@ func shareNextMarker(offset, got, limit int) string {
 	return ""
 }
 
+// shareGet GETs <path>/<id> from Manila, the resource under key.
+func shareGet[W, T any](ctx context.Context, c *cloud, op, path, key, id string, convert func(*W) T) (*T, error) {
+	if err := checkID(op, id); err != nil {
+		return nil, err
+	}
+	sc, _, err := c.shareClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := oneBody[W]{key: key}
+	if err := shareDo(ctx, sc, req{op: op, resource: id, method: http.MethodGet,
+		url: sc.ServiceURL(path, id), out: &out, ok: []int{200}}); err != nil {
+		return nil, err
+	}
+	v := convert(&out.item)
+	return &v, nil
+}
+
 // shareListPage GETs one page of <path>/detail from Manila, whose list
 // key is path too, with o as the query.
 func shareListPage[W, T any](ctx context.Context, c *cloud, op, path string, o ShareListOpts, convert func(*W) T) (Page[T], error) {

@@ -82,20 +82,7 @@ func (c *cloud) GetShare(ctx context.Context, id string) (*Share, error) {
 }
 
 func (c *cloud) getShare(ctx context.Context, op, id string) (*Share, error) {
-	if err := checkID(op, id); err != nil {
-		return nil, err
-	}
-	sc, _, err := c.shareClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := oneBody[wireShare]{key: "share"}
-	if err := shareDo(ctx, sc, req{op: op, resource: id, method: http.MethodGet,
-		url: sc.ServiceURL("shares", id), out: &out, ok: []int{200}}); err != nil {
-		return nil, err
-	}
-	s := out.item.toShare()
-	return &s, nil
+	return shareGet(ctx, c, op, "shares", "share", id, (*wireShare).toShare)
 }
 
 // FindSharesByName lists every share named name carrying all of ownerMeta.

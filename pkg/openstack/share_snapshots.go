@@ -57,20 +57,7 @@ func (c *cloud) GetShareSnapshot(ctx context.Context, id string) (*ShareSnapshot
 }
 
 func (c *cloud) getShareSnapshot(ctx context.Context, op, id string) (*ShareSnapshot, error) {
-	if err := checkID(op, id); err != nil {
-		return nil, err
-	}
-	sc, _, err := c.shareClient(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := oneBody[wireShareSnapshot]{key: "snapshot"}
-	if err := shareDo(ctx, sc, req{op: op, resource: id, method: http.MethodGet,
-		url: sc.ServiceURL("snapshots", id), out: &out, ok: []int{200}}); err != nil {
-		return nil, err
-	}
-	s := out.item.toSnapshot()
-	return &s, nil
+	return shareGet(ctx, c, op, "snapshots", "snapshot", id, (*wireShareSnapshot).toSnapshot)
 }
 
 // FindShareSnapshotsByName lists every snapshot with exactly this name.
