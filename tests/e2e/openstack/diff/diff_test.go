@@ -59,11 +59,11 @@ func logins(ctx context.Context, t *testing.T, env *rig.Env, emu *emulator.Emula
 }
 
 // bothRuns runs scenario on the emulator's target and the rig's at once
-// (the rig spends most of its time waiting on Cinder, and the emulator's
-// realistic profile as long), fails t for a run that broke and returns
+// (the rig spends most of its time waiting on Cinder or Manila, and the
+// emulator's realistic profile as long), fails t for a run that broke and returns
 // the rig's observations and the emulator's.
-func bothRuns(ctx context.Context, t *testing.T, scenario func(context.Context, Target, func(string, ...any)) ([]Obs, error),
-	emuTarget, realTarget Target) (real, emu []Obs) {
+func bothRuns[T any](ctx context.Context, t *testing.T, scenario func(context.Context, T, func(string, ...any)) ([]Obs, error),
+	emuTarget, realTarget T) (real, emu []Obs) {
 	t.Helper()
 	logf := func(format string, args ...any) { t.Logf(format, args...) }
 	type result struct {

@@ -51,8 +51,6 @@ func TestDifferentialManila(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("emulator catalog without sharev2: %v", err)
 	}
-	logf := func(format string, args ...any) { t.Logf(format, args...) }
-
 	ram, ok, err := NewManilaClient(ctx, radmin)
 	if err != nil || !ok {
 		t.Fatalf("the admin's catalog has no sharev2: %v", err)
@@ -61,28 +59,8 @@ func TestDifferentialManila(t *testing.T) {
 	et.SetQuota, et.ForceDelete = emulatorAdmin(emu)
 	rt := ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID}
 	rt.SetQuota, rt.ForceDelete = rigAdmin(ram, rc.ProjectID)
-	both := func(run func(context.Context, ManilaTarget, func(string, ...any)) ([]Obs, error), et, rt ManilaTarget) ([]Obs, []Obs) {
-		type result struct {
-			obs []Obs
-			err error
-		}
-		emuDone := make(chan result, 1)
-		go func() {
-			o, err := run(ctx, et, logf)
-			emuDone <- result{o, err}
-		}()
-		real, rerr := run(ctx, rt, logf)
-		er := <-emuDone
-		if er.err != nil {
-			t.Errorf("emulator run: %v", er.err)
-		}
-		if rerr != nil {
-			t.Errorf("real run: %v", rerr)
-		}
-		return real, er.obs
-	}
-	real, eobs := both(runManila, et, rt)
-	real2, eobs2 := both(runManilaEdges, et, rt)
+	real, eobs := bothRuns(ctx, t, runManila, et, rt)
+	real2, eobs2 := bothRuns(ctx, t, runManilaEdges, et, rt)
 	report(t, append(real, real2...), append(eobs, eobs2...), "E2E_DIFF_MANILA_REPORT")
 }
 
