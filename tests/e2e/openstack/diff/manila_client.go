@@ -1,11 +1,9 @@
 package diff
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -73,34 +71,10 @@ func (m *ManilaClient) Do(ctx context.Context, method, path, mv string, body any
 	if !strings.HasPrefix(path, "http") {
 		url = m.Share + path
 	}
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Auth-Token", m.Token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	header := http.Header{}
+	header.Set("X-Auth-Token", m.Token)
 	if mv != "" {
-		req.Header.Set("X-OpenStack-Manila-API-Version", mv)
+		header.Set("X-OpenStack-Manila-API-Version", mv)
 	}
-	resp, err := m.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &rig.Response{Status: resp.StatusCode, Body: data, Header: resp.Header}, nil
+	return rig.SendJSON(ctx, m.HTTP, method, url, body, header)
 }

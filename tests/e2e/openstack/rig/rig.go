@@ -259,6 +259,25 @@ func (c *Client) DoWithToken(ctx context.Context, token string, svc Service, met
 	case Identity:
 		base, mvName, mv = c.Identity, "identity", ""
 	}
+	header := http.Header{}
+	if token != "" {
+		header.Set("X-Auth-Token", token)
+	}
+	if mv != "" {
+		header.Set("OpenStack-API-Version", mvName+" "+mv)
+		if svc == Compute {
+			header.Set("X-OpenStack-Nova-API-Version", mv)
+		}
+	}
+	c.mu.Lock()
+	c.calls[method+" "+mvName]++
+	c.mu.Unlock()
+	return SendJSON(ctx, c.HTTP, method, base+path, body, header)
+}
+
+// SendJSON sends one call with header, body (when not nil) as JSON, and
+// reads the whole answer.
+func SendJSON(ctx context.Context, hc *http.Client, method, url string, body any, header http.Header) (*Response, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -267,27 +286,18 @@ func (c *Client) DoWithToken(ctx context.Context, token string, svc Service, met
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return nil, err
 	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if mv != "" {
-		req.Header.Set("OpenStack-API-Version", mvName+" "+mv)
-		if svc == Compute {
-			req.Header.Set("X-OpenStack-Nova-API-Version", mv)
-		}
-	}
-	c.mu.Lock()
-	c.calls[method+" "+mvName]++
-	c.mu.Unlock()
-	resp, err := c.HTTP.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
