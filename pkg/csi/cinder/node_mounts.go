@@ -13,6 +13,7 @@ import (
 	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/blockprobe"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/bindmount"
 	"github.com/cinder-csi/cinder-csi/pkg/device"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 	"github.com/cinder-csi/cinder-csi/pkg/sysmount"
@@ -102,20 +103,7 @@ func rdevOf(path string) (uint64, error) {
 func (ns *NodeServer) bindMount(source, target string, readOnly bool) (err error) {
 	start := time.Now()
 	defer func() { ns.opts.Metrics.ObserveMount(time.Since(start), err) }()
-	if err := unix.Mount(source, target, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind-mounting %s at %s: %w", source, target, err)
-	}
-	if !readOnly {
-		return nil
-	}
-	if err := remountReadOnly(target); err != nil {
-		// Never leave a writable mount where read-only was asked for.
-		if uerr := unix.Unmount(target, 0); uerr != nil {
-			return fmt.Errorf("%w; removing the writable bind mount at %s also failed: %v", err, target, uerr)
-		}
-		return err
-	}
-	return nil
+	return bindmount.Mount(source, target, readOnly)
 }
 
 // mountFilesystem mounts the filesystem on device at target: with mount(2)
@@ -147,38 +135,6 @@ func (ns *NodeServer) diskFormat(logger logr.Logger, devicePath string) (string,
 		return "", nil
 	}
 	return ns.mounter.GetDiskFormat(devicePath)
-}
-
-// bindFlags maps the per-mount flags statfs reports to the mount(2) flags
-// a bind remount must repeat: a remount replaces them all, and dropping
-// one that a less privileged mount namespace locked fails with EPERM.
-var bindFlags = []struct{ st, ms uintptr }{
-	{unix.ST_NOSUID, unix.MS_NOSUID},
-	{unix.ST_NODEV, unix.MS_NODEV},
-	{unix.ST_NOEXEC, unix.MS_NOEXEC},
-	{unix.ST_NOATIME, unix.MS_NOATIME},
-	{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
-	{unix.ST_RELATIME, unix.MS_RELATIME},
-}
-
-// remountReadOnly makes the bind mount at target read-only, keeping its
-// other per-mount flags. The read-only flag of a bind can only be set by
-// a remount (MS_BIND|MS_REMOUNT|MS_RDONLY).
-func remountReadOnly(target string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
-		return fmt.Errorf("statfs %s before the read-only remount: %w", target, err)
-	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
-	for _, f := range bindFlags {
-		if uintptr(st.Flags)&f.st != 0 {
-			flags |= f.ms
-		}
-	}
-	if err := unix.Mount("", target, "", flags, ""); err != nil {
-		return fmt.Errorf("remounting the bind mount at %s read-only: %w", target, err)
-	}
-	return nil
 }
 
 // unmountOwned removes the mounts stacked at path, top first, as long as
