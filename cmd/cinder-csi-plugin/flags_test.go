@@ -1,11 +1,10 @@
 package main
 
 import (
-	"flag"
 	"testing"
 	"time"
 
-	"github.com/cinder-csi/cinder-csi/pkg/logging"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/pluginmain"
 )
 
 // Every flag of the reference plugin, as its manifests, chart and docs
@@ -29,11 +28,8 @@ var referenceArgs = []string{
 
 func parse(t *testing.T, args []string) *options {
 	t.Helper()
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	var o options
-	o.register(fs)
-	logging.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := pluginmain.NewFlagSet("test", o.register).Parse(args); err != nil {
 		t.Fatalf("parsing %q: %v", args, err)
 	}
 	return &o

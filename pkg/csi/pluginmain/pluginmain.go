@@ -46,9 +46,7 @@ type Command struct {
 // Run returns the process exit code: 0 after a clean stop (or --help,
 // --version), 1 when serving failed, 2 for a bad flag or configuration.
 func Run(c Command, args []string) int {
-	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
-	c.Register(fs)
-	logging.AddFlags(fs)
+	fs := NewFlagSet(c.Name, c.Register)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -97,6 +95,16 @@ func Run(c Command, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// NewFlagSet returns the flag set of a plugin command: its own flags
+// (register) and the logging flags. Tests parse with it to see what Run
+// sees.
+func NewFlagSet(name string, register func(fs *flag.FlagSet)) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	register(fs)
+	logging.AddFlags(fs)
+	return fs
 }
 
 func serveHTTP(ctx context.Context, address string, m *metrics.Metrics, srv *server.Server) error {
