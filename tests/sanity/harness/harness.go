@@ -10,7 +10,6 @@ package harness
 
 import (
 	"context"
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/sanitykit"
 )
 
 // EnvGate is the variable `make sanity` sets. Without it the sanity
@@ -134,9 +134,9 @@ func Run(t *testing.T, o Options) {
 		conf += "\n" + emu.CloudConf(fmt.Sprintf("Global %q", o.CloudName), "second")
 	}
 	conf += fmt.Sprintf("\n[BlockStorage]\nnode-volume-attach-limit = %d\n\n[Metadata]\nsearch-order = metadataService\n", AttachLimit)
-	writeFile(t, confPath, conf)
+	sanitykit.WriteFile(t, confPath, conf)
 	secretsPath := filepath.Join(work, "secrets.yaml")
-	writeFile(t, secretsPath, secretsYAML(o.CloudName))
+	sanitykit.WriteFile(t, secretsPath, secretsYAML(o.CloudName))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	endpoint := "unix://" + filepath.Join(work, "csi.sock")
@@ -170,7 +170,7 @@ func Run(t *testing.T, o Options) {
 	cfg.TestNodeVolumeAttachLimit = true
 	cfg.IDGen = uuidGen{}
 	// Plain output: CI logs and hack/sanity-summary.sh read it.
-	if f := flag.Lookup("ginkgo.no-color"); f != nil && !isSet("ginkgo.no-color") {
+	if f := flag.Lookup("ginkgo.no-color"); f != nil && !sanitykit.IsSet("ginkgo.no-color") {
 		_ = f.Value.Set("true")
 	}
 	sanity.Test(t, cfg)
@@ -260,19 +260,6 @@ func secretsYAML(cloud string) string {
 	return b.String()
 }
 
-func isSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // faultSeed returns the emulator's fault seed: SANITY_FAULT_SEED when set,
 // so a failing fault run can be replayed, otherwise a fresh one.
 func faultSeed(t *testing.T, f emulator.Faults) int64 {
@@ -349,15 +336,7 @@ func checkNoLoopDevices(t *testing.T, under string) {
 // stopping at an id the driver could reject by shape.
 type uuidGen struct{}
 
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-func (uuidGen) GenerateUniqueValidVolumeID() string { return newUUID() }
+func (uuidGen) GenerateUniqueValidVolumeID() string { return sanitykit.NewUUID() }
 func (uuidGen) GenerateInvalidVolumeID() string     { return "not-a-cinder-volume-id" }
-func (uuidGen) GenerateUniqueValidNodeID() string   { return newUUID() }
+func (uuidGen) GenerateUniqueValidNodeID() string   { return sanitykit.NewUUID() }
 func (uuidGen) GenerateInvalidNodeID() string       { return "not-a-nova-server-id" }

@@ -9,9 +9,7 @@ package manilaharness
 
 import (
 	"context"
-	"crypto/rand"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/sanitykit"
 )
 
 // EnvGate is the variable `make sanity` sets (shared with the Cinder runs).
@@ -89,7 +88,7 @@ func Run(t *testing.T, o Options) {
 		}
 	})
 	confPath := filepath.Join(work, "cloud.conf")
-	writeFile(t, confPath, emu.CloudConf("Global", "demo"))
+	sanitykit.WriteFile(t, confPath, emu.CloudConf("Global", "demo"))
 	RunOn(t, o, Target{ConfPath: confPath, ShareDir: emu.ShareDir, ClusterID: clusterID}, work)
 	t.Logf("OpenStack API calls: %d", emu.TotalCalls())
 }
@@ -131,7 +130,7 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 	}
 	cfg.TestVolumeParameters = map[string]string{"type": o.ShareType, "protocol": o.Protocol}
 	cfg.IDGen = idGen{}
-	if f := flag.Lookup("ginkgo.no-color"); f != nil && !isSet("ginkgo.no-color") {
+	if f := flag.Lookup("ginkgo.no-color"); f != nil && !sanitykit.IsSet("ginkgo.no-color") {
 		_ = f.Value.Set("true")
 	}
 	sanity.Test(t, cfg)
@@ -249,28 +248,9 @@ func (n oneNode) NodeExists(_ context.Context, name string) (bool, error) {
 // node the directory does not know.
 type idGen struct{}
 
-func newUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-func (idGen) GenerateUniqueValidVolumeID() string { return newUUID() }
+func (idGen) GenerateUniqueValidVolumeID() string { return sanitykit.NewUUID() }
 func (idGen) GenerateInvalidVolumeID() string     { return "not-a-manila-share-id" }
-func (idGen) GenerateUniqueValidNodeID() string   { return "ghost-" + newUUID()[:8] + "/10.255.0.1" }
-func (idGen) GenerateInvalidNodeID() string       { return "/not-a-node-id" }
-
-func isSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+func (idGen) GenerateUniqueValidNodeID() string {
+	return "ghost-" + sanitykit.NewUUID()[:8] + "/10.255.0.1"
 }
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+func (idGen) GenerateInvalidNodeID() string { return "/not-a-node-id" }
