@@ -116,6 +116,18 @@ func shareNextMarker(offset, got, limit int) string {
 	return ""
 }
 
+// keepNamedMeta keeps the items named name ("" for any) that carry all of
+// meta, as of reads them; nil when none does.
+func keepNamedMeta[T any](items []T, name string, meta map[string]string, of func(*T) (string, map[string]string)) []T {
+	var kept []T
+	for i := range items {
+		if n, m := of(&items[i]); (name == "" || n == name) && matchesMeta(m, meta) {
+			kept = append(kept, items[i])
+		}
+	}
+	return kept
+}
+
 // shareGet GETs <path>/<id> from Manila, the resource under key.
 func shareGet[W, T any](ctx context.Context, c *cloud, op, path, key, id string, convert func(*W) T) (*T, error) {
 	if err := checkID(op, id); err != nil {

@@ -100,13 +100,7 @@ func (c *cloud) FindSharesByName(ctx context.Context, name string, ownerMeta map
 }
 
 func keepShares(items []Share, name string, meta map[string]string) []Share {
-	var kept []Share
-	for _, s := range items {
-		if (name == "" || s.Name == name) && matchesMeta(s.Metadata, meta) {
-			kept = append(kept, s)
-		}
-	}
-	return kept
+	return keepNamedMeta(items, name, meta, func(s *Share) (string, map[string]string) { return s.Name, s.Metadata })
 }
 
 // ListShares returns one page; the marker is an offset (Manila pages by

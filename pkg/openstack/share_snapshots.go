@@ -73,13 +73,7 @@ func (c *cloud) FindShareSnapshotsByName(ctx context.Context, name string) ([]Sh
 }
 
 func keepShareSnapshots(items []ShareSnapshot, name string, meta map[string]string) []ShareSnapshot {
-	var kept []ShareSnapshot
-	for _, s := range items {
-		if (name == "" || s.Name == name) && matchesMeta(s.Metadata, meta) {
-			kept = append(kept, s)
-		}
-	}
-	return kept
+	return keepNamedMeta(items, name, meta, func(s *ShareSnapshot) (string, map[string]string) { return s.Name, s.Metadata })
 }
 
 // ListShareSnapshots returns one page (the marker is an offset). Name,
