@@ -78,29 +78,10 @@ func ParseVolumeContext(in map[string]string) (*VolumeContext, error) {
 			vc.ExportLocation = value
 		case CtxFSName:
 			vc.FSName = value
-		case CtxCephfsMounter:
-			if value != MounterFuse && value != MounterKernel {
-				add(&Error{Key: key, Value: value, Reason: "must be fuse or kernel"})
-			}
-			vc.CephFS.Mounter = value
-		case CtxCephfsClientID:
-			add(checkClientID(key, value))
-			vc.CephFS.ClientID = value
-		case CtxCephfsKernelOpts:
-			vc.CephFS.KernelMountOptions = value
-		case CtxCephfsFuseOpts:
-			vc.CephFS.FuseMountOptions = value
-		case CtxNFSShareClient:
-			clients, err := parseShareClients(key, value)
-			add(err)
-			vc.NFS.ShareClients = clients
-		case CtxNFSMountOptions:
-			vc.NFS.MountOptions = value
-		case CtxNFSVersion:
-			add(checkNFSVersion(key, value))
-			vc.NFS.Version = value
 		default:
-			if !strings.HasPrefix(key, SidecarPrefix) {
+			if ok, err := parseMountSetting(key, value, &vc.CephFS, &vc.NFS); ok {
+				add(err)
+			} else if !strings.HasPrefix(key, SidecarPrefix) {
 				add(&Error{Key: key, Reason: "unknown volume attribute; see docs/compatibility.md for the attributes the Manila driver reads"})
 			}
 		}

@@ -144,27 +144,6 @@ func ParseVolume(in map[string]string) (*Volume, error) {
 			m, err := parseMetadata(key, value)
 			add(err)
 			v.AppendMetadata = m
-		case KeyCephfsMounter:
-			if value != MounterFuse && value != MounterKernel {
-				add(&Error{Key: key, Value: value, Reason: "must be fuse or kernel"})
-			}
-			v.CephFS.Mounter = value
-		case KeyCephfsClientID:
-			add(checkClientID(key, value))
-			v.CephFS.ClientID = value
-		case KeyCephfsKernelMountOpts:
-			v.CephFS.KernelMountOptions = value
-		case KeyCephfsFuseMountOpts:
-			v.CephFS.FuseMountOptions = value
-		case KeyNFSShareClient:
-			clients, err := parseShareClients(key, value)
-			add(err)
-			v.NFS.ShareClients = clients
-		case KeyNFSMountOptions:
-			v.NFS.MountOptions = value
-		case KeyNFSVersion:
-			add(checkNFSVersion(key, value))
-			v.NFS.Version = value
 		case KeyPVCName:
 			v.PVCName = value
 		case KeyPVCNamespace:
@@ -177,13 +156,48 @@ func ParseVolume(in map[string]string) (*Volume, error) {
 			// The pre-CSI spelling; the provisioner turns it into the
 			// capability's fs_type, which the controller checks.
 		default:
-			add(tolerated(key))
+			if ok, err := parseMountSetting(key, value, &v.CephFS, &v.NFS); ok {
+				add(err)
+			} else {
+				add(tolerated(key))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// parseMountSetting reads a CephFS or NFS mount key into c or n; the keys
+// are the same in a StorageClass and a volume context. It returns false
+// for a key that is not one of them.
+func parseMountSetting(key, value string, c *CephFS, n *NFS) (bool, error) {
+	var err error
+	switch key {
+	case KeyCephfsMounter:
+		if value != MounterFuse && value != MounterKernel {
+			err = &Error{Key: key, Value: value, Reason: "must be fuse or kernel"}
+		}
+		c.Mounter = value
+	case KeyCephfsClientID:
+		err = checkClientID(key, value)
+		c.ClientID = value
+	case KeyCephfsKernelMountOpts:
+		c.KernelMountOptions = value
+	case KeyCephfsFuseMountOpts:
+		c.FuseMountOptions = value
+	case KeyNFSShareClient:
+		n.ShareClients, err = parseShareClients(key, value)
+	case KeyNFSMountOptions:
+		n.MountOptions = value
+	case KeyNFSVersion:
+		err = checkNFSVersion(key, value)
+		n.Version = value
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // Snapshot is a parsed VolumeSnapshotClass parameter set. Manila snapshots
