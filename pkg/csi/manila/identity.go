@@ -4,10 +4,9 @@ import (
 	"context"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/capability"
-	"github.com/cinder-csi/cinder-csi/pkg/version"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/identity"
 )
 
 // IdentityOptions configure the identity service.
@@ -21,7 +20,7 @@ type IdentityOptions struct {
 // IdentityServer is the CSI identity service. Probe makes no cloud call,
 // so a kubelet liveness probe never costs an OpenStack request.
 type IdentityServer struct {
-	csi.UnimplementedIdentityServer
+	identity.Base
 	opts IdentityOptions
 }
 
@@ -29,23 +28,7 @@ var _ csi.IdentityServer = (*IdentityServer)(nil)
 
 // NewIdentityServer returns the identity service.
 func NewIdentityServer(opts IdentityOptions) *IdentityServer {
-	if opts.DriverName == "" {
-		opts.DriverName = DefaultDriverName
-	}
-	if opts.Version == "" {
-		opts.Version = version.Version
-	}
-	return &IdentityServer{opts: opts}
-}
-
-// GetPluginInfo returns the driver name and version.
-func (ids *IdentityServer) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
-	return &csi.GetPluginInfoResponse{Name: ids.opts.DriverName, VendorVersion: ids.opts.Version}, nil
-}
-
-// Probe reports ready.
-func (ids *IdentityServer) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
-	return &csi.ProbeResponse{Ready: wrapperspb.Bool(true)}, nil
+	return &IdentityServer{Base: identity.NewBase(opts.DriverName, DefaultDriverName, opts.Version), opts: opts}
 }
 
 // GetPluginCapabilities advertises the controller service (when served),
