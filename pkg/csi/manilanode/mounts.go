@@ -77,28 +77,19 @@ const maxStackedMounts = 16
 // filesystem id names (nil: any mount, for a broken one found at stage).
 // It stops at a mount that is not, leaving it in place.
 func (ns *NodeServer) unmountOwn(path string, id *mountID) error {
-	for range maxStackedMounts {
-		table, err := ns.readMounts()
-		if err != nil {
-			return err
-		}
-		top, mounted := table.top(path)
-		if !mounted {
-			return nil
-		}
-		if id != nil && !id.sameFilesystem(top) {
-			return errPrecondition("%s still holds %s, which is not this volume's; it was left in place", path, describe(top))
-		}
-		if err := ns.mounter.Unmount(path); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("%s is still mounted after %d unmounts", path, maxStackedMounts)
+	return ns.unmountWhile(path, func(m mount.MountInfo) bool { return id == nil || id.sameFilesystem(m) })
 }
 
 // unmountOwnOf is unmountOwn for every mount rec owns (current or
 // former stage mounts and their binds).
 func (ns *NodeServer) unmountOwnOf(path string, rec *stageRecord) error {
+	return ns.unmountWhile(path, rec.owns)
+}
+
+// unmountWhile removes the mounts at path, top first, while ours says
+// they are the volume's, and stops with FailedPrecondition at one that is
+// not, leaving it in place.
+func (ns *NodeServer) unmountWhile(path string, ours func(mount.MountInfo) bool) error {
 	for range maxStackedMounts {
 		table, err := ns.readMounts()
 		if err != nil {
@@ -108,7 +99,7 @@ func (ns *NodeServer) unmountOwnOf(path string, rec *stageRecord) error {
 		if !mounted {
 			return nil
 		}
-		if !rec.owns(top) {
+		if !ours(top) {
 			return errPrecondition("%s still holds %s, which is not this volume's; it was left in place", path, describe(top))
 		}
 		if err := ns.mounter.Unmount(path); err != nil {
