@@ -24,3 +24,13 @@ func (ns *NodeServer) resolvePath(field, p string) (string, error) {
 	}
 	return clean, nil
 }
+
+// volumePath checks a request's volume id, then resolves its staging or
+// target path (field) as resolvePath does: the opening of every stage and
+// publish handler.
+func (ns *NodeServer) volumePath(volumeID, field, p string) (string, error) {
+	if err := validateVolumeID(volumeID); err != nil {
+		return "", err
+	}
+	return ns.resolvePath(field, p)
+}

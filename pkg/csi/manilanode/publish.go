@@ -17,10 +17,7 @@ import (
 // mount is mounted again first. A repeat finds the bind and succeeds.
 func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	target, err := ns.resolvePath("target_path", req.GetTargetPath())
+	target, err := ns.volumePath(volumeID, "target_path", req.GetTargetPath())
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +169,7 @@ func isReadOnly(m mount.MountInfo) bool { return slices.Contains(m.MountOptions,
 // a mount of something else stays, and the answer is FailedPrecondition.
 func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	target, err := ns.resolvePath("target_path", req.GetTargetPath())
+	target, err := ns.volumePath(volumeID, "target_path", req.GetTargetPath())
 	if err != nil {
 		return nil, err
 	}

@@ -18,10 +18,7 @@ import (
 // unmounted and mounted again.
 func (ns *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	staging, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath())
+	staging, err := ns.volumePath(volumeID, "staging_target_path", req.GetStagingTargetPath())
 	if err != nil {
 		return nil, err
 	}
@@ -193,10 +190,7 @@ func (ns *NodeServer) dropFailedStage(logger logr.Logger, rec *stageRecord) {
 // answer is FailedPrecondition naming it.
 func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	volumeID := req.GetVolumeId()
-	if err := validateVolumeID(volumeID); err != nil {
-		return nil, err
-	}
-	staging, err := ns.resolvePath("staging_target_path", req.GetStagingTargetPath())
+	staging, err := ns.volumePath(volumeID, "staging_target_path", req.GetStagingTargetPath())
 	if err != nil {
 		return nil, err
 	}
