@@ -213,11 +213,14 @@ func (d *driver) startPlugin(ctx context.Context, p *procs, binDir, root, dir, k
 	}
 	// --dev-root, --sys-root and --metadata-url point the node at the
 	// emulator's hot-plug tree and metadata service (169.254.169.254 and
-	// /dev in a pod); NODE_NAME comes from the downward API in the pod.
+	// /dev in a pod); --kubelet-root-dir at the harness kubelet's tree,
+	// where it puts every staging and target path (/var/lib/kubelet in a
+	// pod); NODE_NAME comes from the downward API in the pod.
 	nodeArgs := d.override("node/cinder-csi-plugin", args["node/cinder-csi-plugin"], map[string]string{
 		"endpoint": "unix://" + d.nodeSock, "cloud-config": nodeConf, "http-endpoint": nodeHTTP, "kubeconfig": kubeconfig,
 		"kata-record-root": filepath.Join(dir, "kata-direct-volumes"),
 		"dev-root":         d.devRoot, "sys-root": d.sysRoot, "metadata-url": d.metadataURL,
+		"kubelet-root-dir": d.kubeletDir,
 	})
 	if _, err := p.start("plugin-node", []string{"NODE_NAME=" + nodeName}, plugin, nodeArgs...); err != nil {
 		return err
