@@ -164,6 +164,59 @@ func (cs *ControllerServer) cloudFor(secrets map[string]string) (openstack.Cloud
 	return c, nil
 }
 
+// volumeCall is what an RPC on one existing volume starts from: the cloud
+// the request's secrets select and the volume as Cinder has it now (nil
+// when Cinder does not know it). release frees the RPC's in-flight key.
+type volumeCall struct {
+	cloud   openstack.Cloud
+	vol     *openstack.Volume
+	release func()
+}
+
+// lockKey is the in-flight key an RPC holds while it works on a volume,
+// and what a concurrent request is told is busy.
+type lockKey struct{ key, what, name string }
+
+// volumeLock serialises the RPCs that change one volume (delete, expand,
+// modify).
+func volumeLock(id string) lockKey { return lockKey{"volume/" + id, "volume", id} }
+
+// attachLock serialises publish and unpublish of one volume on one node.
+func attachLock(volID, nodeID string) lockKey {
+	return lockKey{"attach/" + volID + "/" + nodeID, "attachment", volID + " on " + nodeID}
+}
+
+// openVolume is how the RPCs on one existing volume begin: the volume id
+// checked (InvalidArgument), the in-flight key held (a concurrent request
+// is Aborted), the cloud the secrets select, and one GET of the volume. A
+// volume Cinder does not know comes back as vc.vol == nil with no error:
+// delete and unpublish answer success for it, the others NotFound. When
+// err is nil the caller must call vc.release.
+func (cs *ControllerServer) openVolume(ctx context.Context, id string, lk lockKey, secrets map[string]string) (*volumeCall, error) {
+	if err := checkID("volume", id); err != nil {
+		return nil, err
+	}
+	release, ok := cs.inFlight.TryAcquire(lk.key)
+	if !ok {
+		return nil, errBusy(lk.what, lk.name)
+	}
+	vc := &volumeCall{release: release}
+	var err error
+	if vc.cloud, err = cs.cloudFor(secrets); err != nil {
+		release()
+		return nil, err
+	}
+	vc.vol, err = vc.cloud.GetVolume(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
+		vc.vol = nil
+	case err != nil:
+		release()
+		return nil, StatusFromError(err, "reading volume %s", id)
+	}
+	return vc, nil
+}
+
 // findVolumeAnyCloud looks a volume up in every configured cloud, for the
 // RPCs that carry no secrets. It returns NotFound only when every cloud
 // said not found.

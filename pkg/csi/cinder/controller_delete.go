@@ -18,24 +18,14 @@ import (
 // FailedPrecondition; still changing state is Aborted.
 func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if err := checkID("volume", id); err != nil {
-		return nil, err
-	}
-	release, ok := cs.inFlight.TryAcquire("volume/" + id)
-	if !ok {
-		return nil, errBusy("volume", id)
-	}
-	defer release()
-	c, err := cs.cloudFor(req.GetSecrets())
+	vc, err := cs.openVolume(ctx, id, volumeLock(id), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
-	vol, err := c.GetVolume(ctx, id)
-	if openstack.IsNotFound(err) {
+	defer vc.release()
+	c, vol := vc.cloud, vc.vol
+	if vol == nil {
 		return &csi.DeleteVolumeResponse{}, nil
-	}
-	if err != nil {
-		return nil, StatusFromError(err, "reading volume %s", id)
 	}
 	if nodes := publishedNodes(vol); len(nodes) > 0 {
 		return nil, errPrecondition("volume %s is attached to node(s) %s; it must be unpublished first", id, strings.Join(nodes, ", "))

@@ -19,9 +19,6 @@ import (
 // A block volume needs no node step; a filesystem does.
 func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if err := checkID("volume", id); err != nil {
-		return nil, err
-	}
 	if req.GetCapacityRange() == nil {
 		return nil, errInvalid("capacity range is required")
 	}
@@ -30,21 +27,14 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 		return nil, err
 	}
 	nodeExpansion := !isBlock(req.GetVolumeCapability())
-	release, ok := cs.inFlight.TryAcquire("volume/" + id)
-	if !ok {
-		return nil, errBusy("volume", id)
-	}
-	defer release()
-	c, err := cs.cloudFor(req.GetSecrets())
+	vc, err := cs.openVolume(ctx, id, volumeLock(id), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
-	vol, err := c.GetVolume(ctx, id)
-	if openstack.IsNotFound(err) {
+	defer vc.release()
+	c, vol := vc.cloud, vc.vol
+	if vol == nil {
 		return nil, errNotFound("volume %s not found", id)
-	}
-	if err != nil {
-		return nil, StatusFromError(err, "reading volume %s", id)
 	}
 	if vol.SizeGiB >= sizeGiB && vol.Status != openstack.VolumeExtending {
 		return expandResponse(vol.SizeGiB, nodeExpansion), nil

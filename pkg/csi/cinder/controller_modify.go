@@ -25,24 +25,14 @@ import (
 // type is answered at once.
 func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi.ControllerModifyVolumeRequest) (*csi.ControllerModifyVolumeResponse, error) {
 	id := req.GetVolumeId()
-	if err := checkID("volume", id); err != nil {
-		return nil, err
-	}
-	release, ok := cs.inFlight.TryAcquire("volume/" + id)
-	if !ok {
-		return nil, errBusy("volume", id)
-	}
-	defer release()
-	c, err := cs.cloudFor(req.GetSecrets())
+	vc, err := cs.openVolume(ctx, id, volumeLock(id), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
-	vol, err := c.GetVolume(ctx, id)
-	if openstack.IsNotFound(err) {
+	defer vc.release()
+	c, vol := vc.cloud, vc.vol
+	if vol == nil {
 		return nil, errNotFound("volume %s not found", id)
-	}
-	if err != nil {
-		return nil, StatusFromError(err, "reading volume %s", id)
 	}
 	if len(req.GetMutableParameters()) == 0 {
 		// Nothing asked for: the volume already is what the (empty)

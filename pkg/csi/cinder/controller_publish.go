@@ -24,9 +24,6 @@ import (
 // same attachment instead of making a second one.
 func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
 	volID, nodeID := req.GetVolumeId(), req.GetNodeId()
-	if err := checkID("volume", volID); err != nil {
-		return nil, err
-	}
 	if err := checkID("node", nodeID); err != nil {
 		return nil, err
 	}
@@ -37,21 +34,14 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 	if problem != "" {
 		return nil, errInvalid("%s", problem)
 	}
-	release, ok := cs.inFlight.TryAcquire("attach/" + volID + "/" + nodeID)
-	if !ok {
-		return nil, errBusy("attachment", volID+" on "+nodeID)
-	}
-	defer release()
-	c, err := cs.cloudFor(req.GetSecrets())
+	vc, err := cs.openVolume(ctx, volID, attachLock(volID, nodeID), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
-	vol, err := c.GetVolume(ctx, volID)
-	if openstack.IsNotFound(err) {
+	defer vc.release()
+	c, vol := vc.cloud, vc.vol
+	if vol == nil {
 		return nil, errNotFound("volume %s not found", volID)
-	}
-	if err != nil {
-		return nil, StatusFromError(err, "reading volume %s", volID)
 	}
 	if multi && !vol.Multiattach {
 		return nil, errInvalid("volume %s is not multiattach; MULTI_NODE access modes need a multiattach volume type", volID)
@@ -169,27 +159,17 @@ func publishResponse(device string, sizeGiB int) *csi.ControllerPublishVolumeRes
 // is found through Nova and removed.
 func (cs *ControllerServer) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
 	volID, nodeID := req.GetVolumeId(), req.GetNodeId()
-	if err := checkID("volume", volID); err != nil {
-		return nil, err
-	}
 	if err := checkOptionalID("node", nodeID); err != nil {
 		return nil, err
 	}
-	release, ok := cs.inFlight.TryAcquire("attach/" + volID + "/" + nodeID)
-	if !ok {
-		return nil, errBusy("attachment", volID+" on "+nodeID)
-	}
-	defer release()
-	c, err := cs.cloudFor(req.GetSecrets())
+	vc, err := cs.openVolume(ctx, volID, attachLock(volID, nodeID), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
-	vol, err := c.GetVolume(ctx, volID)
-	if openstack.IsNotFound(err) {
+	defer vc.release()
+	c, vol := vc.cloud, vc.vol
+	if vol == nil {
 		return &csi.ControllerUnpublishVolumeResponse{}, nil
-	}
-	if err != nil {
-		return nil, StatusFromError(err, "reading volume %s", volID)
 	}
 	nodes := []string{nodeID}
 	if nodeID == "" {
