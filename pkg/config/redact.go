@@ -101,4 +101,4 @@ func (c *Config) String() string { return c.Redacted() }
 func (c *Config) GoString() string { return "config.Config{" + c.Redacted() + "}" }
 
 // Format routes every verb through Redacted.
-func (c *Config) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.Redacted()) }
+func (c *Config) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.Redacted()) }

@@ -141,72 +141,26 @@ func typoErrors(secrets map[string]string, known map[string]bool) []error {
 	return errs
 }
 
-// validateSecrets is Validate in the secret keys' names.
+// validateSecrets is Validate in the secret keys' names, plus the CA
+// checks only secrets need (they can carry the CA inline).
 func (c *Cloud) validateSecrets() []error {
-	var errs []error
-	missing := func(what string) {
-		errs = append(errs, fmt.Errorf("CSI secrets: missing %s", what))
-	}
-	if c.AuthURL == "" {
-		missing("os-authURL")
-	} else if !strings.HasPrefix(c.AuthURL, "http://") && !strings.HasPrefix(c.AuthURL, "https://") {
-		errs = append(errs, errors.New("CSI secrets: os-authURL must start with http:// or https://"))
-	}
-	userNamed := c.Username != "" && c.UserID == ""
-	needUserDomain := func() {
-		if userNamed && c.UserDomainID == "" && c.UserDomainName == "" && c.DomainID == "" && c.DomainName == "" {
-			missing("os-userDomainName, os-userDomainID, os-domainName or os-domainID (needed with os-userName)")
-		}
-	}
-	switch c.Method() {
-	case AuthApplicationCredential:
-		if c.ApplicationCredentialSecret == "" {
-			missing("os-applicationCredentialSecret")
-		}
-		if c.ApplicationCredentialID == "" {
-			switch {
-			case c.ApplicationCredentialName == "":
-				missing("os-applicationCredentialID or os-applicationCredentialName")
-			case c.Username == "" && c.UserID == "":
-				missing("os-userName or os-userID (needed with os-applicationCredentialName)")
-			default:
-				needUserDomain()
-			}
-		}
-	case AuthTrust:
-		if c.TrusteeID == "" && c.UserID == "" && c.Username == "" {
-			missing("os-trusteeID (the user the trust delegates to)")
-		}
-		if c.TrusteePassword == "" && c.Password == "" {
-			missing("os-trusteePassword")
-		}
-		if c.TrusteeID == "" {
-			needUserDomain()
-		}
-	default:
-		if c.Username == "" && c.UserID == "" {
-			missing("os-userName or os-userID")
-		}
-		if c.Password == "" {
-			missing("os-password (or os-applicationCredentialID and os-applicationCredentialSecret, or os-trustID)")
-		}
-		needUserDomain()
-		if c.TenantID == "" && c.TenantName == "" && c.DomainID == "" && c.DomainName == "" {
-			missing("os-projectID or os-projectName (the project shares are created in)")
-		}
-		if c.TenantName != "" && c.TenantID == "" && c.TenantDomainID == "" && c.TenantDomainName == "" &&
-			c.DomainID == "" && c.DomainName == "" && c.UserDomainID == "" && c.UserDomainName == "" {
-			missing("os-projectDomainName, os-projectDomainID, os-domainName or os-domainID (needed with os-projectName)")
-		}
-	}
-	switch strings.ToLower(c.EndpointType) {
-	case "", "public", "publicurl", "internal", "internalurl", "admin", "adminurl":
-	default:
-		errs = append(errs, errors.New("CSI secrets: os-endpointType must be public, internal or admin"))
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("CSI secrets: os-clientCertPath and os-clientKeyPath must be set together"))
-	}
+	errs := c.validate(keyNames{
+		where:              "CSI secrets",
+		authURL:            "os-authURL",
+		endpointType:       "os-endpointType",
+		certPair:           "os-clientCertPath and os-clientKeyPath",
+		appCredSecret:      "os-applicationCredentialSecret",
+		appCredIDOrName:    "os-applicationCredentialID or os-applicationCredentialName",
+		userForAppCredName: "os-userName or os-userID (needed with os-applicationCredentialName)",
+		trustee:            "os-trusteeID (the user the trust delegates to)",
+		trusteePassword:    "os-trusteePassword",
+		user:               "os-userName or os-userID",
+		password:           "os-password (or os-applicationCredentialID and os-applicationCredentialSecret, or os-trustID)",
+		project:            "os-projectID or os-projectName (the project shares are created in)",
+		projectDomain:      "os-projectDomainName, os-projectDomainID, os-domainName or os-domainID (needed with os-projectName)",
+		userDomain:         "os-userDomainName, os-userDomainID, os-domainName or os-domainID (needed with os-userName)",
+		tokenNeedsPassword: true,
+	})
 	if c.CAFile != "" && c.CAData != "" {
 		errs = append(errs, errors.New("CSI secrets: set os-certAuthorityPath or os-certAuthority, not both"))
 	}

@@ -9,11 +9,12 @@ import (
 // AuthMethod is how a cloud section authenticates to Keystone.
 type AuthMethod int
 
+// The auth methods, in the order Method checks them last to first.
 const (
-	AuthPassword AuthMethod = iota + 1
-	AuthApplicationCredential
-	AuthTrust
-	AuthToken
+	AuthPassword              AuthMethod = iota + 1 // username or user id and password
+	AuthApplicationCredential                       // application credential id or name, and secret
+	AuthTrust                                       // a trust id, as the trustee
+	AuthToken                                       // a pre-issued token
 )
 
 func (m AuthMethod) String() string {
@@ -73,70 +74,150 @@ func (c *Config) ValidateClouds(names ...string) error {
 
 // Validate returns one error per missing or inconsistent key.
 func (c *Cloud) Validate() []error {
-	where := fmt.Sprintf("cloud config %s: %s", strings.Join(c.Sources, ", "), sectionName(c.Name))
-	var errs []error
-	missing := func(what string) {
-		errs = append(errs, fmt.Errorf("%s: missing %s", where, what))
+	return c.validate(fileKeys(fmt.Sprintf("cloud config %s: %s", strings.Join(c.Sources, ", "), sectionName(c.Name))))
+}
+
+// keyNames names each key a validation message mentions, in the spelling
+// of where the section came from (cloud.conf keys or CSI secret keys), so
+// one set of rules serves both.
+type keyNames struct {
+	where string // message prefix: the files and section, or "CSI secrets"
+
+	authURL, endpointType, certPair string
+
+	appCredSecret, appCredIDOrName, userForAppCredName string
+	trustee, trusteePassword                           string
+	user, password, project, projectDomain, userDomain string
+
+	// tokenNeedsPassword keeps the password checks for a token section:
+	// CSI secrets have no token key, so a token there can only come from
+	// a clouds.yaml entry, and secret validation requires a password
+	// beside it.
+	tokenNeedsPassword bool
+}
+
+// fileKeys is keyNames in cloud.conf's spelling.
+func fileKeys(where string) keyNames {
+	return keyNames{
+		where:              where,
+		authURL:            "auth-url",
+		endpointType:       "os-endpoint-type",
+		certPair:           "cert-file and key-file",
+		appCredSecret:      "application-credential-secret",
+		appCredIDOrName:    "application-credential-id or application-credential-name",
+		userForAppCredName: "username or user-id (needed with application-credential-name)",
+		trustee:            "trustee-id (the user the trust delegates to)",
+		trusteePassword:    "trustee-password",
+		user:               "username or user-id",
+		password:           "password (or application-credential-id and application-credential-secret)",
+		project:            "tenant-id or tenant-name (the project volumes are created in)",
+		projectDomain:      "tenant-domain-name or tenant-domain-id (needed with tenant-name)",
+		userDomain:         "user-domain-name or user-domain-id (needed with username)",
 	}
+}
+
+// validation collects the errors of one section's checks.
+type validation struct {
+	c    *Cloud
+	n    keyNames
+	errs []error
+}
+
+func (v *validation) missing(what string) {
+	v.errs = append(v.errs, fmt.Errorf("%s: missing %s", v.n.where, what))
+}
+
+func (v *validation) invalid(format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: "+format, append([]any{v.n.where}, args...)...))
+}
+
+// validate runs the checks shared by cloud.conf sections and CSI secrets:
+// the auth URL, the keys the auth method needs, the endpoint type and the
+// client certificate pair.
+func (c *Cloud) validate(n keyNames) []error {
+	v := &validation{c: c, n: n}
 	if c.AuthURL == "" {
-		missing("auth-url")
+		v.missing(n.authURL)
 	} else if !strings.HasPrefix(c.AuthURL, "http://") && !strings.HasPrefix(c.AuthURL, "https://") {
-		errs = append(errs, fmt.Errorf("%s: auth-url must start with http:// or https://", where))
-	}
-	userNamed := c.Username != "" && c.UserID == ""
-	needUserDomain := func() {
-		if userNamed && c.UserDomainID == "" && c.UserDomainName == "" && c.DomainID == "" && c.DomainName == "" {
-			missing("user-domain-name or user-domain-id (needed with username)")
-		}
+		v.invalid("%s must start with http:// or https://", n.authURL)
 	}
 	switch c.Method() {
 	case AuthApplicationCredential:
-		if c.ApplicationCredentialSecret == "" {
-			missing("application-credential-secret")
-		}
-		if c.ApplicationCredentialID == "" {
-			if c.ApplicationCredentialName == "" {
-				missing("application-credential-id or application-credential-name")
-			} else if c.Username == "" && c.UserID == "" {
-				missing("username or user-id (needed with application-credential-name)")
-			} else {
-				needUserDomain()
-			}
-		}
+		v.applicationCredential()
 	case AuthTrust:
-		if c.TrusteeID == "" && c.UserID == "" && c.Username == "" {
-			missing("trustee-id (the user the trust delegates to)")
-		}
-		if c.TrusteePassword == "" && c.Password == "" {
-			missing("trustee-password")
-		}
-		if c.TrusteeID == "" {
-			needUserDomain()
-		}
+		v.trust()
 	case AuthToken:
+		if n.tokenNeedsPassword {
+			v.password()
+		}
 	case AuthPassword:
-		if c.Username == "" && c.UserID == "" {
-			missing("username or user-id")
-		}
-		if c.Password == "" {
-			missing("password (or application-credential-id and application-credential-secret)")
-		}
-		needUserDomain()
-		if c.TenantID == "" && c.TenantName == "" && c.DomainID == "" && c.DomainName == "" {
-			missing("tenant-id or tenant-name (the project volumes are created in)")
-		}
-		if c.TenantName != "" && c.TenantID == "" && c.TenantDomainID == "" && c.TenantDomainName == "" &&
-			c.DomainID == "" && c.DomainName == "" && c.UserDomainID == "" && c.UserDomainName == "" {
-			missing("tenant-domain-name or tenant-domain-id (needed with tenant-name)")
-		}
+		v.password()
 	}
 	switch strings.ToLower(c.EndpointType) {
 	case "", "public", "publicurl", "internal", "internalurl", "admin", "adminurl":
 	default:
-		errs = append(errs, fmt.Errorf("%s: os-endpoint-type must be public, internal or admin", where))
+		v.invalid("%s must be public, internal or admin", n.endpointType)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("%s: cert-file and key-file must be set together", where))
+		v.invalid("%s must be set together", n.certPair)
 	}
-	return errs
+	return v.errs
+}
+
+// userDomain asks for a user domain when the user is given by name.
+func (v *validation) userDomain() {
+	c := v.c
+	if c.Username != "" && c.UserID == "" &&
+		c.UserDomainID == "" && c.UserDomainName == "" && c.DomainID == "" && c.DomainName == "" {
+		v.missing(v.n.userDomain)
+	}
+}
+
+func (v *validation) applicationCredential() {
+	c := v.c
+	if c.ApplicationCredentialSecret == "" {
+		v.missing(v.n.appCredSecret)
+	}
+	if c.ApplicationCredentialID != "" {
+		return
+	}
+	switch {
+	case c.ApplicationCredentialName == "":
+		v.missing(v.n.appCredIDOrName)
+	case c.Username == "" && c.UserID == "":
+		v.missing(v.n.userForAppCredName)
+	default:
+		v.userDomain()
+	}
+}
+
+func (v *validation) trust() {
+	c := v.c
+	if c.TrusteeID == "" && c.UserID == "" && c.Username == "" {
+		v.missing(v.n.trustee)
+	}
+	if c.TrusteePassword == "" && c.Password == "" {
+		v.missing(v.n.trusteePassword)
+	}
+	if c.TrusteeID == "" {
+		v.userDomain()
+	}
+}
+
+func (v *validation) password() {
+	c := v.c
+	if c.Username == "" && c.UserID == "" {
+		v.missing(v.n.user)
+	}
+	if c.Password == "" {
+		v.missing(v.n.password)
+	}
+	v.userDomain()
+	if c.TenantID == "" && c.TenantName == "" && c.DomainID == "" && c.DomainName == "" {
+		v.missing(v.n.project)
+	}
+	if c.TenantName != "" && c.TenantID == "" && c.TenantDomainID == "" && c.TenantDomainName == "" &&
+		c.DomainID == "" && c.DomainName == "" && c.UserDomainID == "" && c.UserDomainName == "" {
+		v.missing(v.n.projectDomain)
+	}
 }
