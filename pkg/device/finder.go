@@ -41,8 +41,8 @@ var ErrNotFound = errors.New("no device found for the volume")
 // it (wrong serial or too small). Writing to it could destroy other data.
 var ErrMismatch = errors.New("device does not match the volume")
 
-// DeviceLister is the part of the metadata provider the finder uses.
-type DeviceLister interface {
+// MetadataLister is the part of the metadata provider the finder uses.
+type MetadataLister interface {
 	Devices(ctx context.Context) ([]metadata.Device, error)
 }
 
@@ -53,7 +53,7 @@ type Options struct {
 	// SysRoot is the sysfs root (default /sys).
 	SysRoot string
 	// Metadata, when set, enables the metadata "devices" fallback.
-	Metadata DeviceLister
+	Metadata MetadataLister
 	// Trigger asks udev to re-announce block devices between tries. By
 	// default it runs udevadm, but only when DevRoot is /dev: udev never
 	// manages any other tree.
@@ -64,7 +64,7 @@ type Options struct {
 type Finder struct {
 	devRoot  string
 	sysRoot  string
-	metadata DeviceLister
+	metadata MetadataLister
 	trigger  func(ctx context.Context) error
 }
 
@@ -197,11 +197,11 @@ func (f *Finder) findCandidate(ctx context.Context, volumeID, hint string) (*Dev
 		misses = append(misses, fmt.Sprintf("metadata devices: %v", orNotListed(err)))
 	}
 	if hint != "" {
-		if dev, err := f.byHint(hint, volumeID); err == nil {
+		dev, err := f.byHint(hint, volumeID)
+		if err == nil {
 			return dev, nil
-		} else {
-			misses = append(misses, err.Error())
 		}
+		misses = append(misses, err.Error())
 	}
 	return nil, errors.New(strings.Join(misses, "; "))
 }

@@ -78,6 +78,12 @@ func readTrimmed(path string) string {
 // uuidTemplate marks where a canonical UUID has dashes.
 const uuidTemplate = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 
+// IsUUID reports whether s is a canonical UUID (8-4-4-4-12 hexadecimal
+// digits), the form of Cinder volume ids.
+func IsUUID(s string) bool {
+	return len(s) == len(uuidTemplate) && isUUIDPrefix(s)
+}
+
 // LooksLikeVolumeSerial reports whether a disk serial has the shape Nova
 // gives a Cinder volume: a UUID, possibly cut to 20 characters, or its 32
 // hex digits without dashes.
@@ -85,16 +91,21 @@ func LooksLikeVolumeSerial(serial string) bool {
 	if len(serial) == 32 {
 		return isHex(serial)
 	}
-	if len(serial) < virtioSerialLength || len(serial) > len(uuidTemplate) {
+	return len(serial) >= virtioSerialLength && isUUIDPrefix(serial)
+}
+
+// isUUIDPrefix reports whether s is the start of a canonical UUID: hex
+// digits, with dashes where uuidTemplate has them.
+func isUUIDPrefix(s string) bool {
+	if len(s) > len(uuidTemplate) {
 		return false
 	}
-	for i := range len(serial) {
-		c := serial[i]
+	for i := range len(s) {
 		if uuidTemplate[i] == '-' {
-			if c != '-' {
+			if s[i] != '-' {
 				return false
 			}
-		} else if !isHex(string(c)) {
+		} else if !isHexDigit(s[i]) {
 			return false
 		}
 	}
@@ -103,10 +114,13 @@ func LooksLikeVolumeSerial(serial string) bool {
 
 func isHex(s string) bool {
 	for i := range len(s) {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+		if !isHexDigit(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -140,19 +140,19 @@ func TestNewRootRefusesRootsThatAllowEverything(t *testing.T) {
 }
 
 func TestNewRootResolvesALinkedRoot(t *testing.T) {
-	real := t.TempDir()
+	resolved := t.TempDir()
 	link := filepath.Join(t.TempDir(), "kubelet")
-	must(t, os.Symlink(real, link))
+	must(t, os.Symlink(resolved, link))
 	r, err := NewRoot(link)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Resolve("target_path", real+"/pods/x"); err != nil {
+	if _, err := r.Resolve("target_path", resolved+"/pods/x"); err != nil {
 		t.Fatalf("a path under the resolved root: %v", err)
 	}
 	got, err := r.Resolve("target_path", link+"/pods/x")
-	if err != nil || got != real+"/pods/x" {
-		t.Fatalf("a path under the configured root = %q, %v; want %s/pods/x", got, err, real)
+	if err != nil || got != resolved+"/pods/x" {
+		t.Fatalf("a path under the configured root = %q, %v; want %s/pods/x", got, err, resolved)
 	}
 }
 

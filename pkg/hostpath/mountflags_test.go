@@ -96,5 +96,5 @@ func TestTableOwner(t *testing.T) {
 	if n := len(table.OfDevice(loop3)); n != 2 {
 		t.Errorf("OfDevice(7:3) = %d mounts, want 2", n)
 	}
-	var _ mount.MountInfo = table[0]
+	var _ mount.MountInfo = table[0] //nolint:staticcheck // QF1011: the declared type is the point, a compile-time check that the table holds mount.MountInfo
 }

@@ -88,12 +88,12 @@ func BlockNodeOf(m mount.MountInfo) (uint64, bool) {
 type Ownership int
 
 const (
-	// NotMounted: nothing is mounted at the path; nothing to undo.
+	// NotMounted means nothing is mounted at the path; nothing to undo.
 	NotMounted Ownership = iota
-	// Owned: the visible mount belongs to the volume.
+	// Owned means the visible mount belongs to the volume.
 	Owned
-	// Foreign: the visible mount belongs to something else; a node RPC
-	// must neither unmount it nor bind-mount from it.
+	// Foreign means the visible mount belongs to something else; a node
+	// RPC must neither unmount it nor bind-mount from it.
 	Foreign
 )
 

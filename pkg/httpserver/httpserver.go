@@ -109,6 +109,10 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		_ = s.http.Close()
 	}
-	<-errc
+	// Serve returns http.ErrServerClosed after Shutdown or Close; report
+	// anything else.
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		klog.ErrorS(err, "HTTP server: serving ended with an error while stopping")
+	}
 	return nil
 }

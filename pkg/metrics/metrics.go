@@ -98,6 +98,24 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{registry: prometheus.NewRegistry()}
 
+	m.initAPI()
+	m.initControllerAndRPC()
+	m.initNode()
+
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.apiDuration, m.apiRequests, m.apiErrors, m.apiRetries, m.rateLimit, m.tokenRenewal,
+		m.waitDuration,
+		m.rpcDuration, m.rpcRequests,
+		m.discoveryDuration, m.discoveryErrors, m.formatDuration, m.formatErrors,
+		m.mountDuration, m.mountErrors, m.staleMounts,
+	)
+	return m
+}
+
+// initAPI builds the OpenStack API series.
+func (m *Metrics) initAPI() {
 	// The reference plugin labelled the OpenStack API series only with
 	// "request" (e.g. "volume_create"). We keep that label with the same
 	// values and add service, operation (equal to request) and code. Queries
@@ -129,7 +147,10 @@ func New() *Metrics {
 		Name: "openstack_api_token_renewals_total",
 		Help: "Keystone tokens issued or renewed, by cloud (the [Global \"name\"] section; \"default\" for [Global]).",
 	}, []string{"cloud"})
+}
 
+// initControllerAndRPC builds the controller wait and CSI RPC series.
+func (m *Metrics) initControllerAndRPC() {
 	m.waitDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "controller",
 		Name:    "wait_duration_seconds",
@@ -148,7 +169,10 @@ func New() *Metrics {
 		Name: "requests_total",
 		Help: "CSI RPCs served, by method and gRPC code.",
 	}, []string{"method", "code"})
+}
 
+// initNode builds the node host-operation series.
+func (m *Metrics) initNode() {
 	m.discoveryDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "node",
 		Name:    "device_discovery_duration_seconds",
@@ -187,17 +211,6 @@ func New() *Metrics {
 		Name: "stale_mounts_total",
 		Help: "Stale mounts (corrupted or pointing at a vanished device) detected and repaired.",
 	})
-
-	m.registry.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.apiDuration, m.apiRequests, m.apiErrors, m.apiRetries, m.rateLimit, m.tokenRenewal,
-		m.waitDuration,
-		m.rpcDuration, m.rpcRequests,
-		m.discoveryDuration, m.discoveryErrors, m.formatDuration, m.formatErrors,
-		m.mountDuration, m.mountErrors, m.staleMounts,
-	)
-	return m
 }
 
 // Registry returns the registry the metrics live on, for tests and for

@@ -21,9 +21,6 @@ import (
 // flags come from an allow-list; and a mount is bind-mounted from or
 // unmounted only when it is this volume's device.
 
-// uuidTemplate marks where a canonical UUID has dashes.
-const uuidTemplate = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-
 // validateVolumeID refuses ids that are not Cinder volume ids. The id is
 // matched against disk serials and spliced into /dev/disk/by-id names, so
 // only the shape Cinder gives (a UUID) may pass: a shorter id would match
@@ -32,28 +29,10 @@ func validateVolumeID(id string) error {
 	if err := hostpath.CheckID("volume_id", id); err != nil {
 		return errInvalid("%v", err)
 	}
-	if !isUUID(id) {
+	if !device.IsUUID(id) {
 		return errInvalid("volume_id %s is not a Cinder volume id: Cinder volume ids are UUIDs (8-4-4-4-12 hexadecimal digits)", hostpath.Quote(id))
 	}
 	return nil
-}
-
-func isUUID(id string) bool {
-	if len(id) != len(uuidTemplate) {
-		return false
-	}
-	for i := range len(id) {
-		c := id[i]
-		switch {
-		case uuidTemplate[i] == '-':
-			if c != '-' {
-				return false
-			}
-		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'):
-			return false
-		}
-	}
-	return true
 }
 
 // pathField is a path in a request: the spec's field name and where its
@@ -105,7 +84,7 @@ func (ns *NodeServer) checkVolumeAtPath(volumeID string, path *string) error {
 	case err != nil:
 		return errHostPath(err)
 	}
-	if !isUUID(volumeID) {
+	if !device.IsUUID(volumeID) {
 		return errNotFound("volume %s is not on this node: it is not a Cinder volume id (a UUID)", hostpath.Quote(volumeID))
 	}
 	*path = resolved

@@ -13,6 +13,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 
+	"github.com/cinder-csi/cinder-csi/pkg/device"
 	"github.com/cinder-csi/cinder-csi/pkg/device/devicetest"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 )
@@ -349,7 +350,7 @@ func FuzzNodeRequestPaths(f *testing.F) {
 		err := ns.checkNodeRequest(id, pathField{"target_path", &p})
 		switch {
 		case err == nil:
-			if !isUUID(id) || !strings.HasPrefix(p, root+"/") || p != filepath.Clean(p) || strings.HasPrefix(p, root+"/pods/l/") || p == root+"/pods/l" {
+			if !device.IsUUID(id) || !strings.HasPrefix(p, root+"/") || p != filepath.Clean(p) || strings.HasPrefix(p, root+"/pods/l/") || p == root+"/pods/l" {
 				t.Fatalf("checkNodeRequest(%q, %q) accepted %q", id, path, p)
 			}
 		case codeOf(err) != codes.InvalidArgument:

@@ -117,10 +117,6 @@ func errOutOfRange(format string, args ...any) error {
 	return status.Errorf(codes.OutOfRange, format, args...)
 }
 
-func errUnimplemented(format string, args ...any) error {
-	return status.Errorf(codes.Unimplemented, format, args...)
-}
-
 // errBusy answers a request whose key another request is working on.
 func errBusy(what, key string) error {
 	return status.Errorf(codes.Aborted, "an operation on %s %q is already in progress; retry later", what, key)

@@ -365,7 +365,7 @@ func (f *fakeCloud) WaitShareGone(_ context.Context, id string) error {
 	return nil
 }
 
-func (f *fakeCloud) WaitShareSnapshot(_ context.Context, id string, done func(*openstack.ShareSnapshot) bool) (*openstack.ShareSnapshot, error) {
+func (f *fakeCloud) WaitShareSnapshot(_ context.Context, id string, _ func(*openstack.ShareSnapshot) bool) (*openstack.ShareSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.snapshots[id]

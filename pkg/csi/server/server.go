@@ -212,7 +212,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.grpc.Stop()
 		<-stopped
 	}
-	<-errc
+	// Serve returns nil once Stop or GracefulStop was called; anything
+	// else is a failure of the stop itself, worth a log line.
+	if err := <-errc; err != nil {
+		klog.ErrorS(err, "CSI server: serving ended with an error while stopping")
+	}
 	if s.network == "unix" {
 		// Serve's listener removes its own socket on close; make sure.
 		_ = os.Remove(s.address)

@@ -537,7 +537,7 @@ func TestDescribePanicKeepsRuntimeErrorsAndWithholdsValues(t *testing.T) {
 	runtimeErr := func() (r any) {
 		defer func() { r = recover() }()
 		var m map[string]int
-		m["x"] = 1
+		m["x"] = 1 //nolint:staticcheck // SA5000: the nil-map panic is the runtime error under test
 		return nil
 	}()
 	tests := []struct {

@@ -291,7 +291,7 @@ func checkClientID(key, value string) error {
 		return &Error{Key: key, Value: value, Reason: "must be 1 to 128 characters"}
 	}
 	for _, r := range value {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+		if !isNameRune(r) {
 			return &Error{Key: key, Value: value, Reason: "may hold only letters, digits, '.', '-' and '_'"}
 		}
 	}
@@ -315,3 +315,9 @@ func tolerated(key string) error {
 }
 
 func sortedKeys(m map[string]string) []string { return paramkit.SortedKeys(m) }
+
+// isNameRune reports whether r may appear in a name: an ASCII letter or
+// digit, '.', '-' or '_'.
+func isNameRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '-' || r == '_'
+}
