@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/tests/vmrig"
 )
 
 // The NFS test runs the real plugin binary (node service only) in two
@@ -28,96 +28,40 @@ import (
 // or a real network would make it.
 
 const (
-	guestNFSServer = "10.0.2.100"
-	guestAddress   = "10.0.2.15"
+	guestNFSServer = vmrig.HostAddress
+	guestAddress   = vmrig.GuestAddress
 )
 
-func vmRig(t *testing.T) string {
-	t.Helper()
-	state := os.Getenv("VM_RIG_STATE")
-	if state == "" {
-		state = "/var/lib/vm-rig"
-	}
-	if _, err := os.Stat(filepath.Join(state, "build")); err != nil {
-		t.Skipf("vm-rig is not built (%v): run ../shared/tools/vm-rig/build.sh", err)
-	}
-	for _, d := range []string{os.Getenv("VM_RIG_DIR"), "/work/shared/tools/vm-rig"} {
-		if d != "" {
-			if _, err := os.Stat(filepath.Join(d, "vm.py")); err == nil {
-				return filepath.Join(d, "vm.py")
-			}
-		}
-	}
-	t.Skip("vm-rig's vm.py not found (set VM_RIG_DIR)")
-	return ""
-}
-
-// buildPlugin builds cmd/manila-csi-plugin, statically, into a directory
-// the guests get as /share.
-func buildPlugin(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "cmd/manila-csi-plugin")); err != nil {
-		t.Skipf("cmd/manila-csi-plugin is not in this tree: %v", err)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "manila-csi-plugin"), "./cmd/manila-csi-plugin")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
-	}
-	return dir
-}
-
 type guest struct {
-	t     *testing.T
-	vmpy  string
-	name  string
-	sock  string
-	node  csi.NodeClient
-	close func()
-}
-
-func (g *guest) vm(args ...string) (string, error) {
-	out, err := exec.Command(g.vmpy, args...).CombinedOutput()
-	return string(out), err
+	*vmrig.Guest
+	node csi.NodeClient
 }
 
 // sh runs a shell command in the guest.
 func (g *guest) sh(script string) (string, error) {
-	out, err := g.vm("exec", g.name, "--timeout", "90", "--", "sh", "-c", script)
-	if err != nil {
-		return out, fmt.Errorf("%s: %v: %s", script, err, out)
-	}
-	return out, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	return g.Sh(ctx, script)
 }
 
-func startGuest(t *testing.T, vmpy, name, shareDir string) *guest {
+func startGuest(t *testing.T, r *vmrig.Rig, prefix, shareDir string) *guest {
 	t.Helper()
-	g := &guest{t: t, vmpy: vmpy, name: name, sock: filepath.Join(t.TempDir(), name+".sock")}
-	if out, err := g.vm("start", name, "--share", shareDir, "--nfs-forward", "2049", "--forward", g.sock+"=unix:/csi/csi.sock"); err != nil {
-		t.Fatalf("starting guest %s: %v\n%s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := g.vm("stop", name, "--rm"); err != nil {
-			t.Errorf("stopping guest %s: %v %s", name, err, out)
-		}
-	})
-	if out, err := g.vm("spawn", name, "--log", "/var/log/csi.log", "--", "/share/manila-csi-plugin",
-		"--endpoint", "unix:///csi/csi.sock", "--provide-controller-service=false", "--nodeid", name,
+	sock := filepath.Join(t.TempDir(), prefix+".sock")
+	g := &guest{Guest: r.Start(t, prefix, vmrig.Options{Share: shareDir, NFSForward: 2049,
+		Forwards: []vmrig.Forward{{Host: sock, Guest: "unix:/csi/csi.sock"}}})}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := g.Spawn(ctx, "/var/log/csi.log", "/share/manila-csi-plugin",
+		"--endpoint", "unix:///csi/csi.sock", "--provide-controller-service=false", "--nodeid", g.Name,
 		"--node-addresses", guestAddress, "-v", "2"); err != nil {
-		t.Fatalf("starting the plugin in %s: %v\n%s", name, err, out)
+		t.Fatalf("starting the plugin in %s: %v", g.Name, err)
 	}
-	conn, err := grpc.NewClient("unix://"+g.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.node, g.close = csi.NewNodeClient(conn), func() { _ = conn.Close() }
-	t.Cleanup(g.close)
+	g.node = csi.NewNodeClient(conn)
+	t.Cleanup(func() { _ = conn.Close() })
 	return g
 }
 
@@ -126,7 +70,7 @@ func (g *guest) staging(vol string) string {
 }
 
 func (g *guest) target(vol string) string {
-	return "/var/lib/kubelet/pods/pod-" + g.name + "/volumes/kubernetes.io~csi/pv/mount"
+	return "/var/lib/kubelet/pods/pod-" + g.Name + "/volumes/kubernetes.io~csi/pv/mount"
 }
 
 // waitInfo waits until the plugin answers NodeGetInfo.
@@ -141,7 +85,7 @@ func (g *guest) waitInfo(ctx context.Context) (string, error) {
 		select {
 		case <-ctx.Done():
 			log, _ := g.sh("cat /var/log/csi.log")
-			return "", fmt.Errorf("the plugin in %s never answered: %v\n%s", g.name, err, log)
+			return "", fmt.Errorf("the plugin in %s never answered: %v\n%s", g.Name, err, log)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -149,7 +93,7 @@ func (g *guest) waitInfo(ctx context.Context) (string, error) {
 
 func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 	env := requireManila(t)
-	vmpy := vmRig(t)
+	r := vmrig.Require(t)
 	nfsType := os.Getenv("E2E_MANILA_NFS_TYPE")
 	if nfsType == "" {
 		nfsType = "cephfsnfstype"
@@ -159,7 +103,7 @@ func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 	s := &steps{t: t}
 	defer s.report()
 	var shareDir string
-	s.do("build cmd/manila-csi-plugin (static)", func() error { shareDir = buildPlugin(t); return nil })
+	s.do("build cmd/manila-csi-plugin (static)", func() error { shareDir = vmrig.BuildPlugin(t, "./cmd/manila-csi-plugin"); return nil })
 	c := cloud(t, ctx, env)
 	var share *openstack.Share
 	var rule *openstack.AccessRule
@@ -167,15 +111,15 @@ func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 
 	var g1, g2 *guest
 	s.do("guest g1 boot + plugin", func() error {
-		g1 = startGuest(t, vmpy, "mn1", shareDir)
+		g1 = startGuest(t, r, "mn1", shareDir)
 		id, err := g1.waitInfo(ctx)
-		if err == nil && id != "mn1/"+guestAddress {
+		if err == nil && id != g1.Name+"/"+guestAddress {
 			err = fmt.Errorf("node id %q", id)
 		}
 		return err
 	})
 	s.do("guest g2 boot + plugin", func() error {
-		g2 = startGuest(t, vmpy, "mn2", shareDir)
+		g2 = startGuest(t, r, "mn2", shareDir)
 		_, err := g2.waitInfo(ctx)
 		return err
 	})
@@ -245,15 +189,15 @@ func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 		return nil
 	})
 	for _, g := range []*guest{g1, g2} {
-		s.do(g.name+" NodeUnpublishVolume", func() error {
+		s.do(g.Name+" NodeUnpublishVolume", func() error {
 			_, err := g.node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vol, TargetPath: g.target(vol)})
 			return err
 		})
-		s.do(g.name+" NodeUnstageVolume", func() error {
+		s.do(g.Name+" NodeUnstageVolume", func() error {
 			_, err := g.node.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vol, StagingTargetPath: g.staging(vol)})
 			return err
 		})
-		s.do(g.name+" no NFS mount left", func() error {
+		s.do(g.Name+" no NFS mount left", func() error {
 			out, err := g.sh("grep -c ' nfs' /proc/mounts || true")
 			if err == nil && strings.TrimSpace(out) != "0" {
 				err = fmt.Errorf("%s NFS mounts left", strings.TrimSpace(out))
