@@ -83,7 +83,7 @@ type podFacts struct {
 }
 
 type classFacts struct {
-	kata    bool
+	runtime Runtime
 	reason  string
 	fetched time.Time
 }
@@ -227,53 +227,53 @@ func (o *optIn) pod(ctx context.Context, ref podRef) (*podFacts, error) {
 	return pf, nil
 }
 
-// runtimeClassIsKata decides by the RuntimeClass: the explicit annotation
+// runtimeClassVerdict decides by the RuntimeClass: the explicit annotation
 // wins (any other value is an opt-out); else the handler prefix.
-func (o *optIn) runtimeClassIsKata(ctx context.Context, name string) (bool, string, error) {
+func (o *optIn) runtimeClassVerdict(ctx context.Context, name string) (Runtime, string, error) {
 	o.mu.Lock()
 	cf := o.classes[name]
 	o.mu.Unlock()
 	if cf != nil && o.now().Sub(cf.fetched) < o.ttl {
-		return cf.kata, cf.reason, nil
+		return cf.runtime, cf.reason, nil
 	}
 	rc, err := o.client.NodeV1().RuntimeClasses().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return false, "", &LookupError{What: "RuntimeClass " + name, Err: err}
+		return RuntimeNotKata, "", &LookupError{What: "RuntimeClass " + name, Err: err}
 	}
 	cf = &classFacts{fetched: o.now()}
 	switch v, ok := rc.Annotations[OptInKey]; {
 	case ok && v == OptInValue:
-		cf.kata, cf.reason = true, "RuntimeClass annotation "+OptInKey
+		cf.runtime, cf.reason = RuntimeKata, "RuntimeClass annotation "+OptInKey
 	case ok:
-		cf.kata, cf.reason = false, fmt.Sprintf("RuntimeClass annotation %s=%q opts out", OptInKey, v)
+		cf.runtime, cf.reason = RuntimeOptedOut, fmt.Sprintf("RuntimeClass annotation %s=%q opts out", OptInKey, v)
 	case o.excluded[rc.Handler]:
-		cf.kata, cf.reason = false, "handler "+rc.Handler+" is excluded (peer pods)"
+		cf.runtime, cf.reason = RuntimeOptedOut, "handler "+rc.Handler+" is excluded (peer pods)"
 	case o.handlerPrefix != "" && strings.HasPrefix(rc.Handler, o.handlerPrefix):
-		cf.kata, cf.reason = true, fmt.Sprintf("handler %s has prefix %q", rc.Handler, o.handlerPrefix)
+		cf.runtime, cf.reason = RuntimeKata, fmt.Sprintf("handler %s has prefix %q", rc.Handler, o.handlerPrefix)
 	default:
-		cf.kata, cf.reason = false, "handler "+rc.Handler+" is not Kata"
+		cf.runtime, cf.reason = RuntimeNotKata, "handler "+rc.Handler+" is not Kata"
 	}
 	o.mu.Lock()
 	o.classes[name] = cf
 	o.mu.Unlock()
-	return cf.kata, cf.reason, nil
+	return cf.runtime, cf.reason, nil
 }
 
-// podWantsKata runs the pod-level decision.
-func (o *optIn) podWantsKata(ctx context.Context, ref podRef) (bool, *podFacts, error) {
+// podRuntime runs the pod-level decision.
+func (o *optIn) podRuntime(ctx context.Context, ref podRef) (Runtime, *podFacts, error) {
 	pf, err := o.pod(ctx, ref)
 	if err != nil {
-		return false, nil, err
+		return RuntimeNotKata, nil, err
 	}
 	if pf.runtimeClassName == "" {
-		return false, pf, nil
+		return RuntimeNotKata, pf, nil
 	}
-	kata, reason, err := o.runtimeClassIsKata(ctx, pf.runtimeClassName)
+	rt, reason, err := o.runtimeClassVerdict(ctx, pf.runtimeClassName)
 	if err != nil {
-		return false, pf, err
+		return RuntimeNotKata, pf, err
 	}
-	klog.V(4).InfoS("Kata direct-volume decision", "pod", ref.String(), "runtimeClass", pf.runtimeClassName, "kata", kata, "reason", reason)
-	return kata, pf, nil
+	klog.V(4).InfoS("Kata direct-volume decision", "pod", ref.String(), "runtimeClass", pf.runtimeClassName, "kata", rt == RuntimeKata, "reason", reason)
+	return rt, pf, nil
 }
 
 // subPathUser reports whether a container of the pod mounts the volume

@@ -172,43 +172,68 @@ func (p *Publisher) step(name string) error {
 
 // Wants decides whether a publish takes the direct-volume path. An existing
 // record for the target is the decision already taken: a retry finishes it
-// whatever the opt-ins say now.
+// whatever the opt-ins say now. A PVC that demands a direct volume
+// (kata-mount: direct-volume) and cannot have one is refused with
+// FailedPrecondition instead of mounted on the host (see MountChoice).
 func (p *Publisher) Wants(ctx context.Context, req *csi.NodePublishVolumeRequest) (bool, error) {
 	if p.Holds(req.GetTargetPath()) {
 		return true, nil
 	}
-	if !p.enabled {
+	vc := req.GetVolumeContext()
+	pvc := vc[VolumeContextKataMount]
+	if err := ParseMount(pvc); err != nil {
+		return false, kataerr.Errorf(kataerr.Invalid, "volume context: %w", err)
+	}
+	// host unless the PVC demanded direct-volume, in which case why.
+	hostOr := func(why string) (bool, error) {
+		if pvc == OptInValue {
+			return false, kataerr.Errorf(kataerr.Precondition, "volume %s: the PVC asks for %s=%s but %s",
+				req.GetVolumeId(), OptInKey, OptInValue, why)
+		}
 		return false, nil
+	}
+	if !p.enabled {
+		return hostOr("this node plugin runs without --kata-direct-volumes")
 	}
 	nodeOptIn, err := p.node.get(ctx)
 	if err != nil {
 		return false, kataerr.Errorf(kataerr.Unavailable, "reading this node's Kata opt-in: %w", err)
 	}
 	if !nodeOptIn {
-		return false, nil
+		return hostOr("this node has not opted in to Kata direct volumes")
 	}
 	if req.GetVolumeCapability().GetBlock() != nil {
 		return false, nil // a raw block device already reaches the guest as a device
 	}
-	vc := req.GetVolumeContext()
 	optOut, err := classOptOut(vc)
 	if err != nil {
 		return false, kataerr.Errorf(kataerr.Invalid, "StorageClass opt-out of Kata direct volumes: %w", err)
 	}
-	if optOut || vc[EphemeralKey] == "true" {
+	if vc[EphemeralKey] == "true" {
 		return false, nil
+	}
+	if optOut || pvc == MountHost {
+		direct, refusal := MountChoice(optOut, pvc, RuntimeNotKata)
+		if refusal != "" {
+			return false, kataerr.Errorf(kataerr.Precondition, "volume %s: %s", req.GetVolumeId(), refusal)
+		}
+		return direct, nil // no pod lookup: the answer is host whatever the pod
 	}
 	ref, ok := podFromContext(vc)
 	if !ok {
 		klog.InfoS("No pod information in NodePublish; not a Kata direct volume (is podInfoOnMount true on the CSIDriver?)",
 			"volumeID", req.GetVolumeId())
-		return false, nil
+		return hostOr("NodePublish carries no pod information (podInfoOnMount is off)")
 	}
-	kata, _, err := p.optIn.podWantsKata(ctx, ref)
+	runtime, _, err := p.optIn.podRuntime(ctx, ref)
 	if err != nil {
 		return false, kataerr.Errorf(kataerr.Unavailable, "deciding whether pod %s uses Kata direct volumes: %w", ref, err)
 	}
-	return kata, nil
+	direct, refusal := MountChoice(optOut, pvc, runtime)
+	if refusal != "" {
+		return false, kataerr.Errorf(kataerr.Precondition, "volume %s, pod %s: %s", req.GetVolumeId(), ref, refusal)
+	}
+	return direct, nil
 }
 
 // Holds reports whether a record exists for the target path.

@@ -68,6 +68,9 @@ type ControllerOptions struct {
 	// --extra-create-metadata.
 	PVCAnnotations bool
 	PVCLookup      PVCLookup
+	// PeerPods is the peer-pod driver (pkg/peerpod): its volumes reach the
+	// pod's own VM, so a PVC asking for a host mount is refused.
+	PeerPods bool
 	// CopyCreateMetadata writes the PVC/PV and VolumeSnapshot names the
 	// sidecars pass with --extra-create-metadata into Cinder metadata.
 	CopyCreateMetadata bool

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
+	"github.com/cinder-csi/cinder-csi/pkg/kata"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
@@ -24,6 +25,8 @@ type volumeRequest struct {
 	// Content source: snapshotID may name a Cinder snapshot or a backup.
 	snapshotID     string
 	sourceVolumeID string
+	// kataMount is the PVC's kata-mount annotation, for the volume context.
+	kataMount string
 }
 
 // CreateVolume creates a Cinder volume and returns once it is available.
@@ -43,6 +46,9 @@ func (cs *ControllerServer) CreateVolume(ctx context.Context, req *csi.CreateVol
 		return nil, errBusy("volume", vr.name)
 	}
 	defer release()
+	if vr.kataMount, err = cs.kataMountFromPVC(ctx, vr.params); err != nil {
+		return nil, err
+	}
 
 	c, err := cs.cloudFor(req.GetSecrets())
 	if err != nil {
@@ -456,6 +462,9 @@ func (cs *ControllerServer) createVolumeResponse(req *csi.CreateVolumeRequest, v
 	}
 	if vr.params.KataDirectVolume != "" {
 		vctx[params.KeyKataDirectVolume] = vr.params.KataDirectVolume
+	}
+	if vr.kataMount != "" {
+		vctx[kata.VolumeContextKataMount] = vr.kataMount
 	}
 	for k, v := range extraContext {
 		vctx[k] = v
