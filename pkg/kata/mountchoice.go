@@ -2,7 +2,8 @@ package kata
 
 import (
 	"fmt"
-	"strconv"
+
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 )
 
 // The three ways a publish learns that a volume is to be a Kata direct
@@ -19,37 +20,14 @@ import (
 const (
 	// VolumeContextKataMount is the volume context key holding the PVC's
 	// kata-mount annotation ("" when the PVC had none).
-	VolumeContextKataMount = "kataMount"
+	VolumeContextKataMount = mountmode.VolumeContextKey
 	// MountHost asks for the ordinary host mount (shared into a Kata
 	// guest over virtio-fs).
-	MountHost = "host"
+	MountHost = mountmode.Host
 )
 
 // ParseMount validates a kata-mount value: "", OptInValue or MountHost.
-func ParseMount(v string) error {
-	switch v {
-	case "", OptInValue, MountHost:
-		return nil
-	}
-	return fmt.Errorf("%s=%q: must be %s or %s", OptInKey, v, OptInValue, MountHost)
-}
-
-// CheckClassAndPVC is the controller's check at CreateVolume of the two
-// inputs it knows: a PVC demanding a direct volume from a StorageClass that
-// opted out can never be satisfied, so it is refused before anything is
-// created. classValue is the kataDirectVolume parameter ("" when unset).
-func CheckClassAndPVC(classValue, pvcValue string) error {
-	if err := ParseMount(pvcValue); err != nil {
-		return err
-	}
-	if classValue == "" || pvcValue != OptInValue {
-		return nil
-	}
-	if b, err := strconv.ParseBool(classValue); err == nil && !b {
-		return fmt.Errorf("PVC annotation %s=%s conflicts with StorageClass parameter %s=false", OptInKey, OptInValue, VolumeContextKataDirectVolume)
-	}
-	return nil
-}
+func ParseMount(v string) error { return mountmode.Parse(v) }
 
 // Runtime is what the pod's RuntimeClass says.
 type Runtime int

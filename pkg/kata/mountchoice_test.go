@@ -7,6 +7,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
 	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 )
 
 // TestMountChoiceTable is the whole table of how the StorageClass, the PVC
@@ -61,7 +62,7 @@ func TestCheckClassAndPVC(t *testing.T) {
 		{"false", MountHost, true}, {"true", OptInValue, true},
 		{"false", OptInValue, false}, {"", "virtio-fs", false},
 	} {
-		if err := CheckClassAndPVC(tc.class, tc.pvc); (err == nil) != tc.ok {
+		if err := mountmode.CheckClassAndPVC(tc.class, tc.pvc); (err == nil) != tc.ok {
 			t.Errorf("class %q PVC %q: %v, want ok=%v", tc.class, tc.pvc, err, tc.ok)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 )
 
 // The opt-in levels, all of which must agree before a publish takes the
@@ -25,12 +27,12 @@ import (
 //  4. the pod: its RuntimeClass carries OptInKey=OptInValue, or its handler
 //     starts with the configured prefix (and is not excluded).
 const (
-	OptInKey   = "cinder.csi.openstack.org/kata-mount"
-	OptInValue = "direct-volume"
+	OptInKey   = mountmode.Key
+	OptInValue = mountmode.DirectVolume
 
 	// VolumeContextKataDirectVolume is the StorageClass parameter the
 	// controller passes through the volume context.
-	VolumeContextKataDirectVolume = "kataDirectVolume"
+	VolumeContextKataDirectVolume = mountmode.ClassParameter
 
 	// DefaultNodeOptInLabel is the node label (or annotation) that opts a
 	// node in, as key=value.

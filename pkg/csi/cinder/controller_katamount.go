@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
-	"github.com/cinder-csi/cinder-csi/pkg/kata"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 )
 
 // kataMountFromPVC reads the PVC's cinder.csi.openstack.org/kata-mount
@@ -25,13 +25,13 @@ func (cs *ControllerServer) kataMountFromPVC(ctx context.Context, p *params.Volu
 	if err != nil {
 		return "", errNotReady("reading annotations of PVC %s/%s: %v", p.PVCNamespace, p.PVCName, err)
 	}
-	v := ann[kata.OptInKey]
-	if err := kata.CheckClassAndPVC(p.KataDirectVolume, v); err != nil {
+	v := ann[mountmode.Key]
+	if err := mountmode.CheckClassAndPVC(p.KataDirectVolume, v); err != nil {
 		return "", errInvalid("PVC %s/%s: %v", p.PVCNamespace, p.PVCName, err)
 	}
-	if cs.opts.PeerPods && v == kata.MountHost {
+	if cs.opts.PeerPods && v == mountmode.Host {
 		return "", errInvalid("PVC %s/%s: %s=%s cannot be honoured by the peer-pod driver: the volume is attached to the pod's own VM, never mounted on the worker",
-			p.PVCNamespace, p.PVCName, kata.OptInKey, kata.MountHost)
+			p.PVCNamespace, p.PVCName, mountmode.Key, mountmode.Host)
 	}
 	return v, nil
 }

@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
-	"github.com/cinder-csi/cinder-csi/pkg/kata"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 )
 
 // TestControllerCarriesTheKataMountAnnotation: the PVC's kata-mount
@@ -33,22 +33,22 @@ func TestControllerCarriesTheKataMountAnnotation(t *testing.T) {
 		}
 		return resp.Volume.VolumeContext, nil
 	}
-	pvcs["ns/direct"] = map[string]string{kata.OptInKey: kata.OptInValue}
-	pvcs["ns/host"] = map[string]string{kata.OptInKey: kata.MountHost}
-	pvcs["ns/bad"] = map[string]string{kata.OptInKey: "virtio-fs"}
+	pvcs["ns/direct"] = map[string]string{mountmode.Key: mountmode.DirectVolume}
+	pvcs["ns/host"] = map[string]string{mountmode.Key: mountmode.Host}
+	pvcs["ns/bad"] = map[string]string{mountmode.Key: "virtio-fs"}
 	pvcs["ns/plain"] = nil
 
 	for _, name := range []string{"pvc-direct", "pvc-direct"} { // the second adopts
 		vctx, err := create(name, "direct", nil)
-		if err != nil || vctx[kata.VolumeContextKataMount] != kata.OptInValue {
+		if err != nil || vctx[mountmode.VolumeContextKey] != mountmode.DirectVolume {
 			t.Fatalf("%s: volume context %v, %v", name, vctx, err)
 		}
 	}
 	if vctx, err := create("pvc-host", "host", map[string]string{params.KeyKataDirectVolume: "false"}); err != nil ||
-		vctx[kata.VolumeContextKataMount] != kata.MountHost {
+		vctx[mountmode.VolumeContextKey] != mountmode.Host {
 		t.Fatalf("host: volume context %v, %v", vctx, err)
 	}
-	if vctx, err := create("pvc-plain", "plain", nil); err != nil || vctx[kata.VolumeContextKataMount] != "" {
+	if vctx, err := create("pvc-plain", "plain", nil); err != nil || vctx[mountmode.VolumeContextKey] != "" {
 		t.Fatalf("no annotation: volume context %v, %v", vctx, err)
 	}
 	for _, tc := range []struct {

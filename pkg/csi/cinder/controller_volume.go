@@ -10,7 +10,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder/params"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
-	"github.com/cinder-csi/cinder-csi/pkg/kata"
+	"github.com/cinder-csi/cinder-csi/pkg/kata/mountmode"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
@@ -464,7 +464,7 @@ func (cs *ControllerServer) createVolumeResponse(req *csi.CreateVolumeRequest, v
 		vctx[params.KeyKataDirectVolume] = vr.params.KataDirectVolume
 	}
 	if vr.kataMount != "" {
-		vctx[kata.VolumeContextKataMount] = vr.kataMount
+		vctx[mountmode.VolumeContextKey] = vr.kataMount
 	}
 	for k, v := range extraContext {
 		vctx[k] = v
