@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
+	"github.com/cinder-csi/cinder-csi/pkg/util/backoff"
 )
 
 // How a device was found, for logs.
@@ -108,17 +109,13 @@ type Device struct {
 // quick; the 2 s cap keeps a slow hypervisor from costing a udev trigger
 // and a metadata request more than every 2 s. These are chosen, not
 // measured on a production cloud; the request deadline bounds the total.
-const (
-	findFirstDelay = 50 * time.Millisecond
-	findMaxDelay   = 2 * time.Second
-)
+var findBackoff = backoff.Exponential{First: 50 * time.Millisecond, Max: 2 * time.Second}
 
 // Find waits, within ctx, for the device of volumeID. hint is Nova's device
 // path from the publish context ("" when absent); it is used only if its
 // serial names the volume. The result is not yet verified against a size:
 // call Verify before writing to it.
 func (f *Finder) Find(ctx context.Context, volumeID, hint string) (*Device, error) {
-	delay := findFirstDelay
 	var lastErr error
 	for attempt := 1; ; attempt++ {
 		dev, err := f.findOnce(ctx, volumeID, hint, true)
@@ -134,14 +131,9 @@ func (f *Finder) Find(ctx context.Context, volumeID, hint string) (*Device, erro
 				klog.V(4).InfoS("udev trigger failed", "volumeID", volumeID, "err", err)
 			}
 		}
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("%w: volume %s after %d tries (%v): %w", ErrNotFound, volumeID, attempt, ctx.Err(), lastErr)
-		case <-timer.C:
+		if err := backoff.Sleep(ctx, findBackoff.Delay(attempt)); err != nil {
+			return nil, fmt.Errorf("%w: volume %s after %d tries (%v): %w", ErrNotFound, volumeID, attempt, err, lastErr)
 		}
-		delay = min(delay*2, findMaxDelay)
 	}
 }
 

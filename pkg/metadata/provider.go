@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/util/backoff"
 )
 
 // Source names accepted in [Metadata] search-order, as in the reference
@@ -141,10 +143,7 @@ func New(opts Options) (*Client, error) {
 // that is still starting; the cap of 10 s keeps a node that boots without
 // network from hammering the service while still registering within seconds
 // of it coming up (reference plugin issue #2622).
-const (
-	retryFirst = 200 * time.Millisecond
-	retryMax   = 10 * time.Second
-)
+var retryBackoff = backoff.Exponential{First: 200 * time.Millisecond, Max: 10 * time.Second}
 
 // Get implements Provider.
 func (c *Client) Get(ctx context.Context) (*Metadata, error) {
@@ -156,7 +155,6 @@ func (c *Client) Get(ctx context.Context) (*Metadata, error) {
 	if cached != nil {
 		return cached, nil
 	}
-	delay := retryFirst
 	for attempt := 1; ; attempt++ {
 		md, err := c.readOnce(ctx)
 		if err == nil {
@@ -165,15 +163,11 @@ func (c *Client) Get(ctx context.Context) (*Metadata, error) {
 			c.mu.Unlock()
 			return md, nil
 		}
+		delay := retryBackoff.Delay(attempt)
 		klog.V(2).InfoS("Instance metadata not available yet", "attempt", attempt, "retryIn", delay, "err", err)
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("instance metadata not available after %d attempts: %w (last error: %w)", attempt, ctx.Err(), err)
-		case <-timer.C:
+		if sleepErr := backoff.Sleep(ctx, delay); sleepErr != nil {
+			return nil, fmt.Errorf("instance metadata not available after %d attempts: %w (last error: %w)", attempt, sleepErr, err)
 		}
-		delay = min(delay*2, retryMax)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/util/backoff"
 )
 
 // req is one API call: which service and operation (for metrics and the
@@ -65,7 +67,7 @@ func do(ctx context.Context, sc *gophercloud.ServiceClient, r req) error {
 		if done {
 			return nil
 		}
-		if sleepCtx(ctx, backoff(attempt)) != nil {
+		if backoff.SleepWithin(ctx, retryDelay(attempt)) != nil {
 			return classify(err, r.op, r.resource)
 		}
 	}

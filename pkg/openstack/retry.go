@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/util/backoff"
 )
 
 // Retry policy.
@@ -63,30 +64,11 @@ func idempotent(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead
 }
 
-// backoff returns the jittered delay before retry number n (1-based).
-func backoff(n uint) time.Duration {
-	d := retryBase << (n - 1)
-	if d > retryCap || d <= 0 {
-		d = retryCap
-	}
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
-}
+// requestBackoff is the delay before each retry of a request.
+var requestBackoff = backoff.Exponential{First: retryBase, Max: retryCap, Jitter: true}
 
-// sleepCtx sleeps for d unless ctx ends first or cannot last that long.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return context.DeadlineExceeded
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// retryDelay returns the jittered delay before retry number n (1-based).
+func retryDelay(n uint) time.Duration { return requestBackoff.Delay(int(n)) }
 
 func callFor(ctx context.Context, rawURL string) call {
 	if strings.HasSuffix(rawURL, "/auth/tokens") {
@@ -109,13 +91,13 @@ func (p retryPolicy) onRateLimited(ctx context.Context, respErr *gophercloud.Err
 	}
 	wait := retryAfter(respErr.ResponseHeader)
 	if wait <= 0 {
-		wait = backoff(n)
+		wait = retryDelay(n)
 	}
 	if wait > maxRetryAfter {
 		return *respErr
 	}
 	c := callFor(ctx, respErr.URL)
-	if err := sleepCtx(ctx, wait); err != nil {
+	if err := backoff.SleepWithin(ctx, wait); err != nil {
 		// The caller learns the service's Retry-After through the
 		// classified error and can hand it on.
 		return *respErr
@@ -138,14 +120,14 @@ func (p retryPolicy) onFailure(ctx context.Context, method, rawURL string, _ *go
 	if !ok {
 		return err
 	}
-	wait := backoff(n)
+	wait := retryDelay(n)
 	var code gophercloud.ErrUnexpectedResponseCode
 	if errors.As(err, &code) {
 		if ra := retryAfter(code.ResponseHeader); ra > 0 && ra <= maxRetryAfter {
 			wait = ra
 		}
 	}
-	if sleepErr := sleepCtx(ctx, wait); sleepErr != nil {
+	if sleepErr := backoff.SleepWithin(ctx, wait); sleepErr != nil {
 		return err
 	}
 	c := callFor(ctx, rawURL)
