@@ -18,6 +18,7 @@ import (
 	mount "k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
+	"github.com/cinder-csi/cinder-csi/pkg/fsopts"
 	"github.com/cinder-csi/cinder-csi/pkg/kata/kataerr"
 )
 
@@ -412,21 +413,11 @@ func (p *Publisher) ensureFormatted(req *csi.NodePublishVolumeRequest, devicePat
 			return "", false, kataerr.Errorf(kataerr.Precondition, "device %s has no filesystem although a Kata record exists for it", devicePath)
 		}
 	}
-	if want != "" && fsFamily(want) != fsFamily(fstype) {
+	if want != "" && !fsopts.SameFamily(want, fstype) {
 		return "", false, kataerr.Errorf(kataerr.Precondition,
 			"volume %s holds a %s filesystem, the capability asks for %s", req.GetVolumeId(), fstype, want)
 	}
 	return fstype, mounted, nil
-}
-
-// fsFamily folds ext2/3/4 together: NodeStage accepts an existing ext3 for
-// an ext4 request, and so must a publish of the same volume.
-func fsFamily(fstype string) string {
-	switch fstype {
-	case "ext2", "ext3", "ext4":
-		return "ext"
-	}
-	return fstype
 }
 
 // refuseOtherMounts makes sure nothing but staging mounts the device: a
@@ -456,10 +447,7 @@ func stageOptions(req *csi.NodePublishVolumeRequest, fstype string) []string {
 			opts = append(opts, f)
 		}
 	}
-	if fstype == "xfs" && !slices.Contains(opts, "nouuid") {
-		opts = append(opts, "nouuid")
-	}
-	return opts
+	return fsopts.WithNoUUID(fstype, opts)
 }
 
 // buildRecord derives the record from the request alone (plus the pod), so
@@ -473,9 +461,7 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 		}
 		opts = append(opts, f)
 	}
-	if fstype == "xfs" && !slices.Contains(opts, "nouuid") {
-		opts = append(opts, "nouuid") // the guest may hold a clone's twin too
-	}
+	opts = fsopts.WithNoUUID(fstype, opts) // the guest may hold a clone's twin too
 	if req.GetReadonly() {
 		opts = append(opts, "ro")
 	}

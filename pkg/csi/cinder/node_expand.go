@@ -8,6 +8,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/cinder-csi/cinder-csi/pkg/fsopts"
 )
 
 // NodeExpandVolume implements csi.NodeServer: make the kernel see the new
@@ -94,7 +96,7 @@ func (ns *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandV
 		return nil, errPrecondition("volume %s is mounted read-only at %s; a read-only filesystem cannot grow", volumeID, volumePath)
 	}
 	switch {
-	case isExt(m.FsType):
+	case fsopts.IsExt(m.FsType):
 		grow, err := extNeedsGrowth(ns.mounter.Exec, dev.Path, dev.SizeBytes)
 		if err != nil {
 			return nil, StatusFromError(err, "checking the filesystem size of volume %s", volumeID)

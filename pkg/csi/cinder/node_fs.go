@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-logr/logr"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/cinder-csi/cinder-csi/pkg/fsopts"
 )
 
 // Filesystem helpers. mount-utils' ResizeFs always grows ext online
@@ -18,17 +20,6 @@ import (
 // partitionedFormat is what mount-utils reports for a disk with a
 // partition table instead of a filesystem.
 const partitionedFormat = "unknown data, probably partitions"
-
-// fsFamily groups filesystems one driver can mount: ext4 mounts ext3.
-func fsFamily(fs string) string {
-	switch fs {
-	case "ext2", "ext3", "ext4":
-		return "ext"
-	}
-	return fs
-}
-
-func isExt(fs string) bool { return fsFamily(fs) == "ext" }
 
 // extSize returns the size of an ext filesystem and its block size, read
 // from the superblock (works mounted or not).
@@ -98,7 +89,7 @@ func resize2fs(exec utilexec.Interface, devicePath string) error {
 func formatDevice(exec utilexec.Interface, fsType, devicePath string) error {
 	args := []string{devicePath}
 	switch {
-	case isExt(fsType):
+	case fsopts.IsExt(fsType):
 		args = []string{"-F", "-m0", devicePath}
 	case fsType == "xfs":
 		args = []string{"-f", devicePath}

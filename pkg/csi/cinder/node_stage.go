@@ -15,6 +15,7 @@ import (
 	"k8s.io/mount-utils"
 
 	"github.com/cinder-csi/cinder-csi/pkg/device"
+	"github.com/cinder-csi/cinder-csi/pkg/fsopts"
 	"github.com/cinder-csi/cinder-csi/pkg/hostpath"
 )
 
@@ -88,7 +89,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 			return errPrecondition("staging_target_path %s already holds another mount (%s, device %d:%d), not volume %s (%s)",
 				staging, m.Source, m.Major, m.Minor, volumeID, dev.Node)
 		}
-		if requested != "" && fsFamily(requested) != fsFamily(m.FsType) {
+		if requested != "" && !fsopts.SameFamily(requested, m.FsType) {
 			return errAlreadyExists("volume %s is already staged at %s as %s, not %s", volumeID, staging, m.FsType, requested)
 		}
 		if m.FsType == "xfs" && !hasOption(m.SuperOptions, "ro") {
@@ -118,7 +119,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 		return errPrecondition("device %s of volume %s holds %s, which this driver does not mount", dev.Path, volumeID, existing)
 	case existing != "" && requested == "":
 		fsType = existing
-	case existing != "" && fsFamily(existing) != fsFamily(requested):
+	case existing != "" && !fsopts.SameFamily(existing, requested):
 		return errPrecondition("device %s of volume %s already holds %s but %s was requested; refusing to reformat it", dev.Path, volumeID, existing, requested)
 	}
 
@@ -126,7 +127,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 	// and covers restores and clones into a larger size as well as an
 	// expansion done while the volume was not staged.
 	checked := false // e2fsck ran: no fsck before the mount
-	if isExt(existing) {
+	if fsopts.IsExt(existing) {
 		grow, err := extNeedsGrowth(ns.mounter.Exec, dev.Path, dev.SizeBytes)
 		if err != nil {
 			return StatusFromError(err, "checking the filesystem size of volume %s", volumeID)
@@ -140,12 +141,7 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 		}
 	}
 
-	options := slices.Clone(vc.GetMount().GetMountFlags())
-	if fsType == "xfs" && !slices.Contains(options, "nouuid") {
-		// Clones and restores carry their source's UUID; XFS refuses to
-		// mount a second filesystem with the same UUID without this.
-		options = append(options, "nouuid")
-	}
+	options := fsopts.WithNoUUID(fsType, slices.Clone(vc.GetMount().GetMountFlags()))
 	// Format and mount here rather than with mount-utils' FormatAndMount:
 	// it would probe the device with blkid a second time and mount with
 	// mount(8), and each process costs 10-40 ms on a small node
