@@ -1,27 +1,28 @@
 package main
 
 import (
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/cinder-csi/cinder-csi/pkg/cliflag"
 	"github.com/cinder-csi/cinder-csi/pkg/kubeclient"
 )
 
+// kubeFlags are the Kubernetes client flags.
+func kubeFlags(o *options) cliflag.Kube {
+	return cliflag.Kube{Kubeconfig: o.kubeconfig, Master: o.master, QPS: o.kubeAPIQPS, Burst: o.kubeAPIBurst}
+}
+
 // restConfig returns the client config from --kubeconfig and --master, or
 // the in-cluster one when both are empty, limited to --kube-api-qps and
 // --kube-api-burst.
 func restConfig(o *options) (*rest.Config, error) {
-	return kubeclient.RestConfig(cliflag.Kube{Kubeconfig: o.kubeconfig, Master: o.master, QPS: o.kubeAPIQPS, Burst: o.kubeAPIBurst})
+	return kubeclient.RestConfig(kubeFlags(o))
 }
 
-// newPVCLookup reads PVC annotations for the affinity scheduler hints.
+// newPVCLookup reads PVC annotations for the affinity scheduler hints
+// (pruned, TTL-bounded cache: kubeclient.PVCLookup).
 func newPVCLookup(o *options) (*kubeclient.PVCLookup, error) {
-	rc, err := restConfig(o)
-	if err != nil {
-		return nil, err
-	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := kubeclient.Client(kubeFlags(o))
 	if err != nil {
 		return nil, err
 	}

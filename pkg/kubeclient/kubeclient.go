@@ -5,11 +5,6 @@
 package kubeclient
 
 import (
-	"context"
-	"sync"
-	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -43,46 +38,4 @@ func Client(k cliflag.Kube) (kubernetes.Interface, error) {
 		return nil, err
 	}
 	return kubernetes.NewForConfig(rc)
-}
-
-// pvcAnnotationTTL: the provisioner calls CreateVolume for a PVC a few
-// times at most (retries within minutes); a short cache spares the API
-// server those repeats without serving stale annotations for long.
-const pvcAnnotationTTL = 30 * time.Second
-
-// PVCLookup reads PVC annotations for the affinity scheduler hints.
-type PVCLookup struct {
-	client kubernetes.Interface
-
-	mu    sync.Mutex
-	cache map[string]cachedAnnotations
-}
-
-type cachedAnnotations struct {
-	at    time.Time
-	value map[string]string
-}
-
-// NewPVCLookup returns a lookup over client.
-func NewPVCLookup(client kubernetes.Interface) *PVCLookup {
-	return &PVCLookup{client: client, cache: map[string]cachedAnnotations{}}
-}
-
-// Annotations returns the PVC's annotations, cached for pvcAnnotationTTL.
-func (l *PVCLookup) Annotations(ctx context.Context, namespace, name string) (map[string]string, error) {
-	key := namespace + "/" + name
-	l.mu.Lock()
-	if c, ok := l.cache[key]; ok && time.Since(c.at) < pvcAnnotationTTL {
-		l.mu.Unlock()
-		return c.value, nil
-	}
-	l.mu.Unlock()
-	pvc, err := l.client.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.cache[key] = cachedAnnotations{at: time.Now(), value: pvc.Annotations}
-	l.mu.Unlock()
-	return pvc.Annotations, nil
 }
