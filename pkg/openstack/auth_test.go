@@ -78,10 +78,7 @@ func TestAuthVariantsAgainstEmulator(t *testing.T) {
 
 // The Keystone request a trust sends: trustee credentials, trust scope.
 func TestTrustAuthRequestShape(t *testing.T) {
-	ao, err := authOptions(&config.Cloud{AuthURL: "http://k/v3", TrustID: "trust-1", TrusteeID: "trustee-uid", TrusteePassword: "pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ao := authOptions(&config.Cloud{AuthURL: "http://k/v3", TrustID: "trust-1", TrusteeID: "trustee-uid", TrusteePassword: "pw"})
 	body, err := ao.ToTokenV3CreateMap(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -18,37 +18,12 @@ func (c *cloud) CreateBackup(ctx context.Context, o CreateBackupOpts) (*Backup, 
 	if err != nil {
 		return nil, err
 	}
-	f := c.Features()
-	if len(o.Metadata) > 0 && !f.BackupMetadata {
-		return nil, &Error{Kind: KindConflict, Op: op, Resource: o.Name,
-			Message: "backup metadata needs Cinder microversion " + mvBackupMetadata + "; this cloud offers " + f.CinderMicroversion}
-	}
-	if o.AvailabilityZone != "" && !f.backupAZSupported() {
-		return nil, &Error{Kind: KindConflict, Op: op, Resource: o.Name,
-			Message: "a backup availability zone needs Cinder microversion " + mvBackupAZ + "; this cloud offers " + f.CinderMicroversion}
-	}
-	b := map[string]any{"volume_id": o.VolumeID}
-	set := func(k, v string) {
-		if v != "" {
-			b[k] = v
-		}
-	}
-	set("name", o.Name)
-	set("description", o.Description)
-	set("snapshot_id", o.SnapshotID)
-	set("availability_zone", o.AvailabilityZone)
-	if o.Force {
-		b["force"] = true
-	}
-	if o.Incremental {
-		b["incremental"] = true
-	}
-	if len(o.Metadata) > 0 {
-		b["metadata"] = o.Metadata
+	if err := c.Features().checkBackupOpts(op, o); err != nil {
+		return nil, err
 	}
 	out := oneBody[wireBackup]{key: backupAPI.key}
 	r := req{service: serviceVolume, op: op, resource: o.Name, method: http.MethodPost,
-		url: sc.ServiceURL(backupAPI.path), body: map[string]any{backupAPI.key: b}, out: &out, ok: []int{200, 202}}
+		url: sc.ServiceURL(backupAPI.path), body: map[string]any{backupAPI.key: backupBody(o)}, out: &out, ok: []int{200, 202}}
 	var adopted *Backup
 	if o.Name != "" {
 		r.reconcile = func(ctx context.Context) (bool, error) {
@@ -68,8 +43,50 @@ func (c *cloud) CreateBackup(ctx context.Context, o CreateBackupOpts) (*Backup, 
 	if adopted != nil {
 		return adopted, nil
 	}
-	// The create answer holds only id, name and links.
-	bk := out.item.toBackup()
+	return createdBackup(out.item.toBackup(), o), nil
+}
+
+// checkBackupOpts refuses what the cloud's microversion cannot carry,
+// rather than silently dropping it.
+func (f Features) checkBackupOpts(op string, o CreateBackupOpts) error {
+	if len(o.Metadata) > 0 && !f.BackupMetadata {
+		return &Error{Kind: KindConflict, Op: op, Resource: o.Name,
+			Message: "backup metadata needs Cinder microversion " + mvBackupMetadata + "; this cloud offers " + f.CinderMicroversion}
+	}
+	if o.AvailabilityZone != "" && !f.backupAZSupported() {
+		return &Error{Kind: KindConflict, Op: op, Resource: o.Name,
+			Message: "a backup availability zone needs Cinder microversion " + mvBackupAZ + "; this cloud offers " + f.CinderMicroversion}
+	}
+	return nil
+}
+
+// backupBody is the create request's backup object: only the options set.
+func backupBody(o CreateBackupOpts) map[string]any {
+	b := map[string]any{"volume_id": o.VolumeID}
+	set := func(k, v string) {
+		if v != "" {
+			b[k] = v
+		}
+	}
+	set("name", o.Name)
+	set("description", o.Description)
+	set("snapshot_id", o.SnapshotID)
+	set("availability_zone", o.AvailabilityZone)
+	if o.Force {
+		b["force"] = true
+	}
+	if o.Incremental {
+		b["incremental"] = true
+	}
+	if len(o.Metadata) > 0 {
+		b["metadata"] = o.Metadata
+	}
+	return b
+}
+
+// createdBackup fills what the create answer leaves out (it holds only id,
+// name and links) from the request.
+func createdBackup(bk Backup, o CreateBackupOpts) *Backup {
 	if bk.Name == "" {
 		bk.Name = o.Name
 	}
@@ -85,7 +102,7 @@ func (c *cloud) CreateBackup(ctx context.Context, o CreateBackupOpts) (*Backup, 
 	if bk.Metadata == nil && len(o.Metadata) > 0 {
 		bk.Metadata = o.Metadata
 	}
-	return &bk, nil
+	return &bk
 }
 
 func (c *cloud) GetBackup(ctx context.Context, id string) (*Backup, error) {

@@ -166,29 +166,12 @@ func newHTTPClient(cc *config.Cloud, opts *Options) (*http.Client, error) {
 }
 
 // authOptions turns a cloud section into Keystone v3 auth options.
-func authOptions(cc *config.Cloud) (*tokens3.AuthOptions, error) {
+func authOptions(cc *config.Cloud) *tokens3.AuthOptions {
 	userDomainID, userDomainName := cc.UserDomainID, cc.UserDomainName
 	if userDomainID == "" && userDomainName == "" {
 		userDomainID, userDomainName = cc.DomainID, cc.DomainName
 	}
 	ao := &tokens3.AuthOptions{IdentityEndpoint: cc.AuthURL}
-	projectScope := func() {
-		switch {
-		case cc.TenantID != "":
-			ao.Scope = tokens3.Scope{ProjectID: cc.TenantID}
-		case cc.TenantName != "":
-			dID, dName := cc.TenantDomainID, cc.TenantDomainName
-			if dID == "" && dName == "" {
-				dID, dName = cc.DomainID, cc.DomainName
-			}
-			if dID == "" && dName == "" {
-				dID, dName = cc.UserDomainID, cc.UserDomainName
-			}
-			ao.Scope = tokens3.Scope{ProjectName: cc.TenantName, DomainID: dID, DomainName: dName}
-		case cc.DomainID != "" || cc.DomainName != "":
-			ao.Scope = tokens3.Scope{DomainID: cc.DomainID, DomainName: cc.DomainName}
-		}
-	}
 	setUser := func(id, name, password string) {
 		ao.UserID, ao.Password = id, password
 		if id == "" {
@@ -220,21 +203,40 @@ func authOptions(cc *config.Cloud) (*tokens3.AuthOptions, error) {
 	case config.AuthToken:
 		ao.TokenID = cc.Token
 		if cc.TenantID != "" || cc.TenantName != "" {
-			projectScope()
+			ao.Scope = projectScope(cc)
 		}
 	default:
 		setUser(cc.UserID, cc.Username, cc.Password)
-		projectScope()
+		ao.Scope = projectScope(cc)
 	}
-	return ao, nil
+	return ao
+}
+
+// projectScope is the scope a password or token section asks for: the
+// project by id, or by name in its domain (the tenant's, else the
+// section's, else the user's), or else a domain; none when nothing is set.
+func projectScope(cc *config.Cloud) tokens3.Scope {
+	switch {
+	case cc.TenantID != "":
+		return tokens3.Scope{ProjectID: cc.TenantID}
+	case cc.TenantName != "":
+		dID, dName := cc.TenantDomainID, cc.TenantDomainName
+		if dID == "" && dName == "" {
+			dID, dName = cc.DomainID, cc.DomainName
+		}
+		if dID == "" && dName == "" {
+			dID, dName = cc.UserDomainID, cc.UserDomainName
+		}
+		return tokens3.Scope{ProjectName: cc.TenantName, DomainID: dID, DomainName: dName}
+	case cc.DomainID != "" || cc.DomainName != "":
+		return tokens3.Scope{DomainID: cc.DomainID, DomainName: cc.DomainName}
+	}
+	return tokens3.Scope{}
 }
 
 // authenticate issues a token with the current credentials into target.
 func (c *cloud) authenticate(ctx context.Context, target *gophercloud.ProviderClient) error {
-	ao, err := authOptions(c.creds.Load())
-	if err != nil {
-		return err
-	}
+	ao := authOptions(c.creds.Load())
 	ctx = withCall(ctx, serviceIdentity, "token_issue")
 	if err := gcos.AuthenticateV3(ctx, target, ao, gophercloud.EndpointOpts{}); err != nil {
 		return err

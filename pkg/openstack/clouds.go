@@ -242,8 +242,9 @@ func (s *CloudSet) watch(ctx context.Context, every time.Duration) {
 // reloadNow re-reads the files and applies a change. It reports whether
 // any credentials or connection settings changed. A file that fails to
 // parse or validate (say, half written) is logged and the old
-// configuration kept.
-func (s *CloudSet) reloadNow(ctx context.Context) bool {
+// configuration kept. It has the signature of a cloud's reload hook; the
+// local file reads take no context.
+func (s *CloudSet) reloadNow(_ context.Context) bool {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	hash, err := hashFiles(s.files)

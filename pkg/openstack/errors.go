@@ -9,19 +9,20 @@ import (
 // Kind classifies a cloud failure by what the caller should do about it.
 type Kind int
 
+// The kinds; KindOf maps an error to one.
 const (
-	KindUnknown     Kind = iota
-	KindNotFound         // 404: the resource does not exist
-	KindConflict         // 409, or 400 for a state conflict (attached, has snapshots)
-	KindOverQuota        // 413, or a quota message
-	KindRateLimited      // 429: RetryAfter says how long
-	KindUnavailable      // 5xx, connection refused, reset
-	KindBadRequest       // 400 for invalid input
-	KindForbidden        // 401 after re-auth, 403
-	KindTimeout          // a wait reached the caller's deadline
-	KindErrorState       // the resource went to an error status
-	KindDeviceLimit      // Nova refused: the server has no free device slot
-	KindConfig           // configuration or credentials are wrong
+	KindUnknown     Kind = iota // not classified
+	KindNotFound                // 404: the resource does not exist
+	KindConflict                // 409, or 400 for a state conflict (attached, has snapshots)
+	KindOverQuota               // 413, or a quota message
+	KindRateLimited             // 429: RetryAfter says how long
+	KindUnavailable             // 5xx, connection refused, reset
+	KindBadRequest              // 400 for invalid input
+	KindForbidden               // 401 after re-auth, 403
+	KindTimeout                 // a wait reached the caller's deadline
+	KindErrorState              // the resource went to an error status
+	KindDeviceLimit             // Nova refused: the server has no free device slot
+	KindConfig                  // configuration or credentials are wrong
 )
 
 func (k Kind) String() string {

@@ -33,12 +33,12 @@ type microversion struct{ major, minor int }
 
 func parseMV(s string) (microversion, error) {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
-	maj, min, ok := strings.Cut(s, ".")
+	major, minor, ok := strings.Cut(s, ".")
 	if !ok {
 		return microversion{}, fmt.Errorf("bad microversion %q", s)
 	}
-	a, err1 := strconv.Atoi(maj)
-	b, err2 := strconv.Atoi(min)
+	a, err1 := strconv.Atoi(major)
+	b, err2 := strconv.Atoi(minor)
 	if err1 != nil || err2 != nil {
 		return microversion{}, fmt.Errorf("bad microversion %q", s)
 	}
@@ -126,12 +126,12 @@ func maxMicroversion(ctx context.Context, pc *gophercloud.ProviderClient, endpoi
 func discoverFeatures(ctx context.Context, pc *gophercloud.ProviderClient, volumeEndpoint, computeEndpoint string, ignoreVolumeMV bool) (Features, error) {
 	f := Features{CinderMicroversion: baseCinderMicroversion, NovaMicroversion: baseNovaMicroversion}
 	if !ignoreVolumeMV {
-		max, ok, err := maxMicroversion(withCall(ctx, serviceVolume, "version_get"), pc, volumeEndpoint, 3)
+		highest, ok, err := maxMicroversion(withCall(ctx, serviceVolume, "version_get"), pc, volumeEndpoint, 3)
 		if err != nil {
 			return f, classify(err, "version_get", "cinder")
 		}
 		if ok {
-			f.CinderMicroversion = capMV(max, wantCinder).String()
+			f.CinderMicroversion = capMV(highest, wantCinder).String()
 		}
 	}
 	cur := mustMV(f.CinderMicroversion)
@@ -141,11 +141,11 @@ func discoverFeatures(ctx context.Context, pc *gophercloud.ProviderClient, volum
 	f.CreateFromBackup = !cur.less(mustMV(mvCreateFromBackup))
 	f.Groups = !cur.less(mustMV(mvGroups))
 
-	max, ok, err := maxMicroversion(withCall(ctx, serviceCompute, "version_get"), pc, computeEndpoint, 2)
+	highest, ok, err := maxMicroversion(withCall(ctx, serviceCompute, "version_get"), pc, computeEndpoint, 2)
 	if err != nil {
 		return f, classify(err, "version_get", "nova")
 	}
-	if ok && !max.less(mustMV(mvNovaMultiattach)) {
+	if ok && !highest.less(mustMV(mvNovaMultiattach)) {
 		f.NovaMultiattach = true
 		f.NovaMicroversion = mvNovaMultiattach
 	}
@@ -198,21 +198,21 @@ func shareFeaturesFor(v microversion) ShareFeatures {
 // microversion: the highest it offers up to wantShare, refusing a cloud
 // below mvShareMin.
 func discoverShareFeatures(ctx context.Context, pc *gophercloud.ProviderClient, endpoint string) (ShareFeatures, error) {
-	max, ok, err := maxMicroversion(withCall(ctx, serviceShare, "share_version_get"), pc, endpoint, 2)
+	highest, ok, err := maxMicroversion(withCall(ctx, serviceShare, "share_version_get"), pc, endpoint, 2)
 	if err != nil {
 		return ShareFeatures{}, classify(err, "share_version_get", "manila")
 	}
-	return pickShareMicroversion(max, ok)
+	return pickShareMicroversion(highest, ok)
 }
 
-func pickShareMicroversion(max microversion, announced bool) (ShareFeatures, error) {
-	if !announced || max.less(mustMV(mvShareMin)) {
+func pickShareMicroversion(highest microversion, announced bool) (ShareFeatures, error) {
+	if !announced || highest.less(mustMV(mvShareMin)) {
 		offered := "no microversions"
 		if announced {
-			offered = "up to " + max.String()
+			offered = "up to " + highest.String()
 		}
 		return ShareFeatures{}, &Error{Kind: KindConfig, Op: "share_version_get", Resource: "manila",
 			Message: "Manila offers " + offered + "; the driver needs microversion " + mvShareMin + " or later (OpenStack Pike)"}
 	}
-	return shareFeaturesFor(capMV(max, wantShare)), nil
+	return shareFeaturesFor(capMV(highest, wantShare)), nil
 }

@@ -14,7 +14,7 @@ import (
 
 // The Manila cloud layer through real HTTP against the emulator's Manila.
 
-func newShareCloud(t *testing.T, e *emulator.Emulator, conf string, rec *recorder) *cloud {
+func newShareCloud(t *testing.T, conf string, rec *recorder) *cloud {
 	t.Helper()
 	ctx := ctxTimeout(t, 30*time.Second)
 	opts := Options{ReloadInterval: -1}
@@ -49,7 +49,7 @@ func mustShare(ctx context.Context, t *testing.T, c *cloud, o CreateShareOpts) *
 func TestShareLifeOnEmulatorNeedsNoCinder(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
 	rec := newRecorder()
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), rec)
 	ctx := ctxTimeout(t, 60*time.Second)
 	meta := map[string]string{MetaManilaCluster: "k1"}
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "life", Protocol: "NFS", SizeGiB: 1, ShareType: "cephfsnfstype", Metadata: meta})
@@ -118,7 +118,7 @@ func TestShareLifeOnEmulatorNeedsNoCinder(t *testing.T) {
 func TestCreateShareAfterLostAnswerAdoptsInsteadOfDuplicating(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
 	p := lostAnswerProxy(t, e, http.MethodPost, "/shares", 1)
-	c := newShareCloud(t, e, confVia(e, p.URL), nil)
+	c := newShareCloud(t, confVia(e, p.URL), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	meta := map[string]string{MetaManilaCluster: "k1"}
 	s, err := c.CreateShare(ctx, CreateShareOpts{Name: "lost", Protocol: "CEPHFS", SizeGiB: 1, Metadata: meta})
@@ -135,7 +135,7 @@ func TestCreateShareAfterLostAnswerAdoptsInsteadOfDuplicating(t *testing.T) {
 
 	// A rule, a snapshot and an extend whose answers were lost converge too.
 	pa := lostAnswerProxy(t, e, http.MethodPost, "/action", 1)
-	ca := newShareCloud(t, e, confVia(e, pa.URL), nil)
+	ca := newShareCloud(t, confVia(e, pa.URL), nil)
 	r, err := ca.GrantAccess(ctx, GrantAccessOpts{ShareID: s.ID, AccessType: AccessTypeCephx, AccessTo: "alice"})
 	if err != nil {
 		t.Fatalf("grant whose answer was lost: %v", err)
@@ -144,7 +144,7 @@ func TestCreateShareAfterLostAnswerAdoptsInsteadOfDuplicating(t *testing.T) {
 		t.Fatalf("want exactly the adopted rule %s, Manila holds %+v", r.ID, rules)
 	}
 	ps := lostAnswerProxy(t, e, http.MethodPost, "/snapshots", 1)
-	cs := newShareCloud(t, e, confVia(e, ps.URL), nil)
+	cs := newShareCloud(t, confVia(e, ps.URL), nil)
 	snap, err := cs.CreateShareSnapshot(ctx, CreateShareSnapshotOpts{Name: "lost-snap", ShareID: s.ID})
 	if err != nil {
 		t.Fatalf("snapshot whose answer was lost: %v", err)
@@ -153,7 +153,7 @@ func TestCreateShareAfterLostAnswerAdoptsInsteadOfDuplicating(t *testing.T) {
 		t.Fatalf("want exactly the adopted snapshot %s, Manila holds %+v", snap.ID, snaps)
 	}
 	pe := lostAnswerProxy(t, e, http.MethodPost, "/action", 1)
-	ce := newShareCloud(t, e, confVia(e, pe.URL), nil)
+	ce := newShareCloud(t, confVia(e, pe.URL), nil)
 	if err := ce.ExtendShare(ctx, s.ID, 2); err != nil {
 		t.Fatalf("extend whose answer was lost: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestCreateShareAfterLostAnswerAdoptsInsteadOfDuplicating(t *testing.T) {
 // key, which the allow answer never carries.
 func TestWaitAccessRuleWaitsWhileQueued(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "held", Protocol: "CEPHFS", SizeGiB: 1})
 	e.SetFaults(emulator.Faults{StuckAccessRules: true})
@@ -197,7 +197,7 @@ func TestWaitAccessRuleWaitsWhileQueued(t *testing.T) {
 func TestOneRuleListServesEveryWaiterOfAShare(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
 	rec := newRecorder()
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), rec)
 	ctx := ctxTimeout(t, 60*time.Second)
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "many", Protocol: "NFS", SizeGiB: 1, ShareType: "cephfsnfstype"})
 	e.SetFaults(emulator.Faults{StuckAccessRules: true})
@@ -238,7 +238,7 @@ func TestOneRuleListServesEveryWaiterOfAShare(t *testing.T) {
 
 func TestShareErrorCarriesManilaMessageAndStillDeletes(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	e.SetFaults(emulator.Faults{ShareErrorRate: 1})
 	s, err := c.CreateShare(ctx, CreateShareOpts{Name: "bad", Protocol: "CEPHFS", SizeGiB: 1})
@@ -267,7 +267,7 @@ func TestShareErrorCarriesManilaMessageAndStillDeletes(t *testing.T) {
 
 func TestDeleteShareWithSnapshotIsConflict(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "snapped", Protocol: "CEPHFS", SizeGiB: 1})
 	snap, err := c.CreateShareSnapshot(ctx, CreateShareSnapshotOpts{Name: "snap", ShareID: s.ID, Metadata: map[string]string{MetaManilaCluster: "k1"}})
@@ -299,7 +299,7 @@ func TestShareMicroversionsOfOlderClouds(t *testing.T) {
 	t.Run("2.40: access list by action, no rule metadata", func(t *testing.T) {
 		e := startEmulator(t, emulator.Options{Manila: manila.Options{MaxMicroversion: "2.40"}})
 		rec := newRecorder()
-		c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+		c := newShareCloud(t, e.CloudConf("Global", "demo"), rec)
 		ctx := ctxTimeout(t, 60*time.Second)
 		f, err := c.ShareFeatures(ctx)
 		if err != nil || f.Microversion != "2.40" || f.AccessMetadata || f.SchedulerHints {
@@ -334,7 +334,7 @@ func TestShareMicroversionsOfOlderClouds(t *testing.T) {
 
 func TestShareListPagesAndTypes(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	meta := map[string]string{MetaManilaCluster: "k1"}
 	for _, n := range []string{"a", "b", "c"} {
@@ -406,7 +406,7 @@ func TestShareCallsShareTheRateLimiterAndTokenRenewal(t *testing.T) {
 	}
 	// The share client renews the shared token on a 401 like Cinder's.
 	rec := newRecorder()
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), rec)
 	if _, err := c.ListShareAvailabilityZones(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func TestShareCallsShareTheRateLimiterAndTokenRenewal(t *testing.T) {
 
 func TestAccessRuleErrorCarriesManilaMessage(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "rule-err", Protocol: "CEPHFS", SizeGiB: 1})
 	// The CephFS native backend applies cephx rules only: an ip rule goes
@@ -445,7 +445,7 @@ func TestAccessRuleErrorCarriesManilaMessage(t *testing.T) {
 
 func TestShareQuotaIsOverQuota(t *testing.T) {
 	e := startEmulator(t, emulator.Options{})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	e.Manila().SetQuota(e.ProjectID("demo"), manila.Quota{Shares: 10, Gigabytes: 3, Snapshots: 10, SnapshotGigabytes: 10, ShareNetworks: 1, PerShareGigabytes: -1})
 	if _, err := c.CreateShare(ctx, CreateShareOpts{Name: "big", Protocol: "CEPHFS", SizeGiB: 4}); KindOf(err) != KindOverQuota {
@@ -466,12 +466,12 @@ func TestShareQuotaIsOverQuota(t *testing.T) {
 // (403 "Invalid share"), which is success, not a conflict.
 func TestDeleteShareAfterLostAnswerIsDone(t *testing.T) {
 	e := startEmulator(t, emulator.Options{Latency: map[string]time.Duration{manila.OpShareDelete: 3 * time.Second}})
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), nil)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), nil)
 	ctx := ctxTimeout(t, 60*time.Second)
 	s := mustShare(ctx, t, c, CreateShareOpts{Name: "lost-delete", Protocol: "CEPHFS", SizeGiB: 1})
 	p := lostAnswerProxy(t, e, http.MethodDelete, "/shares/"+s.ID, 1)
 	rec := newRecorder()
-	cp := newShareCloud(t, e, confVia(e, p.URL), rec)
+	cp := newShareCloud(t, confVia(e, p.URL), rec)
 	if err := cp.DeleteShare(ctx, s.ID); err != nil {
 		t.Fatalf("delete whose first answer was lost: %v", err)
 	}
@@ -489,7 +489,7 @@ func TestDeleteShareAfterLostAnswerIsDone(t *testing.T) {
 func TestConcurrentShareWaitsShareListings(t *testing.T) {
 	e := startEmulator(t, emulator.Options{Latency: map[string]time.Duration{manila.OpShareCreate: time.Second}})
 	rec := newRecorder()
-	c := newShareCloud(t, e, e.CloudConf("Global", "demo"), rec)
+	c := newShareCloud(t, e.CloudConf("Global", "demo"), rec)
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 30
 	var ids []string

@@ -22,7 +22,7 @@ import (
 func TestPickShareMicroversionUsesUpTo273AndRefusesBelow237(t *testing.T) {
 	tests := []struct {
 		name      string
-		max       string
+		highest   string
 		announced bool
 		want      ShareFeatures
 		wantErr   bool
@@ -41,11 +41,11 @@ func TestPickShareMicroversionUsesUpTo273AndRefusesBelow237(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var max microversion
-			if tt.max != "" {
-				max = mustMV(tt.max)
+			var highest microversion
+			if tt.highest != "" {
+				highest = mustMV(tt.highest)
 			}
-			got, err := pickShareMicroversion(max, tt.announced)
+			got, err := pickShareMicroversion(highest, tt.announced)
 			if tt.wantErr {
 				if KindOf(err) != KindConfig || !strings.Contains(err.Error(), "2.37") {
 					t.Fatalf("want KindConfig naming 2.37, got %v", err)
@@ -229,7 +229,7 @@ func withKey(m map[string]string, k, v string) map[string]string {
 // TestTLSFromSecretCAContent: os-certAuthority (PEM text in the secret)
 // trusts the server like ca-file does; non-PEM content is KindConfig.
 func TestTLSFromSecretCAContent(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{}`))
 	}))
