@@ -221,7 +221,7 @@ func (d *demo) manilaCleanup(ctx context.Context) error {
 			return "", err
 		}
 		if n, m := len(vols.GetEntries()), len(snaps.GetEntries()); n+m > 0 {
-			return "", fmt.Errorf("Manila still holds %d shares and %d snapshots", n, m)
+			return "", fmt.Errorf("the cloud still holds %d Manila shares and %d snapshots", n, m)
 		}
 		return "Manila holds no share and no snapshot", nil
 	})

@@ -252,10 +252,10 @@ func (d *demo) stop() error {
 		// and a process that died earlier was reported when it did
 		// (waitFor puts its status back for this receive).
 		select {
-		case _ = <-done:
+		case <-done: //nolint:errcheck // the exit status after SIGTERM (see above)
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			_ = <-done
+			<-done //nolint:errcheck // killed: the status says only that
 			errs = append(errs, fmt.Errorf("%s ignored SIGTERM for 30s and was killed", name))
 		}
 	}

@@ -39,16 +39,15 @@ type step struct {
 // lifecycleState is what the steps made, so that cleanup undoes exactly
 // that, whichever step failed.
 type lifecycleState struct {
-	nodeID                 string
-	volID, restoredID      string
-	snapID                 string
-	published              map[string]bool // volume id → ControllerPublish done
-	staged                 map[string]string
-	targets                map[string]string
-	publishCtx             map[string]map[string]string
-	written                string
-	nodeSkipReason         string
-	cleanupDone, cloudSeen bool
+	nodeID            string
+	volID, restoredID string
+	snapID            string
+	published         map[string]bool // volume id → ControllerPublish done
+	staged            map[string]string
+	targets           map[string]string
+	publishCtx        map[string]map[string]string
+	written           string
+	nodeSkipReason    string
 }
 
 // volumeCap is what a PVC of volumeMode Filesystem with fsType xfs asks
@@ -113,120 +112,121 @@ func (d *demo) lifecycle(ctx context.Context) error {
 	st.nodeID = info.GetNodeId()
 	fmt.Fprintf(d.out, "node %s, topology %s, at most %d volumes (NodeGetInfo, as at kubelet registration)\n\n", st.nodeID, fmtMap(info.GetAccessibleTopology().GetSegments()), info.GetMaxVolumesPerNode())
 
-	if err := d.runStep(ctx, "Create a 1 GiB volume (CreateVolume)", func(ctx context.Context) (string, error) {
-		resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
-			Name:               "pvc-csi-demo",
-			CapacityRange:      &csi.CapacityRange{RequiredBytes: gib},
-			VolumeCapabilities: []*csi.VolumeCapability{volumeCap},
-			Parameters:         map[string]string{"type": "ssd", "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "demo"},
-		})
-		if err != nil {
-			return "", err
+	for _, step := range d.lifecycleSteps() {
+		if step.needsRoot && !d.root {
+			d.skipStep(step.title, st.nodeSkipReason)
+			continue
 		}
-		st.volID = resp.GetVolume().GetVolumeId()
-		return fmt.Sprintf("volume %s, %d GiB, type ssd", st.volID, resp.GetVolume().GetCapacityBytes()/gib), nil
-	}); err != nil {
-		return err
+		if err := d.runStep(ctx, step.title, step.run); err != nil {
+			return err
+		}
 	}
+	return nil
+}
 
-	if err := d.runStep(ctx, "Attach it to the node (ControllerPublishVolume)", func(ctx context.Context) (string, error) {
-		return d.controllerPublish(ctx, st.volID)
-	}); err != nil {
-		return err
-	}
+// lifecycleStep is one numbered step of the volume's life.
+type lifecycleStep struct {
+	title     string
+	needsRoot bool // formats or mounts: skipped with nodeSkipReason unless root
+	run       func(ctx context.Context) (string, error)
+}
 
-	const stageTitle = "Stage and publish it (NodeStageVolume + NodePublishVolume)"
-	if d.root {
-		if err := d.runStep(ctx, stageTitle, func(ctx context.Context) (string, error) {
+// lifecycleSteps are the steps before cleanup, in order; each reads the
+// ids the earlier ones left in d.state when it runs.
+func (d *demo) lifecycleSteps() []lifecycleStep {
+	st := &d.state
+	return []lifecycleStep{
+		{title: "Create a 1 GiB volume (CreateVolume)", run: d.createVolume},
+		{title: "Attach it to the node (ControllerPublishVolume)", run: func(ctx context.Context) (string, error) {
+			return d.controllerPublish(ctx, st.volID)
+		}},
+		{title: "Stage and publish it (NodeStageVolume + NodePublishVolume)", needsRoot: true, run: func(ctx context.Context) (string, error) {
 			return d.stageAndPublish(ctx, st.volID)
-		}); err != nil {
-			return err
-		}
-	} else {
-		d.skipStep(stageTitle, st.nodeSkipReason)
+		}},
+		{title: "Write a file into the volume", needsRoot: true, run: d.writeFile},
+		{title: "Snapshot it (CreateSnapshot until ready_to_use)", run: d.snapshot},
+		{title: "Expand it to 2 GiB (ControllerExpandVolume + NodeExpandVolume)", run: d.expand},
+		{title: "Change its volume type while attached (ControllerModifyVolume)", run: d.modify},
+		{title: "Restore the snapshot into a new volume (CreateVolume from snapshot)", run: d.restore},
+		{title: "Publish the restored volume and read the file back", run: d.readBack},
 	}
+}
 
-	const writeTitle = "Write a file into the volume"
-	if d.root {
-		if err := d.runStep(ctx, writeTitle, func(ctx context.Context) (string, error) {
-			content := fmt.Sprintf("written by csi-demo at %s into volume %s\n", time.Now().UTC().Format(time.RFC3339), st.volID)
-			path := filepath.Join(st.targets[st.volID], fileName)
-			if err := writeSynced(path, content); err != nil {
-				return "", err
-			}
-			st.written = content
-			return fmt.Sprintf("%d bytes in %s, synced", len(content), fileName), nil
-		}); err != nil {
-			return err
-		}
-	} else {
-		d.skipStep(writeTitle, st.nodeSkipReason)
-	}
-
-	if err := d.runStep(ctx, "Snapshot it (CreateSnapshot until ready_to_use)", func(ctx context.Context) (string, error) {
-		return d.snapshot(ctx)
-	}); err != nil {
-		return err
-	}
-
-	if err := d.runStep(ctx, "Expand it to 2 GiB (ControllerExpandVolume + NodeExpandVolume)", func(ctx context.Context) (string, error) {
-		return d.expand(ctx)
-	}); err != nil {
-		return err
-	}
-
-	if err := d.runStep(ctx, "Change its volume type while attached (ControllerModifyVolume)", func(ctx context.Context) (string, error) {
-		// What the csi-resizer does when the PVC's VolumeAttributesClass
-		// changes to one with type ssd-gold (on ssd's backend: no data
-		// moves).
-		if _, err := d.cs.ControllerModifyVolume(ctx, &csi.ControllerModifyVolumeRequest{
-			VolumeId: st.volID, MutableParameters: map[string]string{"type": modifiedType},
-		}); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("Cinder retyped volume %s from ssd to %s; it stayed attached", st.volID, modifiedType), nil
-	}); err != nil {
-		return err
-	}
-
-	if err := d.runStep(ctx, "Restore the snapshot into a new volume (CreateVolume from snapshot)", func(ctx context.Context) (string, error) {
-		resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
-			Name:               "pvc-csi-demo-restore",
-			CapacityRange:      &csi.CapacityRange{RequiredBytes: gib},
-			VolumeCapabilities: []*csi.VolumeCapability{volumeCap},
-			Parameters:         map[string]string{"type": "ssd"},
-			VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
-				Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: st.snapID}}},
-		})
-		if err != nil {
-			return "", err
-		}
-		st.restoredID = resp.GetVolume().GetVolumeId()
-		return fmt.Sprintf("volume %s from snapshot %s, %d GiB", st.restoredID, st.snapID, resp.GetVolume().GetCapacityBytes()/gib), nil
-	}); err != nil {
-		return err
-	}
-
-	return d.runStep(ctx, "Publish the restored volume and read the file back", func(ctx context.Context) (string, error) {
-		attached, err := d.controllerPublish(ctx, st.restoredID)
-		if err != nil {
-			return "", err
-		}
-		if !d.root {
-			return attached + "; stage, publish and read skipped: " + st.nodeSkipReason, nil
-		}
-		if _, err := d.stageAndPublish(ctx, st.restoredID); err != nil {
-			return "", err
-		}
-		got, err := os.ReadFile(filepath.Join(st.targets[st.restoredID], fileName))
-		if err != nil {
-			return "", fmt.Errorf("reading the file back: %w", err)
-		}
-		if string(got) != st.written {
-			return "", fmt.Errorf("read back %q, wrote %q", got, st.written)
-		}
-		return fmt.Sprintf("%s; %s read back intact (%d bytes)", attached, fileName, len(got)), nil
+func (d *demo) createVolume(ctx context.Context) (string, error) {
+	resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
+		Name:               "pvc-csi-demo",
+		CapacityRange:      &csi.CapacityRange{RequiredBytes: gib},
+		VolumeCapabilities: []*csi.VolumeCapability{volumeCap},
+		Parameters:         map[string]string{"type": "ssd", "csi.storage.k8s.io/pvc/name": "data", "csi.storage.k8s.io/pvc/namespace": "demo"},
 	})
+	if err != nil {
+		return "", err
+	}
+	d.state.volID = resp.GetVolume().GetVolumeId()
+	return fmt.Sprintf("volume %s, %d GiB, type ssd", d.state.volID, resp.GetVolume().GetCapacityBytes()/gib), nil
+}
+
+func (d *demo) writeFile(_ context.Context) (string, error) {
+	st := &d.state
+	content := fmt.Sprintf("written by csi-demo at %s into volume %s\n", time.Now().UTC().Format(time.RFC3339), st.volID)
+	path := filepath.Join(st.targets[st.volID], fileName)
+	if err := writeSynced(path, content); err != nil {
+		return "", err
+	}
+	st.written = content
+	return fmt.Sprintf("%d bytes in %s, synced", len(content), fileName), nil
+}
+
+// modify does what the csi-resizer does when the PVC's
+// VolumeAttributesClass changes to one with type ssd-gold (on ssd's
+// backend: no data moves).
+func (d *demo) modify(ctx context.Context) (string, error) {
+	volID := d.state.volID
+	if _, err := d.cs.ControllerModifyVolume(ctx, &csi.ControllerModifyVolumeRequest{
+		VolumeId: volID, MutableParameters: map[string]string{"type": modifiedType},
+	}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Cinder retyped volume %s from ssd to %s; it stayed attached", volID, modifiedType), nil
+}
+
+func (d *demo) restore(ctx context.Context) (string, error) {
+	st := &d.state
+	resp, err := d.cs.CreateVolume(ctx, &csi.CreateVolumeRequest{
+		Name:               "pvc-csi-demo-restore",
+		CapacityRange:      &csi.CapacityRange{RequiredBytes: gib},
+		VolumeCapabilities: []*csi.VolumeCapability{volumeCap},
+		Parameters:         map[string]string{"type": "ssd"},
+		VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+			Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: st.snapID}}},
+	})
+	if err != nil {
+		return "", err
+	}
+	st.restoredID = resp.GetVolume().GetVolumeId()
+	return fmt.Sprintf("volume %s from snapshot %s, %d GiB", st.restoredID, st.snapID, resp.GetVolume().GetCapacityBytes()/gib), nil
+}
+
+func (d *demo) readBack(ctx context.Context) (string, error) {
+	st := &d.state
+	attached, err := d.controllerPublish(ctx, st.restoredID)
+	if err != nil {
+		return "", err
+	}
+	if !d.root {
+		return attached + "; stage, publish and read skipped: " + st.nodeSkipReason, nil
+	}
+	if _, err := d.stageAndPublish(ctx, st.restoredID); err != nil {
+		return "", err
+	}
+	got, err := os.ReadFile(filepath.Join(st.targets[st.restoredID], fileName))
+	if err != nil {
+		return "", fmt.Errorf("reading the file back: %w", err)
+	}
+	if string(got) != st.written {
+		return "", fmt.Errorf("read back %q, wrote %q", got, st.written)
+	}
+	return fmt.Sprintf("%s; %s read back intact (%d bytes)", attached, fileName, len(got)), nil
 }
 
 func (d *demo) controllerPublish(ctx context.Context, volID string) (string, error) {
@@ -322,69 +322,81 @@ func (d *demo) cleanup(ctx context.Context) error {
 	if d.cs == nil {
 		return nil
 	}
-	st := &d.state
 	for len(d.steps) < totalSteps-1 {
 		d.skipStep("(not reached)", "an earlier step failed")
 	}
-	return d.runStep(ctx, "Clean up: unpublish, unstage, detach, delete", func(ctx context.Context) (string, error) {
-		var errs []error
-		var done []string
-		for _, vol := range []string{st.restoredID, st.volID} {
-			if vol == "" {
-				continue
+	return d.runStep(ctx, "Clean up: unpublish, unstage, detach, delete", d.undo)
+}
+
+// undo unmounts, detaches and deletes what the steps made, then checks
+// that the cloud holds nothing.
+func (d *demo) undo(ctx context.Context) (string, error) {
+	st := &d.state
+	errs := d.undoAttachments(ctx)
+	var done []string
+	if len(st.targets)+len(st.staged) > 0 {
+		done = append(done, "unmounted")
+	}
+	if len(st.published) > 0 {
+		done = append(done, fmt.Sprintf("%d detached", len(st.published)))
+	}
+	// The restored volume first: Cinder keeps a snapshot's source
+	// volume while the snapshot exists.
+	if st.restoredID != "" {
+		errs = append(errs, d.deleteVolume(ctx, st.restoredID))
+	}
+	if st.snapID != "" {
+		if _, err := d.cs.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: st.snapID}); err != nil {
+			errs = append(errs, fmt.Errorf("DeleteSnapshot: %w", err))
+		} else {
+			done = append(done, "snapshot deleted")
+		}
+	}
+	if st.volID != "" {
+		errs = append(errs, d.deleteVolume(ctx, st.volID))
+	}
+	if st.restoredID != "" || st.volID != "" {
+		done = append(done, "volumes deleted")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return "", err
+	}
+	held, err := d.cloudHolds()
+	if err != nil {
+		return "", err
+	}
+	if held != "" {
+		return "", fmt.Errorf("the cloud still holds %s", held)
+	}
+	return strings.Join(done, ", ") + "; the cloud holds nothing", nil
+}
+
+// undoAttachments unpublishes, unstages and detaches each volume, as the
+// kubelet and the attacher would.
+func (d *demo) undoAttachments(ctx context.Context) []error {
+	st := &d.state
+	var errs []error
+	for _, vol := range []string{st.restoredID, st.volID} {
+		if vol == "" {
+			continue
+		}
+		if t := st.targets[vol]; t != "" {
+			if _, err := d.ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vol, TargetPath: t}); err != nil {
+				errs = append(errs, fmt.Errorf("NodeUnpublishVolume %s: %w", vol, err))
 			}
-			if t := st.targets[vol]; t != "" {
-				if _, err := d.ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vol, TargetPath: t}); err != nil {
-					errs = append(errs, fmt.Errorf("NodeUnpublishVolume %s: %w", vol, err))
-				}
-			}
-			if s := st.staged[vol]; s != "" {
-				if _, err := d.ns.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vol, StagingTargetPath: s}); err != nil {
-					errs = append(errs, fmt.Errorf("NodeUnstageVolume %s: %w", vol, err))
-				}
-			}
-			if st.published[vol] {
-				if _, err := d.cs.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: st.nodeID}); err != nil {
-					errs = append(errs, fmt.Errorf("ControllerUnpublishVolume %s: %w", vol, err))
-				}
+		}
+		if s := st.staged[vol]; s != "" {
+			if _, err := d.ns.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vol, StagingTargetPath: s}); err != nil {
+				errs = append(errs, fmt.Errorf("NodeUnstageVolume %s: %w", vol, err))
 			}
 		}
-		if len(st.targets)+len(st.staged) > 0 {
-			done = append(done, "unmounted")
-		}
-		if len(st.published) > 0 {
-			done = append(done, fmt.Sprintf("%d detached", len(st.published)))
-		}
-		// The restored volume first: Cinder keeps a snapshot's source
-		// volume while the snapshot exists.
-		if st.restoredID != "" {
-			errs = append(errs, d.deleteVolume(ctx, st.restoredID))
-		}
-		if st.snapID != "" {
-			if _, err := d.cs.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: st.snapID}); err != nil {
-				errs = append(errs, fmt.Errorf("DeleteSnapshot: %w", err))
-			} else {
-				done = append(done, "snapshot deleted")
+		if st.published[vol] {
+			if _, err := d.cs.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: st.nodeID}); err != nil {
+				errs = append(errs, fmt.Errorf("ControllerUnpublishVolume %s: %w", vol, err))
 			}
 		}
-		if st.volID != "" {
-			errs = append(errs, d.deleteVolume(ctx, st.volID))
-		}
-		if st.restoredID != "" || st.volID != "" {
-			done = append(done, "volumes deleted")
-		}
-		if err := errors.Join(errs...); err != nil {
-			return "", err
-		}
-		held, err := d.cloudHolds()
-		if err != nil {
-			return "", err
-		}
-		if held != "" {
-			return "", fmt.Errorf("the cloud still holds %s", held)
-		}
-		return strings.Join(done, ", ") + "; the cloud holds nothing", nil
-	})
+	}
+	return errs
 }
 
 // deleteVolume retries as the external-provisioner does: Aborted and
