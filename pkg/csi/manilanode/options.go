@@ -40,7 +40,10 @@ var nfsOptions = map[string]optionKind{
 	"lookupcache": token, "nconnect": numeric, "max_connect": numeric, "proto": token, "port": numeric,
 	"sec": token, "sharecache": flagOnly, "nosharecache": flagOnly, "resvport": flagOnly,
 	"noresvport": flagOnly, "local_lock": token, "fsc": flagOnly, "nofsc": flagOnly,
-	"clientaddr": ipAddress, "addr": ipAddress, "mountaddr": ipAddress, "namlen": numeric, "retry": numeric, "lock": flagOnly, "nolock": flagOnly,
+	"clientaddr": ipAddress, "addr": ipAddress, "mountaddr": ipAddress,
+	// NFSv3's MOUNT protocol: where it is when no portmapper tells (the
+	// emulator's export serves it on the NFS port).
+	"mountport": numeric, "mountproto": token, "mountvers": numeric, "namlen": numeric, "retry": numeric, "lock": flagOnly, "nolock": flagOnly,
 	"vers": token, "nfsvers": token, "minorversion": numeric, "xprtsec": token, "trunkdiscovery": flagOnly,
 }
 

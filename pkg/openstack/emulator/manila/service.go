@@ -48,6 +48,11 @@ type Options struct {
 	EnabledProtocols []string
 	// NFSHost is the server part of NFS export paths (default 127.0.0.1).
 	NFSHost string
+	// NFSListen, when set ("127.0.0.1:0"), serves every NFS share's
+	// directory as a real NFSv3 export on that address (nfs.go); NFSAddr
+	// returns the port. NFSHost stays the export locations' host: the
+	// address a node reaches the listener by.
+	NFSListen string
 	// CephMonitors is the monitor list of CephFS export paths (default
 	// 127.0.0.1:6789).
 	CephMonitors string
@@ -70,6 +75,8 @@ type Service struct {
 
 	mu sync.Mutex // guards st
 	st *state
+
+	nfs *nfsServer // the NFS export, when Options.NFSListen is set
 }
 
 var _ host.Service = (*Service)(nil)
@@ -116,6 +123,11 @@ func New(h host.Host, opts Options) (*Service, error) {
 	}
 	for _, az := range h.AvailabilityZones() {
 		s.st.AZIDs[az] = host.NewUUID()
+	}
+	if opts.NFSListen != "" {
+		if err := s.startNFS(opts.NFSListen); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -314,7 +326,11 @@ func (s *Service) LoadState(b []byte) error {
 }
 
 // Close implements host.Service; Later's goroutines end with the host.
-func (s *Service) Close() {}
+func (s *Service) Close() {
+	if s.nfs != nil {
+		s.nfs.close()
+	}
+}
 
 // Routes implements host.Service.
 func (s *Service) Routes() []host.Route {
