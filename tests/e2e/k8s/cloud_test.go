@@ -55,6 +55,9 @@ func newRealCloud(ctx context.Context, t testing.TB) (*realCloud, error) {
 	for _, b := range st.Backups {
 		rc.baseline[b.ID] = true
 	}
+	for _, id := range append(st.Groups, st.GroupSnapshots...) {
+		rc.baseline[id] = true
+	}
 	if len(rc.baseline) > 0 {
 		t.Logf("real cloud: %d objects already in project %s before the run (ignored)", len(rc.baseline), env.Project)
 	}
@@ -160,7 +163,35 @@ func (rc *realCloud) state(ctx context.Context) (*emuState, error) {
 				VolumeID: b.VolumeID, SnapshotID: b.SnapshotID, SizeGiB: b.Size, ProjectID: rc.c.ProjectID})
 		}
 	}
+	var err error
+	if st.Groups, err = rc.ids(ctx, "groups"); err != nil {
+		return nil, err
+	}
+	if st.GroupSnapshots, err = rc.ids(ctx, "group_snapshots"); err != nil {
+		return nil, err
+	}
 	return st, nil
+}
+
+// ids lists the project's Cinder groups or group snapshots (block-storage
+// 3.14), leaving out the baseline.
+func (rc *realCloud) ids(ctx context.Context, kind string) ([]string, error) {
+	r, err := rc.c.Do(ctx, rig.Volume, "GET", "/"+kind, "3.14", nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != 200 {
+		return nil, fmt.Errorf("GET /%s: HTTP %d: %s", kind, r.Status, r.Body)
+	}
+	var out []string
+	list, _ := r.JSON()[kind].([]any)
+	for _, x := range list {
+		m, _ := x.(map[string]any)
+		if id, _ := m["id"].(string); id != "" && !rc.baseline[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // purge removes what a failed run left in the project (after every
@@ -184,6 +215,16 @@ func (rc *realCloud) purge(ctx context.Context, timeout time.Duration) (string, 
 		}
 		for _, a := range st.Attachments {
 			_, _ = rc.c.Do(ctx, rig.Compute, "DELETE", "/servers/"+a.ServerID+"/os-volume_attachments/"+a.VolumeID, "", nil)
+		}
+		// A group snapshot's member snapshots go only with it, and a
+		// group only once it has no group snapshot.
+		for _, gs := range st.GroupSnapshots {
+			_, _ = rc.c.Do(ctx, rig.Volume, "DELETE", "/group_snapshots/"+gs, "3.14", nil)
+		}
+		if len(st.GroupSnapshots) == 0 {
+			for _, g := range st.Groups {
+				_, _ = rc.c.Do(ctx, rig.Volume, "POST", "/groups/"+g+"/action", "3.13", map[string]any{"delete": map[string]any{"delete-volumes": false}})
+			}
 		}
 		for _, b := range st.Backups {
 			if b.Status != "deleting" {

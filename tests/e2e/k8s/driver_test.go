@@ -43,6 +43,9 @@ type driver struct {
 	// overrides lists every argument changed from the manifests, per
 	// container, for the report.
 	overrides map[string][]string
+	// groupSnapshots: the manifests' csi-snapshotter has the
+	// VolumeGroupSnapshot gate on (and so has the snapshot-controller).
+	groupSnapshots bool
 	// healthz is the liveness URL of each sidecar and plugin (the
 	// manifests' livenessProbe paths), by container name.
 	healthz map[string]string
@@ -280,11 +283,34 @@ func (d *driver) startSidecars(ctx context.Context, p *procs, rigBin, root, kube
 	if !slices.Contains(controllerSidecars, "csi-snapshotter") {
 		return d.waitHealthy(ctx, p)
 	}
-	if _, err := p.start("snapshot-controller", nil, filepath.Join(rigBin, "snapshot-controller"),
-		"--kubeconfig", kubeconfig, "--leader-election=false", "--v=2"); err != nil {
+	scArgs := []string{"--kubeconfig", kubeconfig, "--leader-election=false", "--v=2"}
+	// The snapshot-controller needs the same group-snapshot gate as our
+	// csi-snapshotter (it creates the VolumeGroupSnapshotContents the
+	// sidecar acts on): on exactly when the manifests turn it on.
+	d.groupSnapshots = groupSnapshotGate(args["controller/csi-snapshotter"])
+	if d.groupSnapshots {
+		scArgs = append(scArgs, "--feature-gates="+groupSnapshotFeature+"=true")
+	}
+	if _, err := p.start("snapshot-controller", nil, filepath.Join(rigBin, "snapshot-controller"), scArgs...); err != nil {
 		return err
 	}
 	return d.waitHealthy(ctx, p)
+}
+
+// groupSnapshotFeature is external-snapshotter's feature gate for
+// VolumeGroupSnapshots (v8.x: sidecar and snapshot-controller alike).
+const groupSnapshotFeature = "CSIVolumeGroupSnapshot"
+
+// groupSnapshotGate reports whether a csi-snapshotter command line turns
+// VolumeGroupSnapshots on.
+func groupSnapshotGate(args []string) bool {
+	gates, _ := sidecarargs.Lookup(args, "feature-gates")
+	for _, g := range strings.Split(gates, ",") {
+		if strings.TrimSpace(g) == groupSnapshotFeature+"=true" {
+			return true
+		}
+	}
+	return false
 }
 
 // waitHealthy polls every liveness URL the manifests' probes name until

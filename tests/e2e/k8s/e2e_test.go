@@ -158,7 +158,7 @@ func TestKubernetes(t *testing.T) {
 		}
 		e.cp = cp
 		e.a, err = newApplier(cp)
-		return "etcd, kube-apiserver, kube-controller-manager; VolumeSnapshot CRDs established; default ServiceAccount", err
+		return "etcd, kube-apiserver, kube-controller-manager; VolumeSnapshot and VolumeGroupSnapshot CRDs established; default ServiceAccount", err
 	})
 	e.step("manifests dry-run", e.manifestsDryRun)
 	e.step("up driver", func() (string, error) { return e.upDriver(rigBin, binDir) })
@@ -172,6 +172,7 @@ func TestKubernetes(t *testing.T) {
 	e.step("6 resize (offline, ext4)", e.resizeOffline)
 	e.step("9 RWOP", e.rwop)
 	e.step("8 bad parameter", e.badParameter)
+	e.groupFlows()
 	if realCloudMode() {
 		// A real cloud cannot be told to fail: the emulator's fault
 		// injection has no counterpart on the rig.

@@ -18,6 +18,10 @@ type emuState struct {
 	Backups     []emulator.BackupView     `json:"backups"`
 	Attachments []emulator.AttachmentView `json:"attachments"`
 	Servers     []emulator.ServerView     `json:"servers"`
+	// Groups and GroupSnapshots are ids: what the VolumeGroupSnapshot
+	// flow must leave behind is nothing.
+	Groups         []string `json:"groups"`
+	GroupSnapshots []string `json:"group_snapshots"`
 }
 
 func (s *emuState) volume(id string) *emulator.VolumeView {
@@ -30,12 +34,12 @@ func (s *emuState) volume(id string) *emulator.VolumeView {
 }
 
 func (s *emuState) empty() bool {
-	return len(s.Volumes)+len(s.Snapshots)+len(s.Backups)+len(s.Attachments) == 0
+	return len(s.Volumes)+len(s.Snapshots)+len(s.Backups)+len(s.Attachments)+len(s.Groups)+len(s.GroupSnapshots) == 0
 }
 
 func (s *emuState) String() string {
-	return fmt.Sprintf("%d volumes, %d snapshots, %d backups, %d attachments",
-		len(s.Volumes), len(s.Snapshots), len(s.Backups), len(s.Attachments))
+	return fmt.Sprintf("%d volumes, %d snapshots, %d backups, %d attachments, %d groups, %d group snapshots",
+		len(s.Volumes), len(s.Snapshots), len(s.Backups), len(s.Attachments), len(s.Groups), len(s.GroupSnapshots))
 }
 
 // admin calls the emulator's admin API; out may be nil.

@@ -17,26 +17,7 @@ const groupType = emulator.DefaultGroupTypeName
 // ensureGroupType makes sure t's cloud has groupType with
 // consistent_group_snapshot_enabled; it records no observation.
 func ensureGroupType(ctx context.Context, t Target) error {
-	r, err := t.Admin.Do(ctx, rig.Volume, "GET", "/group_types", "3.11", nil)
-	if err != nil {
-		return err
-	}
-	if list, ok := r.JSON()["group_types"].([]any); ok {
-		for _, x := range list {
-			if m, _ := x.(map[string]any); str(m["name"]) == groupType {
-				return nil
-			}
-		}
-	}
-	r, err = t.Admin.Do(ctx, rig.Volume, "POST", "/group_types", "3.11", map[string]any{"group_type": map[string]any{
-		"name": groupType, "group_specs": map[string]string{"consistent_group_snapshot_enabled": "<is> True"}}})
-	if err != nil {
-		return err
-	}
-	if r.Status != 200 && r.Status != 202 {
-		return fmt.Errorf("group type create: %d %s", r.Status, r.Body)
-	}
-	return nil
+	return rig.EnsureGroupType(ctx, t.Admin, groupType)
 }
 
 // runGroups is the group scenario: generic volume groups and group

@@ -159,17 +159,8 @@ func TestGroupSnapshotsOnRealCinder(t *testing.T) {
 // ensureGroupType creates the rig's group type when it is missing.
 func ensureGroupType(ctx context.Context, t *testing.T, admin *rig.Client) {
 	t.Helper()
-	r, err := admin.Do(ctx, rig.Volume, "GET", "/group_types", "3.11", nil)
-	if err != nil || r.Status != 200 {
-		t.Fatalf("listing group types: %v %v", err, r)
-	}
-	if strings.Contains(string(r.Body), `"name": "`+groupTypeName+`"`) || strings.Contains(string(r.Body), `"name":"`+groupTypeName+`"`) {
-		return
-	}
-	r, err = admin.Do(ctx, rig.Volume, "POST", "/group_types", "3.11", map[string]any{"group_type": map[string]any{
-		"name": groupTypeName, "group_specs": map[string]string{"consistent_group_snapshot_enabled": "<is> True"}}})
-	if err != nil || (r.Status != 200 && r.Status != 202) {
-		t.Fatalf("creating group type %s: %v %v", groupTypeName, err, r)
+	if err := rig.EnsureGroupType(ctx, admin, groupTypeName); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -344,3 +344,33 @@ func NewUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
+
+// EnsureGroupType makes sure the cloud has the Cinder group type name with
+// consistent_group_snapshot_enabled (admin is an administrator's client):
+// the rig's configuration for volume group snapshots, created when
+// missing and kept.
+func EnsureGroupType(ctx context.Context, admin *Client, name string) error {
+	r, err := admin.Do(ctx, Volume, "GET", "/group_types", "3.11", nil)
+	if err != nil {
+		return err
+	}
+	if r.Status != 200 {
+		return fmt.Errorf("listing group types: HTTP %d: %s", r.Status, r.Body)
+	}
+	if list, ok := r.JSON()["group_types"].([]any); ok {
+		for _, x := range list {
+			if m, _ := x.(map[string]any); m["name"] == name {
+				return nil
+			}
+		}
+	}
+	r, err = admin.Do(ctx, Volume, "POST", "/group_types", "3.11", map[string]any{"group_type": map[string]any{
+		"name": name, "group_specs": map[string]string{"consistent_group_snapshot_enabled": "<is> True"}}})
+	if err != nil {
+		return err
+	}
+	if r.Status != 200 && r.Status != 202 {
+		return fmt.Errorf("creating group type %s: HTTP %d: %s", name, r.Status, r.Body)
+	}
+	return nil
+}
