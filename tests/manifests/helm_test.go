@@ -107,7 +107,29 @@ func TestHelmLint(t *testing.T) {
 func TestHelmMatchesKustomize(t *testing.T) {
 	helm := helmBinary(t)
 	rendered := renderChart(t, helm)
-	kust := kustomized(t)
+	sameObjects(t, kustomized(t), rendered)
+	root := repoRoot(t)
+	checkCSIDriver(t, rendered)
+	checkImagesPinned(t, rendered)
+	checkSidecarArgs(t, rendered)
+	checkPluginArgs(t, root, rendered)
+	checkNodeNoCredentials(t, rendered)
+	checkHostPaths(t, rendered, true)
+	checkResources(t, rendered)
+	checkRBAC(t, rendered, "kube-system")
+}
+
+// TestHelmGroupSnapshotsMatchesOverlay: volumeGroupSnapshots=true renders
+// what the group-snapshots overlay builds.
+func TestHelmGroupSnapshotsMatchesOverlay(t *testing.T) {
+	helm := helmBinary(t)
+	sameObjects(t, overlayObjects(t), renderChart(t, helm, "controller.sidecars.snapshotter.volumeGroupSnapshots=true"))
+}
+
+// sameObjects compares a kustomize build with a chart render, object for
+// object and field for field (comparable's exceptions aside).
+func sameObjects(t *testing.T, kust, rendered []sidecarargs.Object) {
+	t.Helper()
 	for _, k := range kust {
 		h, err := sidecarargs.Find(rendered, k.Kind, k.Name)
 		if err != nil {
@@ -127,15 +149,6 @@ func TestHelmMatchesKustomize(t *testing.T) {
 			t.Errorf("chart renders %s, which the kustomize manifests lack", h)
 		}
 	}
-	root := repoRoot(t)
-	checkCSIDriver(t, rendered)
-	checkImagesPinned(t, rendered)
-	checkSidecarArgs(t, rendered)
-	checkPluginArgs(t, root, rendered)
-	checkNodeNoCredentials(t, rendered)
-	checkHostPaths(t, rendered, true)
-	checkResources(t, rendered)
-	checkRBAC(t, rendered, "kube-system")
 }
 
 // TestHelmValues renders the chart with every optional part switched and
@@ -204,16 +217,25 @@ func TestKustomizeLoader(t *testing.T) {
 	if err != nil {
 		t.Skip("kubectl not installed; the loader is still checked by the other tests")
 	}
-	cmd := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot(t), sidecarargs.ManifestDir))
+	for _, dir := range []string{sidecarargs.ManifestDir, sidecarargs.GroupSnapshotsDir} {
+		t.Run(filepath.Base(dir), func(t *testing.T) { compareKustomize(t, kubectl, dir) })
+	}
+}
+
+func compareKustomize(t *testing.T, kubectl, dir string) {
+	cmd := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot(t), dir))
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("kubectl kustomize: %v", err)
+		t.Fatalf("kubectl kustomize %s: %v", dir, err)
 	}
 	built, err := sidecarargs.ParseStream("kubectl kustomize", out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine := kustomized(t)
+	mine, err := sidecarargs.LoadKustomization(filepath.Join(repoRoot(t), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(built) != len(mine) {
 		t.Errorf("kubectl kustomize built %d objects, the loader %d", len(built), len(mine))
 	}

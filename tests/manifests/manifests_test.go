@@ -137,6 +137,47 @@ func checkSidecarArgs(t *testing.T, objs []sidecarargs.Object) {
 	}
 }
 
+// TestGroupSnapshotsOverlay: the overlay is the base with exactly one
+// more csi-snapshotter arg, the CSIVolumeGroupSnapshot gate, which the
+// base leaves off (gated without the CRDs, the sidecar serves no
+// VolumeSnapshot at all).
+func TestGroupSnapshotsOverlay(t *testing.T) {
+	const gate = "--feature-gates=CSIVolumeGroupSnapshot=true"
+	base, err := sidecarargs.SidecarArgs(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	over, err := sidecarargs.SidecarArgsOf(filepath.Join(repoRoot(t), sidecarargs.GroupSnapshotsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSidecarArgs(t, overlayObjects(t))
+	for name, args := range base {
+		want := args
+		if name == "controller/csi-snapshotter" {
+			if slices.Contains(args, gate) {
+				t.Errorf("the base manifests turn the group snapshot gate on")
+			}
+			want = append(slices.Clone(args), gate)
+		}
+		if !slices.Equal(over[name], want) {
+			t.Errorf("%s: overlay args %v, want %v", name, over[name], want)
+		}
+	}
+	if len(over) != len(base) {
+		t.Errorf("overlay has %d containers, the base %d", len(over), len(base))
+	}
+}
+
+func overlayObjects(t *testing.T) []sidecarargs.Object {
+	t.Helper()
+	objs, err := sidecarargs.LoadKustomization(filepath.Join(repoRoot(t), sidecarargs.GroupSnapshotsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
 // TestHarnessHelper: the e2e harness gets every sidecar's args, and
 // Override rewrites socket and leader election without losing the rest.
 func TestHarnessHelper(t *testing.T) {

@@ -164,11 +164,11 @@ func applyCRDs(ctx context.Context, cp *controlPlane, crdDir string) error {
 	return nil
 }
 
-// dryRunManifests applies every object of the kustomize directory (as
+// dryRunManifests applies every object of the kustomize directory dir (as
 // LoadKustomization renders it) with server-side dry-run: the real
 // apiserver validates each against its schema and admission.
-func dryRunManifests(ctx context.Context, a *applier, root string) (int, error) {
-	objs, err := sidecarargs.LoadKustomization(filepath.Join(root, sidecarargs.ManifestDir))
+func dryRunManifests(ctx context.Context, a *applier, dir string) (int, error) {
+	objs, err := sidecarargs.LoadKustomization(dir)
 	if err != nil {
 		return 0, err
 	}

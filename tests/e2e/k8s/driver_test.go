@@ -116,6 +116,17 @@ func startRealCloud(ctx context.Context, t testing.TB, dir string) (*driver, err
 	return d, nil
 }
 
+// cinderManifests is the kustomize directory the harness deploys: the
+// group-snapshots overlay, i.e. the base manifests plus csi-snapshotter's
+// CSIVolumeGroupSnapshot gate (flow 10 needs it; every other argument is
+// the base's, tests/manifests checks that).
+const cinderManifests = sidecarargs.GroupSnapshotsDir
+
+// cinderArgs returns every container's args of cinderManifests.
+func cinderArgs(root string) (map[string][]string, error) {
+	return sidecarargs.SidecarArgsOf(filepath.Join(root, cinderManifests))
+}
+
 // nodeCloudConf extracts cloud.conf from the manifests' node ConfigMap, so
 // the node plugin runs with the configuration we ship.
 func nodeCloudConf(root, path string) error {
@@ -178,7 +189,7 @@ func loopbackAddr() (string, error) {
 // startPlugin runs cmd/cinder-csi-plugin twice, with the controller
 // Deployment's and the node DaemonSet's args.
 func (d *driver) startPlugin(ctx context.Context, p *procs, binDir, root, dir, kubeconfig, nodeName string) error {
-	args, err := sidecarargs.SidecarArgs(root)
+	args, err := cinderArgs(root)
 	if err != nil {
 		return err
 	}
@@ -245,7 +256,7 @@ func (d *driver) startPlugin(ctx context.Context, p *procs, binDir, root, dir, k
 // startSidecars runs each controller sidecar with its manifest args, after
 // checking them against the sidecar's pinned flag set.
 func (d *driver) startSidecars(ctx context.Context, p *procs, rigBin, root, kubeconfig string) error {
-	args, err := sidecarargs.SidecarArgs(root)
+	args, err := cinderArgs(root)
 	if err != nil {
 		return err
 	}

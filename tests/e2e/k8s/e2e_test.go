@@ -186,9 +186,13 @@ func TestKubernetes(t *testing.T) {
 // ------------------------------------------------------------------ setup
 
 func (e *env) manifestsDryRun() (string, error) {
-	n, err := dryRunManifests(e.ctx, e.a, e.root)
-	if err != nil {
-		return "", err
+	n := 0
+	for _, dir := range []string{sidecarargs.ManifestDir, sidecarargs.GroupSnapshotsDir} {
+		k, err := dryRunManifests(e.ctx, e.a, filepath.Join(e.root, dir))
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", dir, err)
+		}
+		n += k
 	}
 	// The examples too: StorageClasses, snapshot classes, PVCs and pods.
 	files, err := sidecarargs.YAMLFiles(filepath.Join(e.root, "examples"))
@@ -244,7 +248,7 @@ func (e *env) manifestsDryRun() (string, error) {
 	if err := e.a.apply(e.ctx, "", false, drv...); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d manifest objects and %d example objects accepted by server-side dry-run%s; CSIDriver applied", n, m, skipped), nil
+	return fmt.Sprintf("%d manifest objects (base and group-snapshots overlay) and %d example objects accepted by server-side dry-run%s; CSIDriver applied", n, m, skipped), nil
 }
 
 func (e *env) upDriver(rigBin, binDir string) (string, error) {

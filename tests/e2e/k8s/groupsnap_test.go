@@ -144,9 +144,10 @@ func (e *env) ensureGroupType(objs []*unstructured.Unstructured) error {
 }
 
 // groupMembers maps each claim to the member VolumeSnapshot the
-// snapshot-controller made for it (owned by the VolumeGroupSnapshot,
-// spec.source.persistentVolumeClaimName the claim: v1beta1 has no member
-// list in the group's status).
+// snapshot-controller made for it: v1beta1 lists no members in the
+// group's status; a member has status.volumeGroupSnapshotName (what
+// examples/group-snapshot/README.md selects on), is owned by the group,
+// and names its claim in spec.source.persistentVolumeClaimName.
 func (e *env) groupMembers(ctx context.Context) (map[string]string, error) {
 	list, err := e.a.dyn.Resource(snapshotGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -154,8 +155,13 @@ func (e *env) groupMembers(ctx context.Context) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, u := range list.Items {
-		if !ownedBy(&u, "VolumeGroupSnapshot", groupSnapshotName) {
+		group, _, _ := unstructured.NestedString(u.Object, "status", "volumeGroupSnapshotName")
+		owned := ownedBy(&u, "VolumeGroupSnapshot", groupSnapshotName)
+		if group != groupSnapshotName && !owned {
 			continue
+		}
+		if group != groupSnapshotName || !owned {
+			return nil, fmt.Errorf("VolumeSnapshot %s: status.volumeGroupSnapshotName %q, owned by the group %v", u.GetName(), group, owned)
 		}
 		claim, _, _ := unstructured.NestedString(u.Object, "spec", "source", "persistentVolumeClaimName")
 		out[claim] = u.GetName()

@@ -18,6 +18,11 @@ import (
 // ManifestDir is the kustomize directory, relative to the repository root.
 const ManifestDir = "manifests/cinder-csi-plugin"
 
+// GroupSnapshotsDir is the overlay that turns VolumeGroupSnapshots on (the
+// base plus csi-snapshotter's CSIVolumeGroupSnapshot gate), relative to
+// the repository root; the k8s e2e harness runs it.
+const GroupSnapshotsDir = "manifests/cinder-csi-plugin-group-snapshots"
+
 // Object is one YAML document of a manifest file.
 type Object struct {
 	File       string
@@ -125,6 +130,7 @@ type kustomization struct {
 		NewName string `json:"newName,omitempty"`
 		NewTag  string `json:"newTag,omitempty"`
 	} `json:"images"`
+	Patches []kustomizePatch `json:"patches"`
 }
 
 // clusterScoped kinds keep no namespace under kustomize's namespace field.
@@ -145,7 +151,7 @@ func LoadKustomization(dir string) ([]Object, error) {
 	}
 	var out []Object
 	for _, r := range k.Resources {
-		objs, err := LoadFile(filepath.Join(dir, r))
+		objs, err := loadResource(filepath.Join(dir, r))
 		if err != nil {
 			return nil, err
 		}
@@ -153,6 +159,14 @@ func LoadKustomization(dir string) ([]Object, error) {
 			var m map[string]any
 			if err := yaml.Unmarshal(o.Data, &m); err != nil {
 				return nil, fmt.Errorf("%s: %w", o, err)
+			}
+			for _, p := range k.Patches {
+				if !p.matches(o) {
+					continue
+				}
+				if err := p.apply(m); err != nil {
+					return nil, fmt.Errorf("%s/kustomization.yaml: %w", dir, err)
+				}
 			}
 			if k.Namespace != "" && !slices.Contains(clusterScoped, o.Kind) {
 				m["metadata"].(map[string]any)["namespace"] = k.Namespace
@@ -168,6 +182,15 @@ func LoadKustomization(dir string) ([]Object, error) {
 		}
 	}
 	return out, nil
+}
+
+// loadResource reads a kustomization resource: a YAML file, or a
+// directory with its own kustomization (a base of an overlay).
+func loadResource(path string) ([]Object, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return LoadKustomization(path)
+	}
+	return LoadFile(path)
 }
 
 // rewriteImages applies one kustomize `images` entry to every container.
@@ -257,7 +280,12 @@ const (
 // PodSpecs returns the controller Deployment's and the node DaemonSet's
 // pod specs from the kustomize directory under root.
 func PodSpecs(root string) (controller, node *corev1.PodSpec, err error) {
-	objs, err := LoadKustomization(filepath.Join(root, ManifestDir))
+	return PodSpecsOf(filepath.Join(root, ManifestDir))
+}
+
+// PodSpecsOf is PodSpecs for the kustomize directory dir (an overlay).
+func PodSpecsOf(dir string) (controller, node *corev1.PodSpec, err error) {
+	objs, err := LoadKustomization(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -300,7 +328,12 @@ func ContainerArgs(spec *corev1.PodSpec) map[string][]string {
 // "controller/csi-provisioner". The k8s e2e harness starts each sidecar
 // with these (through Override for socket, kubeconfig and ports).
 func SidecarArgs(root string) (map[string][]string, error) {
-	c, n, err := PodSpecs(root)
+	return SidecarArgsOf(filepath.Join(root, ManifestDir))
+}
+
+// SidecarArgsOf is SidecarArgs for the kustomize directory dir.
+func SidecarArgsOf(dir string) (map[string][]string, error) {
+	c, n, err := PodSpecsOf(dir)
 	if err != nil {
 		return nil, err
 	}
