@@ -25,6 +25,7 @@ func main() {
 		iterations = flag.Int("iterations", 5, "volume lifecycles per lane per operations run")
 		unlimited  = flag.Int("unlimited-storm-runs", 1, "extra storm runs without the plugin's client-side limiter, to show what it prevents")
 		skip       = flag.String("skip", "", "comma list of benchmarks to leave out: ops, storm, node")
+		profile    = flag.String("profile", "realistic", "the emulator's latency profile for the operations run: realistic (the rig's measured times) or bench (issue 10's longer fixed ones)")
 	)
 	flag.Parse()
 	bench.Quiet()
@@ -34,11 +35,11 @@ func main() {
 		skipped[strings.TrimSpace(s)] = true
 	}
 
-	r := report{runs: *runs, lanes: *lanes, iterations: *iterations, command: "make bench"}
+	r := report{runs: *runs, lanes: *lanes, iterations: *iterations, command: "make bench", profile: *profile}
 	if !skipped["ops"] {
 		for i := 0; i < *runs; i++ {
 			start := time.Now()
-			res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Seed: int64(i)})
+			res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Seed: int64(i), Profile: *profile})
 			fail(err)
 			r.ops = append(r.ops, res.Stats())
 			r.latencies = res.Latencies

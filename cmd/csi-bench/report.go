@@ -11,6 +11,7 @@ import (
 type report struct {
 	runs, lanes, iterations int
 	command                 string
+	profile                 string
 	machine                 string
 
 	ops       []map[string]bench.OpStats
@@ -80,7 +81,7 @@ func (r *report) opsSection(w func(string, ...any)) {
 		return
 	}
 	w("### Per operation\n\n")
-	w("The emulator's `bench` profile (issue 10's fixed cloud times, read from the emulator at run time): ")
+	w("The emulator's `%s` profile (read from the emulator at run time): ", r.profile)
 	var parts []string
 	for _, op := range []string{"volume_create", "attach", "detach", "snapshot_create", "volume_extend", "volume_delete", "snapshot_delete"} {
 		parts = append(parts, fmt.Sprintf("%s %s", op, r.latencies[op]))

@@ -74,7 +74,7 @@ func (c *cloud) AttachVolume(ctx context.Context, serverID, volumeID string, mul
 	}
 	body := map[string]any{"volumeAttachment": map[string]any{"volumeId": volumeID}}
 	var adopted *ServerAttachment
-	if err := do(ctx, sc, req{service: serviceCompute, op: op, resource: volumeID, method: http.MethodPost,
+	if err := c.sendChange(ctx, sc, volumeKey(volumeID), changeAttaching, req{service: serviceCompute, op: op, resource: volumeID, method: http.MethodPost,
 		url: sc.ServiceURL("servers", serverID, "os-volume_attachments"), body: body, out: &out, ok: []int{200, 202},
 		// An attach that was acted on is in the server's list.
 		reconcile: func(ctx context.Context) (bool, error) {
@@ -117,7 +117,7 @@ func (c *cloud) DetachVolume(ctx context.Context, serverID, volumeID string) err
 	if err != nil {
 		return err
 	}
-	return do(ctx, sc, req{service: serviceCompute, op: op, resource: volumeID, method: http.MethodDelete,
+	return c.sendChange(ctx, sc, volumeKey(volumeID), changeDetaching, req{service: serviceCompute, op: op, resource: volumeID, method: http.MethodDelete,
 		url: sc.ServiceURL("servers", serverID, "os-volume_attachments", volumeID), ok: []int{202, 204}})
 }
 

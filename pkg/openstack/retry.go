@@ -56,6 +56,20 @@ const (
 	maxRetryAfter = time.Minute
 )
 
+type onceKey struct{}
+
+// withoutRetry marks ctx so that its requests are sent once and their
+// failures returned at once: for a poll, whose own schedule is the retry
+// and which must not hold other waiters while one request backs off.
+func withoutRetry(ctx context.Context) context.Context {
+	return context.WithValue(ctx, onceKey{}, true)
+}
+
+func sendOnce(ctx context.Context) bool {
+	once, _ := ctx.Value(onceKey{}).(bool)
+	return once
+}
+
 type retryPolicy struct {
 	obs Observer
 }
@@ -86,7 +100,7 @@ func callFor(ctx context.Context, rawURL string) call {
 
 // onRateLimited is gophercloud's RetryBackoffFunc: called for a 429.
 func (p retryPolicy) onRateLimited(ctx context.Context, respErr *gophercloud.ErrUnexpectedResponseCode, _ error, n uint) error {
-	if n >= maxAttempts {
+	if n >= maxAttempts || sendOnce(ctx) {
 		return *respErr
 	}
 	wait := retryAfter(respErr.ResponseHeader)
@@ -110,7 +124,7 @@ func (p retryPolicy) onRateLimited(ctx context.Context, respErr *gophercloud.Err
 // onFailure is gophercloud's RetryFunc: called for every other failed
 // request. Returning nil retries it.
 func (p retryPolicy) onFailure(ctx context.Context, method, rawURL string, _ *gophercloud.RequestOpts, err error, n uint) error {
-	if n >= maxAttempts || ctx.Err() != nil {
+	if n >= maxAttempts || ctx.Err() != nil || sendOnce(ctx) {
 		return err
 	}
 	reason, ok := retryReason(method, err)

@@ -3,6 +3,7 @@ package openstack
 import (
 	"context"
 	"net/http"
+	"time"
 )
 
 func (c *cloud) CreateSnapshot(ctx context.Context, o CreateSnapshotOpts) (*Snapshot, error) {
@@ -45,6 +46,7 @@ func (c *cloud) CreateSnapshot(ctx context.Context, o CreateSnapshotOpts) (*Snap
 			return adopted != nil, err
 		}
 	}
+	at := time.Now()
 	if err := do(ctx, sc, r); err != nil {
 		return nil, err
 	}
@@ -52,6 +54,7 @@ func (c *cloud) CreateSnapshot(ctx context.Context, o CreateSnapshotOpts) (*Snap
 		return adopted, nil
 	}
 	s := out.item.toSnapshot()
+	c.polls.sent.sent(snapshotKey(s.ID), changeCreating, at)
 	return &s, nil
 }
 
@@ -72,5 +75,5 @@ func (c *cloud) ListSnapshots(ctx context.Context, o ListOpts) (Page[Snapshot], 
 }
 
 func (c *cloud) DeleteSnapshot(ctx context.Context, id string) error {
-	return deleteByID(ctx, c, snapshotAPI.path, "snapshot_delete", id)
+	return c.logChange(snapshotKey(id), changeDeleting, func() error { return deleteByID(ctx, c, snapshotAPI.path, "snapshot_delete", id) })
 }

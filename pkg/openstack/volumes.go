@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 )
 
 func (c *cloud) CreateVolume(ctx context.Context, o CreateVolumeOpts) (*Volume, error) {
@@ -68,6 +69,7 @@ func (c *cloud) CreateVolume(ctx context.Context, o CreateVolumeOpts) (*Volume, 
 			return adopted != nil, err
 		}
 	}
+	at := time.Now()
 	if err := do(ctx, sc, r); err != nil {
 		return nil, err
 	}
@@ -75,6 +77,7 @@ func (c *cloud) CreateVolume(ctx context.Context, o CreateVolumeOpts) (*Volume, 
 		return adopted, nil
 	}
 	v := out.item.toVolume()
+	c.polls.sent.sent(volumeKey(v.ID), createKind(o), at)
 	return &v, nil
 }
 
@@ -99,7 +102,7 @@ func (c *cloud) ListVolumes(ctx context.Context, o ListOpts) (Page[Volume], erro
 }
 
 func (c *cloud) DeleteVolume(ctx context.Context, id string) error {
-	return deleteByID(ctx, c, volumeAPI.path, "volume_delete", id)
+	return c.logChange(volumeKey(id), changeDeleting, func() error { return deleteByID(ctx, c, volumeAPI.path, "volume_delete", id) })
 }
 
 func (c *cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int, inUse bool) error {
@@ -116,7 +119,7 @@ func (c *cloud) ExtendVolume(ctx context.Context, id string, newSizeGiB int, inU
 			Message: "extending an attached volume needs Cinder microversion " + mvExtendInUse + "; this cloud offers " +
 				c.Features().CinderMicroversion + " (detach the volume first)"}
 	}
-	return do(ctx, sc, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
+	return c.sendChange(ctx, sc, volumeKey(id), changeExtending, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
 		url:  sc.ServiceURL("volumes", id, "action"),
 		body: map[string]any{"os-extend": map[string]any{"new_size": newSizeGiB}}, ok: []int{202},
 		// An extend that was acted on shows as the new size or as
@@ -139,7 +142,7 @@ func (c *cloud) RetypeVolume(ctx context.Context, id, newType, migrationPolicy s
 	if err != nil {
 		return err
 	}
-	return do(ctx, sc, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
+	return c.sendChange(ctx, sc, volumeKey(id), changeRetyping, req{service: serviceVolume, op: op, resource: id, method: http.MethodPost,
 		url:  sc.ServiceURL("volumes", id, "action"),
 		body: map[string]any{"os-retype": map[string]any{"new_type": newType, "migration_policy": migrationPolicy}}, ok: []int{202},
 		// A retype that was acted on shows as status retyping or as the

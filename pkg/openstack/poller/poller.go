@@ -21,11 +21,15 @@ type Result[T any] struct {
 	// Gone means the resource does not exist (a 404, or absent from a
 	// complete listing).
 	Gone bool
+	// Err is a failure to observe this id alone (its own GET failed);
+	// the other ids of the same fetch are unaffected.
+	Err error
 }
 
 // FetchFunc returns the state of the given ids. It may include ids it was
 // not asked for (a listing answers for everything); an id it leaves out is
-// simply not observed this round. An error applies to every asked id.
+// simply not observed this round. An error applies to every asked id; a
+// Result's Err to its id alone.
 type FetchFunc[T any] func(ctx context.Context, ids []string) (map[string]Result[T], error)
 
 // Config shapes the polling.
@@ -51,9 +55,10 @@ type Config struct {
 	// storm's shared polls cheap.
 	GapWaiters int
 	// HeadStart (0..1), with a classifier set by LearnBy, holds a
-	// waiter's second check until HeadStart times the quickest recent
-	// wait of the same kind: the polls a proportional schedule would
-	// spend before a change can plausibly be done are skipped.
+	// waiter's checks after the first (a hinted waiter's first too)
+	// until HeadStart times the quickest recent wait of the same kind:
+	// the polls a proportional schedule would spend before a change can
+	// plausibly be done are skipped (learn.go).
 	HeadStart float64
 }
 
@@ -82,6 +87,7 @@ type Poller[T any] struct {
 	cfg   Config
 
 	mu        sync.Mutex
+	clock     Clock
 	waiters   map[*waiter[T]]struct{}
 	running   bool
 	wake      chan struct{}
@@ -92,40 +98,12 @@ type Poller[T any] struct {
 	learned  map[string]*recent
 }
 
-// learnWindow is how many recent waits of one kind the head start looks
-// at: enough that one slow or fast outlier does not steer it for long.
-const learnWindow = 16
-
-// recent holds the latest wait durations of one kind, as lower bounds:
-// the age of the last observation that was not yet done.
-type recent struct {
-	ages []time.Duration
-	next int
-}
-
-func (r *recent) add(d time.Duration) {
-	if len(r.ages) < learnWindow {
-		r.ages = append(r.ages, d)
-		return
-	}
-	r.ages[r.next] = d
-	r.next = (r.next + 1) % learnWindow
-}
-
-func (r *recent) min() time.Duration {
-	m := r.ages[0]
-	for _, d := range r.ages[1:] {
-		m = min(m, d)
-	}
-	return m
-}
-
 type update[T any] struct {
 	res Result[T]
 	err error
-	// prevAge is the waiter's age at the observation before this one;
-	// zero for the first.
-	prevAge time.Duration
+	// prevAge is the waiter's age at the observation before this one
+	// (zero for the first), age its age at this one.
+	prevAge, age time.Duration
 }
 
 type waiter[T any] struct {
@@ -133,44 +111,26 @@ type waiter[T any] struct {
 	start    time.Time
 	next     time.Time
 	interval time.Duration
-	class    string         // the kind of change, from the first observation
+	class    string         // the kind of change: hinted, or from the first observation
+	hinted   bool           // start and class came from the caller
 	lastAge  time.Duration  // age at the latest observation
 	ch       chan update[T] // capacity 1, holds only the newest update
 }
 
+// Hint is what a caller knows about the change it waits for: its kind
+// (the status the resource shows while it runs: creating, attaching...)
+// and when the request that started it was sent. A hinted wait counts
+// its age from Since and, once its kind has been learned, makes its first
+// check at the head start instead of at once. The zero Hint is a plain
+// Wait.
+type Hint struct {
+	Kind  string
+	Since time.Time
+}
+
 // New returns a poller using fetch.
 func New[T any](fetch FetchFunc[T], cfg Config) *Poller[T] {
-	return &Poller[T]{fetch: fetch, cfg: cfg.withDefaults(), waiters: map[*waiter[T]]struct{}{}, wake: make(chan struct{}, 1)}
-}
-
-// LearnBy sets how the poller tells kinds of change apart (a volume's
-// status at the first check: creating, attaching, detaching...), so that
-// with Config.HeadStart it learns how long each kind takes. It returns p.
-func (p *Poller[T]) LearnBy(classify func(Result[T]) string) *Poller[T] {
-	p.mu.Lock()
-	p.classify = classify
-	p.learned = map[string]*recent{}
-	p.mu.Unlock()
-	return p
-}
-
-// learn records that a wait of w's kind was not done at age notDoneAt and
-// was done at the next observation.
-func (p *Poller[T]) learn(w *waiter[T], notDoneAt time.Duration) {
-	if notDoneAt <= 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.learned == nil || w.class == "" {
-		return
-	}
-	r := p.learned[w.class]
-	if r == nil {
-		r = &recent{}
-		p.learned[w.class] = r
-	}
-	r.add(notDoneAt)
+	return &Poller[T]{fetch: fetch, cfg: cfg.withDefaults(), clock: realClock{}, waiters: map[*waiter[T]]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 // schedule sets a due waiter's next check after an observation at now.
@@ -189,9 +149,9 @@ func (p *Poller[T]) schedule(w *waiter[T], now time.Time) {
 	iv = min(max(iv, p.cfg.Initial), p.cfg.Max)
 	w.interval = iv
 	w.next = now.Add(iv)
-	if r := p.learned[w.class]; r != nil && p.cfg.HeadStart > 0 {
-		if head := w.start.Add(time.Duration(float64(r.min()) * p.cfg.HeadStart)); head.After(w.next) {
-			w.next = head
+	if head, ok := p.headStart(w.class); ok {
+		if at := w.start.Add(head); at.After(w.next) {
+			w.next = at
 		}
 	}
 }
@@ -220,9 +180,12 @@ func (p *Poller[T]) Fetches() int {
 // On a ctx end Wait returns the last observation, whether there was one,
 // and ctx.Err().
 func (p *Poller[T]) Wait(ctx context.Context, id string, check func(Result[T], error) (bool, error)) (Result[T], bool, error) {
-	now := time.Now()
-	w := &waiter[T]{id: id, start: now, next: now, interval: p.cfg.Initial, ch: make(chan update[T], 1)}
-	p.add(w)
+	return p.WaitHinted(ctx, id, Hint{}, check)
+}
+
+// WaitHinted is Wait for a change the caller knows about (see Hint).
+func (p *Poller[T]) WaitHinted(ctx context.Context, id string, h Hint, check func(Result[T], error) (bool, error)) (Result[T], bool, error) {
+	w := p.add(id, h)
 	defer p.remove(w)
 	var last Result[T]
 	seen := false
@@ -236,7 +199,7 @@ func (p *Poller[T]) Wait(ctx context.Context, id string, check func(Result[T], e
 			}
 			done, err := check(u.res, u.err)
 			if err == nil && done {
-				p.learn(w, u.prevAge)
+				p.learn(w, u.prevAge, u.age)
 			}
 			if err != nil || done {
 				return last, seen, err
@@ -245,8 +208,27 @@ func (p *Poller[T]) Wait(ctx context.Context, id string, check func(Result[T], e
 	}
 }
 
-func (p *Poller[T]) add(w *waiter[T]) {
+// newWaiter sets up a waiter's first check: at once, or for a hinted wait
+// of a learned kind at its head start. Called with p.mu held.
+func (p *Poller[T]) newWaiter(id string, h Hint) *waiter[T] {
+	now := p.clock.Now()
+	w := &waiter[T]{id: id, start: now, next: now, interval: p.cfg.Initial, ch: make(chan update[T], 1)}
+	if h.Kind == "" {
+		return w
+	}
+	w.class, w.hinted = h.Kind, true
+	if !h.Since.IsZero() && h.Since.Before(now) {
+		w.start = h.Since
+	}
+	if head, ok := p.headStart(h.Kind); ok && w.start.Add(head).After(now) {
+		w.next = w.start.Add(head)
+	}
+	return w
+}
+
+func (p *Poller[T]) add(id string, h Hint) *waiter[T] {
 	p.mu.Lock()
+	w := p.newWaiter(id, h)
 	p.waiters[w] = struct{}{}
 	start := !p.running
 	p.running = true
@@ -256,6 +238,7 @@ func (p *Poller[T]) add(w *waiter[T]) {
 	} else {
 		p.poke()
 	}
+	return w
 }
 
 func (p *Poller[T]) remove(w *waiter[T]) {
@@ -276,8 +259,6 @@ func (p *Poller[T]) poke() {
 // the last fetch), fetches for every waiter due then or soon, and exits
 // when no waiter is left.
 func (p *Poller[T]) loop() {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
 		p.mu.Lock()
 		if len(p.waiters) == 0 {
@@ -294,16 +275,15 @@ func (p *Poller[T]) loop() {
 		if gap := p.lastFetch.Add(p.minGap()); gap.After(earliest) {
 			earliest = gap
 		}
+		clock := p.clock
 		p.mu.Unlock()
 
-		if d := time.Until(earliest); d > 0 {
-			timer.Reset(d)
+		if d := earliest.Sub(clock.Now()); d > 0 {
+			timer := clock.NewTimer(d)
 			select {
-			case <-timer.C:
+			case <-timer.C():
 			case <-p.wake:
-				if !timer.Stop() {
-					<-timer.C
-				}
+				timer.Stop()
 				continue
 			}
 		}
@@ -313,8 +293,8 @@ func (p *Poller[T]) loop() {
 
 // tick fetches once for the due waiters and delivers the results.
 func (p *Poller[T]) tick() {
-	now := time.Now()
 	p.mu.Lock()
+	now := p.clock.Now()
 	due := map[*waiter[T]]bool{}
 	var ids []string
 	asked := map[string]bool{}
@@ -345,29 +325,53 @@ func (p *Poller[T]) tick() {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	after := time.Now()
+	after := p.clock.Now()
 	for w := range p.waiters {
 		r, ok := results[w.id]
-		if err == nil && ok && w.class == "" && p.classify != nil {
+		if err == nil && ok && r.Err == nil && w.class == "" && p.classify != nil {
 			w.class = p.classify(r)
 		}
 		if due[w] {
 			p.schedule(w, after)
 		}
-		var u update[T]
-		switch {
-		case err != nil && due[w]:
-			u = update[T]{err: err}
-		case err == nil && ok:
-			u = update[T]{res: r, prevAge: w.lastAge}
-			w.lastAge = after.Sub(w.start)
-		default:
-			continue
+		if u, send := p.updateFor(w, due[w], r, ok, err, after); send {
+			deliver(w, u)
 		}
-		select {
-		case <-w.ch: // drop the stale update the waiter has not read
-		default:
-		}
-		w.ch <- u
 	}
+}
+
+// updateFor builds what one waiter learns from a fetch, and whether it
+// learns anything: a fetch error or its id's own error reaches it only
+// when it was due; a result (asked for or not) always does. Called with
+// p.mu held.
+func (p *Poller[T]) updateFor(w *waiter[T], due bool, r Result[T], ok bool, err error, at time.Time) (update[T], bool) {
+	switch {
+	case err != nil || (ok && r.Err != nil):
+		if !due {
+			return update[T]{}, false
+		}
+		if err == nil {
+			err = r.Err
+		}
+		return update[T]{err: err}, true
+	case ok:
+		u := update[T]{res: r, prevAge: w.lastAge, age: at.Sub(w.start)}
+		w.lastAge = u.age
+		return u, true
+	}
+	return update[T]{}, false
+}
+
+// deliver replaces any update w has not read yet with u. A replaced
+// observation's earlier age is kept, so that what the wait learns when it
+// ends still spans only ages at which it was seen unfinished.
+func deliver[T any](w *waiter[T], u update[T]) {
+	select {
+	case stale := <-w.ch:
+		if stale.err == nil && u.err == nil {
+			u.prevAge = stale.prevAge
+		}
+	default:
+	}
+	w.ch <- u
 }
