@@ -34,10 +34,10 @@ func TestDifferential(t *testing.T) {
 	}
 	defer emu.Close()
 	ec, rc, radmin := logins(ctx, t, env, emu)
-	real, emuObs := bothRuns(ctx, t, run,
+	rigObs, emuObs := bothRuns(ctx, t, run,
 		Target{Name: "emulator", Client: ec, Admin: ec, Server1: emulator.DefaultServerID, Server2: "0d6f2a4e-5b1c-4e7d-8a9f-3c2b1a0e9d87"},
 		Target{Name: "real", Client: rc, Admin: radmin, Server1: env.Node1, Server2: env.Node2})
-	report(t, real, emuObs, "E2E_DIFF_REPORT")
+	report(t, rigObs, emuObs, "E2E_DIFF_REPORT")
 }
 
 // logins are the emulator's demo user and the rig's user and admin.
@@ -63,7 +63,7 @@ func logins(ctx context.Context, t *testing.T, env *rig.Env, emu *emulator.Emula
 // emulator's realistic profile as long), fails t for a run that broke and returns
 // the rig's observations and the emulator's.
 func bothRuns[T any](ctx context.Context, t *testing.T, scenario func(context.Context, T, func(string, ...any)) ([]Obs, error),
-	emuTarget, realTarget T) (real, emu []Obs) {
+	emuTarget, realTarget T) (rigObs, emu []Obs) {
 	t.Helper()
 	logf := func(format string, args ...any) { t.Logf(format, args...) }
 	type result struct {
@@ -75,7 +75,7 @@ func bothRuns[T any](ctx context.Context, t *testing.T, scenario func(context.Co
 		o, err := scenario(ctx, emuTarget, logf)
 		emuDone <- result{o, err}
 	}()
-	real, rerr := scenario(ctx, realTarget, logf)
+	rigObs, rerr := scenario(ctx, realTarget, logf)
 	er := <-emuDone
 	if er.err != nil {
 		t.Errorf("emulator run: %v", er.err)
@@ -83,7 +83,7 @@ func bothRuns[T any](ctx context.Context, t *testing.T, scenario func(context.Co
 	if rerr != nil {
 		t.Errorf("real run: %v", rerr)
 	}
-	return real, er.obs
+	return rigObs, er.obs
 }
 
 func cell(o Obs) string { return strings.ReplaceAll(o.String(), "|", "\\|") }
@@ -168,14 +168,14 @@ func TestDifferentialKeystone(t *testing.T) {
 
 // report compares the two runs step by step, fails the test on a
 // difference that is not accepted, and writes the table to $reportEnv.
-func report(t *testing.T, real, emu []Obs, reportEnv string) {
+func report(t *testing.T, rigObs, emu []Obs, reportEnv string) {
 	var table strings.Builder
 	fmt.Fprintf(&table, "| step | real Zed | emulator | verdict |\n|---|---|---|---|\n")
 	found, acc, timing := 0, 0, 0
-	for i := 0; i < max(len(real), len(emu)); i++ {
+	for i := 0; i < max(len(rigObs), len(emu)); i++ {
 		var r, e Obs
-		if i < len(real) {
-			r = real[i]
+		if i < len(rigObs) {
+			r = rigObs[i]
 		}
 		if i < len(emu) {
 			e = emu[i]
@@ -201,7 +201,7 @@ func report(t *testing.T, real, emu []Obs, reportEnv string) {
 		}
 		fmt.Fprintf(&table, "| %s | %s | %s | %s |\n", step, cell(r), cell(e), verdict)
 	}
-	fmt.Fprintf(&table, "\n%d steps, %d differences (%d accepted), %d timing-only state differences\n", len(real), found, acc, timing)
+	fmt.Fprintf(&table, "\n%d steps, %d differences (%d accepted), %d timing-only state differences\n", len(rigObs), found, acc, timing)
 	t.Logf("differential result:\n%s", table.String())
 	if path := os.Getenv(reportEnv); path != "" {
 		_ = os.WriteFile(path, []byte(table.String()), 0o644)

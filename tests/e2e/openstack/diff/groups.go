@@ -3,6 +3,7 @@ package diff
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
@@ -26,159 +27,168 @@ func ensureGroupType(ctx context.Context, t Target) error {
 // delete of a group with group snapshots, volumes removable while the
 // group snapshot stays). Everything it creates is deleted before it
 // returns, also on failure.
-func runGroups(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, err error) {
-	c := t.Client
-	prefix := "diff-" + rig.NewUUID()[:8] + "-"
+func runGroups(ctx context.Context, t Target, logf func(string, ...any)) ([]Obs, error) {
 	if err := ensureGroupType(ctx, t); err != nil {
 		return nil, err
 	}
-	var volumes, groups, gsnaps []string
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		for _, gs := range gsnaps {
-			_, _ = c.Do(cctx, rig.Volume, "DELETE", "/group_snapshots/"+gs, "3.14", nil)
-			waitGone(cctx, c, "group_snapshots", gs)
-		}
-		for _, g := range groups {
-			_, _ = c.Do(cctx, rig.Volume, "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"remove_volumes": joinIDs(volumes)}})
-			waitStatus(cctx, c, "groups", g, "available")
-			_, _ = c.Do(cctx, rig.Volume, "POST", "/groups/"+g+"/action", "3.14", map[string]any{"delete": map[string]any{"delete-volumes": false}})
-			waitGone(cctx, c, "groups", g)
-		}
-		for _, v := range volumes {
-			_, _ = c.Do(cctx, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil)
-			waitGone(cctx, c, "volumes", v)
-		}
-	}()
-	step := func(name string) *Obs {
-		out = append(out, Obs{Step: name})
-		return &out[len(out)-1]
+	gr := &groupRun{cinderRun: newCinderRun(ctx, t, logf)}
+	defer gr.cleanup()
+	err := runPhases(gr.createPhase, gr.membersPhase, gr.snapshotPhase, gr.deletePhase)
+	return gr.out, err
+}
+
+// groupRun is one run of the group scenario: a cinderRun (steps, volumes)
+// with the groups and group snapshots it made and the ids the phases
+// share.
+type groupRun struct {
+	*cinderRun
+	groups, gsnaps []string
+	g, gs          string // the group and its group snapshot
+}
+
+// cleanup deletes the group snapshots, empties and deletes the groups,
+// then deletes the volumes.
+func (gr *groupRun) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := gr.c
+	for _, gs := range gr.gsnaps {
+		_, _ = c.Do(ctx, rig.Volume, "DELETE", "/group_snapshots/"+gs, "3.14", nil)
+		waitGone(ctx, c, "group_snapshots", gs)
 	}
-	call := func(o *Obs, method, path, mv string, body any) (*rig.Response, error) {
-		r, err := c.Do(ctx, rig.Volume, method, path, mv, body)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Step, err)
-		}
-		errorOf(o, r)
-		logf("%s %s: %s %s → %d %s", t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
-		return r, nil
+	for _, g := range gr.groups {
+		_, _ = c.Do(ctx, rig.Volume, "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"remove_volumes": strings.Join(gr.volumes, ",")}})
+		waitStatus(ctx, c, "groups", g, "available")
+		_, _ = c.Do(ctx, rig.Volume, "POST", "/groups/"+g+"/action", "3.14", map[string]any{"delete": map[string]any{"delete-volumes": false}})
+		waitGone(ctx, c, "groups", g)
 	}
+	gr.cinderRun.cleanup()
+}
+
+// simple is a step of one Cinder call.
+func (gr *groupRun) simple(name, method, path, mv string, body any) error {
+	return gr.cinderRun.simple(name, rig.Volume, method, path, mv, body)
+}
+
+// pollStep is a step of one Cinder call followed until the group is
+// available or in error.
+func (gr *groupRun) pollStep(name, method, path string, body any) error {
+	o := gr.step(name)
+	if _, err := gr.call(o, rig.Volume, method, path, "3.14", body); err != nil {
+		return err
+	}
+	o.States = poll(gr.ctx, gr.c, "groups", gr.g, nil, "available", "error")
+	return nil
+}
+
+// createPhase: two volumes, the refused group creates, and the group.
+func (gr *groupRun) createPhase() error {
 	for _, name := range []string{"a", "b"} {
-		o := step("volume create " + name)
-		r, err := call(o, "POST", "/volumes", "3.0", map[string]any{"volume": map[string]any{"size": 1, "name": prefix + name}})
-		if err != nil {
-			return out, err
+		if _, err := gr.createVolume(name, 1); err != nil {
+			return err
 		}
-		if r.Status != 202 {
-			return out, fmt.Errorf("volume create: %d %s", r.Status, r.Body)
-		}
-		id := str(field(r, "volume")["id"])
-		volumes = append(volumes, id)
-		o.States = poll(ctx, c, "volumes", id, []string{str(field(r, "volume")["status"])}, "available", "error")
 	}
-	a, both := volumes[0], joinIDs(volumes)
-
-	if _, err := call(step("groups at 3.0"), "GET", "/groups", "3.0", nil); err != nil {
-		return out, err
+	prefix := gr.prefix
+	if err := gr.simple("groups at 3.0", "GET", "/groups", "3.0", nil); err != nil {
+		return err
 	}
-	if _, err := call(step("group create, unknown group type"), "POST", "/groups", "3.14",
+	if err := gr.simple("group create, unknown group type", "POST", "/groups", "3.14",
 		map[string]any{"group": map[string]any{"name": prefix + "x", "group_type": "no-such-group-type", "volume_types": []string{"__DEFAULT__"}}}); err != nil {
-		return out, err
+		return err
 	}
-	if _, err := call(step("group create without volume_types"), "POST", "/groups", "3.14",
+	if err := gr.simple("group create without volume_types", "POST", "/groups", "3.14",
 		map[string]any{"group": map[string]any{"group_type": groupType}}); err != nil {
-		return out, err
+		return err
 	}
-	o := step("group create")
-	r, err := call(o, "POST", "/groups", "3.14", map[string]any{"group": map[string]any{"name": prefix + "g", "group_type": groupType, "volume_types": []string{"__DEFAULT__"}}})
+	o := gr.step("group create")
+	r, err := gr.call(o, rig.Volume, "POST", "/groups", "3.14", map[string]any{"group": map[string]any{"name": prefix + "g", "group_type": groupType, "volume_types": []string{"__DEFAULT__"}}})
 	if err != nil {
-		return out, err
+		return err
 	}
 	if r.Status != 202 {
-		return out, fmt.Errorf("group create: %d %s", r.Status, r.Body)
+		return fmt.Errorf("group create: %d %s", r.Status, r.Body)
 	}
-	g := str(field(r, "group")["id"])
-	groups = append(groups, g)
-	o.States = poll(ctx, c, "groups", g, nil, "available", "error")
+	gr.g = str(field(r, "group")["id"])
+	gr.groups = append(gr.groups, gr.g)
+	o.States = poll(gr.ctx, gr.c, "groups", gr.g, nil, "available", "error")
+	return nil
+}
 
-	if _, err := call(step("group snapshot of an empty group"), "POST", "/group_snapshots", "3.14",
-		map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": prefix + "empty"}}); err != nil {
-		return out, err
+// membersPhase: membership and its refusals, and the snapshots quota.
+func (gr *groupRun) membersPhase() error {
+	g, a := gr.g, gr.volumes[0]
+	if err := gr.simple("group snapshot of an empty group", "POST", "/group_snapshots", "3.14",
+		map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": gr.prefix + "empty"}}); err != nil {
+		return err
 	}
-	o = step("add volumes")
-	if _, err := call(o, "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"add_volumes": both}}); err != nil {
-		return out, err
+	if err := gr.pollStep("add volumes", "PUT", "/groups/"+g, map[string]any{"group": map[string]any{"add_volumes": strings.Join(gr.volumes, ",")}}); err != nil {
+		return err
 	}
-	o.States = poll(ctx, c, "groups", g, nil, "available", "error")
-	if _, err := call(step("add a member again"), "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"add_volumes": a}}); err != nil {
-		return out, err
+	if err := gr.simple("add a member again", "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"add_volumes": a}}); err != nil {
+		return err
 	}
-	if _, err := call(step("delete a member volume"), "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
-		return out, err
+	if err := gr.simple("delete a member volume", "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
+		return err
 	}
-	if err := overSnapshotQuota(ctx, t, step, call, g, prefix); err != nil {
-		return out, err
-	}
-	o = step("group snapshot create")
-	r, err = call(o, "POST", "/group_snapshots", "3.14", map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": prefix + "gs"}})
+	return gr.overSnapshotQuota()
+}
+
+// snapshotPhase: the group snapshot and the refusals it brings.
+func (gr *groupRun) snapshotPhase() error {
+	g, a := gr.g, gr.volumes[0]
+	o := gr.step("group snapshot create")
+	r, err := gr.call(o, rig.Volume, "POST", "/group_snapshots", "3.14", map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": gr.prefix + "gs"}})
 	if err != nil {
-		return out, err
+		return err
 	}
 	if r.Status != 202 {
-		return out, fmt.Errorf("group snapshot create: %d %s", r.Status, r.Body)
+		return fmt.Errorf("group snapshot create: %d %s", r.Status, r.Body)
 	}
-	gs := str(field(r, "group_snapshot")["id"])
-	gsnaps = append(gsnaps, gs)
-	o.States = poll(ctx, c, "group_snapshots", gs, nil, "available", "error")
-	members, err := memberSnapshots(ctx, c, prefix+"gs", gs)
+	gr.gs = str(field(r, "group_snapshot")["id"])
+	gr.gsnaps = append(gr.gsnaps, gr.gs)
+	o.States = poll(gr.ctx, gr.c, "group_snapshots", gr.gs, nil, "available", "error")
+	members, err := memberSnapshots(gr.ctx, gr.c, gr.prefix+"gs", gr.gs)
 	if err != nil {
-		return out, err
+		return err
 	}
 	o.Extra = fmt.Sprintf("%d member snapshots", len(members))
 	if len(members) > 0 {
-		if _, err := call(step("delete a member snapshot"), "DELETE", "/snapshots/"+members[0], "3.0", nil); err != nil {
-			return out, err
+		if err := gr.simple("delete a member snapshot", "DELETE", "/snapshots/"+members[0], "3.0", nil); err != nil {
+			return err
 		}
 	}
-	if _, err := call(step("delete a group with a group snapshot"), "POST", "/groups/"+g+"/action", "3.14",
+	if err := gr.simple("delete a group with a group snapshot", "POST", "/groups/"+g+"/action", "3.14",
 		map[string]any{"delete": map[string]any{"delete-volumes": false}}); err != nil {
-		return out, err
+		return err
 	}
-	o = step("remove volumes while the group snapshot stays")
-	if _, err := call(o, "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"remove_volumes": both}}); err != nil {
-		return out, err
+	if err := gr.pollStep("remove volumes while the group snapshot stays", "PUT", "/groups/"+g,
+		map[string]any{"group": map[string]any{"remove_volumes": strings.Join(gr.volumes, ",")}}); err != nil {
+		return err
 	}
-	o.States = poll(ctx, c, "groups", g, nil, "available", "error")
-	if _, err := call(step("remove a volume not in the group"), "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"remove_volumes": a}}); err != nil {
-		return out, err
+	return gr.simple("remove a volume not in the group", "PUT", "/groups/"+g, "3.14", map[string]any{"group": map[string]any{"remove_volumes": a}})
+}
+
+// deletePhase: the group snapshot, the group and the volumes deleted, with
+// their states.
+func (gr *groupRun) deletePhase() error {
+	o := gr.step("group snapshot delete")
+	if _, err := gr.call(o, rig.Volume, "DELETE", "/group_snapshots/"+gr.gs, "3.14", nil); err != nil {
+		return err
 	}
-	o = step("group snapshot delete")
-	if _, err := call(o, "DELETE", "/group_snapshots/"+gs, "3.14", nil); err != nil {
-		return out, err
-	}
-	o.States = pollGone(ctx, c, "group_snapshots", gs)
-	gsnaps = nil
-	left, err := memberSnapshots(ctx, c, prefix+"gs", gs)
+	o.States = pollGone(gr.ctx, gr.c, "group_snapshots", gr.gs)
+	gr.gsnaps = nil
+	left, err := memberSnapshots(gr.ctx, gr.c, gr.prefix+"gs", gr.gs)
 	if err != nil {
-		return out, err
+		return err
 	}
 	o.Extra = fmt.Sprintf("%d member snapshots left", len(left))
-	o = step("group delete")
-	if _, err := call(o, "POST", "/groups/"+g+"/action", "3.14", map[string]any{"delete": map[string]any{"delete-volumes": false}}); err != nil {
-		return out, err
+	o = gr.step("group delete")
+	if _, err := gr.call(o, rig.Volume, "POST", "/groups/"+gr.g+"/action", "3.14", map[string]any{"delete": map[string]any{"delete-volumes": false}}); err != nil {
+		return err
 	}
-	o.States = pollGone(ctx, c, "groups", g)
-	groups = nil
-	for i, v := range volumes {
-		o := step(fmt.Sprintf("volume delete %d", i+1))
-		if _, err := call(o, "DELETE", "/volumes/"+v, "3.0", nil); err != nil {
-			return out, err
-		}
-		o.States = pollGone(ctx, c, "volumes", v)
-	}
-	volumes = nil
-	return out, nil
+	o.States = pollGone(gr.ctx, gr.c, "groups", gr.g)
+	gr.groups = nil
+	return gr.deleteVolumes()
 }
 
 // memberSnapshots lists the snapshots named like a group snapshot that
@@ -199,23 +209,11 @@ func memberSnapshots(ctx context.Context, c *rig.Client, name, gs string) ([]str
 	return ids, nil
 }
 
-func joinIDs(ids []string) string {
-	s := ""
-	for i, id := range ids {
-		if i > 0 {
-			s += ","
-		}
-		s += id
-	}
-	return s
-}
-
 // overSnapshotQuota asks for a group snapshot of the two-volume group with
 // the snapshots quota set (as admin) to the project's usage plus one:
 // Cinder reserves a snapshot per member at once, so it is 413.
-func overSnapshotQuota(ctx context.Context, t Target, step func(string) *Obs,
-	call func(*Obs, string, string, string, any) (*rig.Response, error), g, prefix string) error {
-	c := t.Client
+func (gr *groupRun) overSnapshotQuota() error {
+	ctx, t, c := gr.ctx, gr.t, gr.c
 	r, err := c.Do(ctx, rig.Volume, "GET", "/os-quota-sets/"+c.ProjectID+"?usage=true", "3.0", nil)
 	if err != nil || r.Status != 200 {
 		return fmt.Errorf("quota get: %v %v", err, r)
@@ -238,7 +236,6 @@ func overSnapshotQuota(ctx context.Context, t Target, step func(string) *Obs,
 		return err
 	}
 	defer func() { _ = set(old) }()
-	_, err = call(step("group snapshot over the snapshots quota"), "POST", "/group_snapshots", "3.14",
-		map[string]any{"group_snapshot": map[string]any{"group_id": g, "name": prefix + "over"}})
-	return err
+	return gr.simple("group snapshot over the snapshots quota", "POST", "/group_snapshots", "3.14",
+		map[string]any{"group_snapshot": map[string]any{"group_id": gr.g, "name": gr.prefix + "over"}})
 }

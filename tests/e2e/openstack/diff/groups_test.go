@@ -21,11 +21,11 @@ func TestDifferentialGroups(t *testing.T) {
 	}
 	defer emu.Close()
 	ec, rc, radmin := logins(ctx, t, env, emu)
-	real, emuObs := bothRuns(ctx, t, runGroups,
+	rigObs, emuObs := bothRuns(ctx, t, runGroups,
 		Target{Name: "emulator", Client: ec, Admin: ec},
 		Target{Name: "real", Client: rc, Admin: radmin})
 	if groups, gsnaps := emu.GroupCounts(); groups != 0 || gsnaps != 0 {
 		t.Errorf("the emulator run left %d groups and %d group snapshots", groups, gsnaps)
 	}
-	report(t, real, emuObs, "E2E_DIFF_GROUPS_REPORT")
+	report(t, rigObs, emuObs, "E2E_DIFF_GROUPS_REPORT")
 }

@@ -149,7 +149,7 @@ func (mr *manilaRun) nfsShare() error {
 		err error
 		r   *rig.Response
 	)
-	mr.nfs, _, err = mr.createShare("NFS share create", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfsnfstype",
+	mr.nfs, err = mr.createShare("NFS share create", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfsnfstype",
 		"metadata": map[string]string{"manila.csi.openstack.org/cluster": "diff"}}, "available", "error")
 	if err != nil || mr.nfs == "" {
 		return err
@@ -173,7 +173,7 @@ func (mr *manilaRun) nfsShare() error {
 		return err
 	}
 	o.Extra = fmt.Sprintf("%d, next link %v", len(anyList(r.JSON()["shares"])), r.JSON()["shares_links"] != nil)
-	mr.ipRule, _, err = mr.allow("ip rule on NFS", mr.nfs, "ip", "10.0.0.5")
+	mr.ipRule, err = mr.allow("ip rule on NFS", mr.nfs, "ip", "10.0.0.5")
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (mr *manilaRun) nfsShare() error {
 	if err := mr.simple("access_list action at 2.45", "POST", "/shares/"+mr.nfs+"/action", "2.45", map[string]any{"access_list": nil}); err != nil {
 		return err
 	}
-	if _, _, err := mr.allow("cephx rule on NFS", mr.nfs, "cephx", "diff-nfs-user"); err != nil {
+	if _, err := mr.allow("cephx rule on NFS", mr.nfs, "cephx", "diff-nfs-user"); err != nil {
 		return err
 	}
 	if err := mr.shareFacts("NFS share after the failed rule", mr.nfs); err != nil {
@@ -219,7 +219,7 @@ func (mr *manilaRun) cephfsShare() error {
 		err error
 		r   *rig.Response
 	)
-	mr.ceph, _, err = mr.createShare("CephFS share create", map[string]any{"share_proto": "CEPHFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	mr.ceph, err = mr.createShare("CephFS share create", map[string]any{"share_proto": "CEPHFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
 	if err != nil || mr.ceph == "" {
 		return err
 	}
@@ -228,11 +228,11 @@ func (mr *manilaRun) cephfsShare() error {
 		return err
 	}
 	o.Extra = exportFacts(r)
-	mr.cephxRule, _, err = mr.allow("cephx rule on CephFS", mr.ceph, "cephx", "diff-"+prefix[5:13])
+	mr.cephxRule, err = mr.allow("cephx rule on CephFS", mr.ceph, "cephx", "diff-"+prefix[5:13])
 	if err != nil {
 		return err
 	}
-	if _, _, err := mr.allow("ip rule on CephFS", mr.ceph, "ip", "10.0.0.7"); err != nil {
+	if _, err := mr.allow("ip rule on CephFS", mr.ceph, "ip", "10.0.0.7"); err != nil {
 		return err
 	}
 	if err := mr.shareFacts("CephFS share after the failed rule", mr.ceph); err != nil {
@@ -287,7 +287,7 @@ func (mr *manilaRun) snapshotsAndSizes() error {
 		return err
 	}
 	o.States = mpoll(ctx, m, "/shares/"+mr.ceph, "share", "status", nil, "available", "shrinking_error", "error")
-	if _, _, err := mr.createShare("share from the snapshot", map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": mr.snap},
+	if _, err := mr.createShare("share from the snapshot", map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": mr.snap},
 		"available", "error"); err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (mr *manilaRun) snapshotsAndSizes() error {
 		map[string]any{"share": map[string]any{"share_proto": "CEPHFS", "size": 1, "snapshot_id": rig.NewUUID(), "name": prefix + "nosnap"}}); err != nil {
 		return err
 	}
-	wrong, _, err := mr.createShare("NFS share of the CephFS type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
+	wrong, err := mr.createShare("NFS share of the CephFS type", map[string]any{"share_proto": "NFS", "size": 1, "share_type": "cephfstype"}, "available", "error")
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,8 @@ func newManilaRun(ctx context.Context, t ManilaTarget, logf func(string, ...any)
 // run runs the phases in order, stops at the first error, and cleans up.
 func (mr *manilaRun) run(phases ...func() error) ([]Obs, error) {
 	defer mr.cleanup()
-	for _, p := range phases {
-		if err := p(); err != nil {
-			return mr.out, err
-		}
-	}
-	return mr.out, nil
+	err := runPhases(phases...)
+	return mr.out, err
 }
 
 // cleanup restores the quota and deletes snapshots, shares (a share stuck
@@ -86,7 +82,7 @@ func (mr *manilaRun) call(o *Obs, method, path, mv string, body any) (*rig.Respo
 		return nil, fmt.Errorf("%s: %w", o.Step, err)
 	}
 	errorOf(o, r)
-	mr.logf("%s %s: %s %s → %d %s", mr.t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
+	mr.logf("%s %s: %s %s → %d %s", mr.t.Name, o.Step, method, path, r.Status, truncate(string(r.Body)))
 	if method == "POST" {
 		if id := str(field(r, "snapshot")["id"]); path == "/snapshots" && id != "" {
 			mr.snaps = append(mr.snaps, id)
@@ -121,31 +117,31 @@ func (mr *manilaRun) listStep(name, key, method, path, mv string, body any) erro
 
 // createShare is a step that creates a share and follows it to a final
 // status.
-func (mr *manilaRun) createShare(name string, body map[string]any, final ...string) (string, *Obs, error) {
+func (mr *manilaRun) createShare(name string, body map[string]any, final ...string) (string, error) {
 	o := mr.step(name)
 	body["name"] = mr.prefix + strings.ReplaceAll(name, " ", "-")
 	r, err := mr.call(o, "POST", "/shares", manilaMV, map[string]any{"share": body})
 	if err != nil {
-		return "", o, err
+		return "", err
 	}
 	sh := field(r, "share")
 	id := str(sh["id"])
 	if id == "" {
-		return "", o, nil
+		return "", nil
 	}
 	o.Extra = fmt.Sprintf("az=%v progress=%v keys=%s", sh["availability_zone"], sh["progress"], keysOf(sh))
 	o.States = mpoll(mr.ctx, mr.m, "/shares/"+id, "share", "status", []string{str(sh["status"])}, final...)
-	return id, o, nil
+	return id, nil
 }
 
 // allow is a step that adds an access rule and follows it to active or
 // error.
-func (mr *manilaRun) allow(name, shareID, typ, to string) (string, *Obs, error) {
+func (mr *manilaRun) allow(name, shareID, typ, to string) (string, error) {
 	o := mr.step(name)
 	r, err := mr.call(o, "POST", "/shares/"+shareID+"/action", manilaMV,
 		map[string]any{"allow_access": map[string]any{"access_type": typ, "access_to": to, "access_level": "rw"}})
 	if err != nil || r.Status != 200 {
-		return "", o, err
+		return "", err
 	}
 	a := field(r, "access")
 	id := str(a["id"])
@@ -153,7 +149,7 @@ func (mr *manilaRun) allow(name, shareID, typ, to string) (string, *Obs, error) 
 	g, _ := mr.m.Do(mr.ctx, "GET", "/share-access-rules/"+id, manilaMV, nil)
 	final := field(g, "access")
 	o.Extra = fmt.Sprintf("key at allow=%v key at end=%v keys=%s", a["access_key"] != nil, final["access_key"] != nil, keysOf(a))
-	return id, o, nil
+	return id, nil
 }
 
 // shareFacts reads a share once its access_rules_status has settled: the

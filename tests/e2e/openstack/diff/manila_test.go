@@ -59,9 +59,9 @@ func TestDifferentialManila(t *testing.T) {
 	et.SetQuota, et.ForceDelete = emulatorAdmin(emu)
 	rt := ManilaTarget{Name: "real", M: rm, OtherProjectID: radmin.ProjectID}
 	rt.SetQuota, rt.ForceDelete = rigAdmin(ram, rc.ProjectID)
-	real, eobs := bothRuns(ctx, t, runManila, et, rt)
-	real2, eobs2 := bothRuns(ctx, t, runManilaEdges, et, rt)
-	report(t, append(real, real2...), append(eobs, eobs2...), "E2E_DIFF_MANILA_REPORT")
+	rigObs, eobs := bothRuns(ctx, t, runManila, et, rt)
+	rigObs2, eobs2 := bothRuns(ctx, t, runManilaEdges, et, rt)
+	report(t, append(rigObs, rigObs2...), append(eobs, eobs2...), "E2E_DIFF_MANILA_REPORT")
 }
 
 type (

@@ -93,178 +93,232 @@ func normalize(s string) string {
 
 // run executes the scenario on t and returns the observations in order.
 // Everything it creates is deleted before it returns, also on failure.
-func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, err error) {
-	c := t.Client
-	prefix := "diff-" + rig.NewUUID()[:8] + "-"
-	var volumes, snapshots, types []string
-	attached := map[string]string{} // volume -> server
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		for v, s := range attached {
-			_, _ = c.Do(cctx, rig.Compute, "DELETE", "/servers/"+s+"/os-volume_attachments/"+v, "2.79", nil)
-			waitStatus(cctx, c, "volumes", v, "available")
-		}
-		for _, s := range snapshots {
-			_, _ = c.Do(cctx, rig.Volume, "DELETE", "/snapshots/"+s, "3.0", nil)
-			waitGone(cctx, c, "snapshots", s)
-		}
-		for _, v := range volumes {
-			_, _ = c.Do(cctx, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil)
-			waitGone(cctx, c, "volumes", v)
-		}
-		for _, id := range types {
-			_, _ = t.Admin.Do(cctx, rig.Volume, "DELETE", "/types/"+id, "3.0", nil)
-		}
-	}()
-	step := func(name string) *Obs {
-		out = append(out, Obs{Step: name})
-		return &out[len(out)-1]
-	}
-	call := func(o *Obs, svc rig.Service, method, path, mv string, body any) (*rig.Response, error) {
-		r, err := c.Do(ctx, svc, method, path, mv, body)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Step, err)
-		}
-		errorOf(o, r)
-		logf("%s %s: %s %s → %d %s", t.Name, o.Step, method, path, r.Status, truncate(string(r.Body), 300))
-		return r, nil
-	}
-	createType := func(o *Obs, name string, specs map[string]string) (string, error) {
-		body := map[string]any{"name": name}
-		if specs != nil {
-			body["extra_specs"] = specs
-		}
-		r, err := t.Admin.Do(ctx, rig.Volume, "POST", "/types", "3.0", map[string]any{"volume_type": body})
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", o.Step, err)
-		}
-		errorOf(o, r)
-		if r.Status != 200 {
-			return "", fmt.Errorf("%s: %d %s", o.Step, r.Status, r.Body)
-		}
-		types = append(types, str(field(r, "volume_type")["id"]))
-		return name, nil
-	}
-	createVolume := func(name string, size int) (string, error) {
-		o := step("volume create " + name)
-		r, err := call(o, rig.Volume, "POST", "/volumes", "3.0", map[string]any{"volume": map[string]any{"size": size, "name": prefix + name}})
-		if err != nil {
-			return "", err
-		}
-		if r.Status != 202 {
-			return "", fmt.Errorf("volume create: %d %s", r.Status, r.Body)
-		}
-		v := field(r, "volume")
-		id, _ := v["id"].(string)
-		volumes = append(volumes, id)
-		o.States = append(o.States, str(v["status"]))
-		o.States = poll(ctx, c, "volumes", id, o.States, "available", "error")
-		return id, nil
-	}
+func run(ctx context.Context, t Target, logf func(string, ...any)) ([]Obs, error) {
+	cr := newCinderRun(ctx, t, logf)
+	defer cr.cleanup()
+	err := runPhases(cr.attachPhase, cr.inUsePhase, cr.snapshotAndListPhase, cr.retypePhase, cr.quotaPhase, cr.deletePhase)
+	return cr.out, err
+}
 
-	// 1. volume create and its states.
-	a, err := createVolume("a", 1)
-	if err != nil {
-		return out, err
+// runPhases runs a scenario's phases in order and stops at the first
+// error.
+func runPhases(phases ...func() error) error {
+	for _, p := range phases {
+		if err := p(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// cinderRun is one run of the Cinder scenario on one cloud: the steps it
+// observed, what it made (deleted by cleanup) and the ids one phase hands
+// to the next.
+type cinderRun struct {
+	ctx    context.Context
+	t      Target
+	c      *rig.Client
+	logf   func(string, ...any)
+	prefix string
+	out    []Obs
+
+	volumes, snapshots, types []string
+	attached                  map[string]string // volume -> server
+
+	a, snap string // the first volume and its snapshot
+}
+
+func newCinderRun(ctx context.Context, t Target, logf func(string, ...any)) *cinderRun {
+	return &cinderRun{ctx: ctx, t: t, c: t.Client, logf: logf, prefix: "diff-" + rig.NewUUID()[:8] + "-", attached: map[string]string{}}
+}
+
+// cleanup detaches and deletes whatever the run left.
+func (cr *cinderRun) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := cr.c
+	for v, s := range cr.attached {
+		_, _ = c.Do(ctx, rig.Compute, "DELETE", "/servers/"+s+"/os-volume_attachments/"+v, "2.79", nil)
+		waitStatus(ctx, c, "volumes", v, "available")
+	}
+	for _, s := range cr.snapshots {
+		_, _ = c.Do(ctx, rig.Volume, "DELETE", "/snapshots/"+s, "3.0", nil)
+		waitGone(ctx, c, "snapshots", s)
+	}
+	for _, v := range cr.volumes {
+		_, _ = c.Do(ctx, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil)
+		waitGone(ctx, c, "volumes", v)
+	}
+	for _, id := range cr.types {
+		_, _ = cr.t.Admin.Do(ctx, rig.Volume, "DELETE", "/types/"+id, "3.0", nil)
+	}
+}
+
+func (cr *cinderRun) step(name string) *Obs {
+	cr.out = append(cr.out, Obs{Step: name})
+	return &cr.out[len(cr.out)-1]
+}
+
+// call sends one request for step o and records its answer.
+func (cr *cinderRun) call(o *Obs, svc rig.Service, method, path, mv string, body any) (*rig.Response, error) {
+	r, err := cr.c.Do(cr.ctx, svc, method, path, mv, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Step, err)
+	}
+	errorOf(o, r)
+	cr.logf("%s %s: %s %s → %d %s", cr.t.Name, o.Step, method, path, r.Status, truncate(string(r.Body)))
+	return r, nil
+}
+
+// simple is a step of one call.
+func (cr *cinderRun) simple(name string, svc rig.Service, method, path, mv string, body any) error {
+	_, err := cr.call(cr.step(name), svc, method, path, mv, body)
+	return err
+}
+
+func (cr *cinderRun) createType(o *Obs, name string, specs map[string]string) (string, error) {
+	body := map[string]any{"name": name}
+	if specs != nil {
+		body["extra_specs"] = specs
+	}
+	r, err := cr.t.Admin.Do(cr.ctx, rig.Volume, "POST", "/types", "3.0", map[string]any{"volume_type": body})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", o.Step, err)
+	}
+	errorOf(o, r)
+	if r.Status != 200 {
+		return "", fmt.Errorf("%s: %d %s", o.Step, r.Status, r.Body)
+	}
+	cr.types = append(cr.types, str(field(r, "volume_type")["id"]))
+	return name, nil
+}
+
+func (cr *cinderRun) createVolume(name string, size int) (string, error) {
+	o := cr.step("volume create " + name)
+	r, err := cr.call(o, rig.Volume, "POST", "/volumes", "3.0", map[string]any{"volume": map[string]any{"size": size, "name": cr.prefix + name}})
+	if err != nil {
+		return "", err
+	}
+	if r.Status != 202 {
+		return "", fmt.Errorf("volume create: %d %s", r.Status, r.Body)
+	}
+	v := field(r, "volume")
+	id, _ := v["id"].(string)
+	cr.volumes = append(cr.volumes, id)
+	o.States = append(o.States, str(v["status"]))
+	o.States = poll(cr.ctx, cr.c, "volumes", id, o.States, "available", "error")
+	return id, nil
+}
+
+// attachPhase: steps 1 to 5.
+func (cr *cinderRun) attachPhase() error {
+	// 1. volume create and its states.
+	a, err := cr.createVolume("a", 1)
+	if err != nil {
+		return err
+	}
+	cr.a = a
 
 	// 2. create with an unknown volume type.
-	if _, err := call(step("create with unknown type"), rig.Volume, "POST", "/volumes", "3.0",
-		map[string]any{"volume": map[string]any{"size": 1, "name": prefix + "badtype", "volume_type": "no-such-type-e2e"}}); err != nil {
-		return out, err
+	if err := cr.simple("create with unknown type", rig.Volume, "POST", "/volumes", "3.0",
+		map[string]any{"volume": map[string]any{"size": 1, "name": cr.prefix + "badtype", "volume_type": "no-such-type-e2e"}}); err != nil {
+		return err
 	}
 
 	// 3. attach to a missing server.
-	if _, err := call(step("attach to a missing server"), rig.Compute, "POST", "/servers/"+rig.NewUUID()+"/os-volume_attachments", "2.79",
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": a}}); err != nil {
-		return out, err
+	attachBody := map[string]any{"volumeAttachment": map[string]any{"volumeId": a}}
+	if err := cr.simple("attach to a missing server", rig.Compute, "POST", "/servers/"+rig.NewUUID()+"/os-volume_attachments", "2.79", attachBody); err != nil {
+		return err
 	}
 
 	// 4. attach through Nova and the volume's states.
-	o := step("attach to server 1")
-	r, err := call(o, rig.Compute, "POST", "/servers/"+t.Server1+"/os-volume_attachments", "2.79",
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": a}})
+	o := cr.step("attach to server 1")
+	r, err := cr.call(o, rig.Compute, "POST", "/servers/"+cr.t.Server1+"/os-volume_attachments", "2.79", attachBody)
 	if err != nil {
-		return out, err
+		return err
 	}
 	if r.Status != 200 {
-		return out, fmt.Errorf("attach: %d %s", r.Status, r.Body)
+		return fmt.Errorf("attach: %d %s", r.Status, r.Body)
 	}
-	attached[a] = t.Server1
+	cr.attached[a] = cr.t.Server1
 	o.Extra = "device " + str(field(r, "volumeAttachment")["device"])
-	o.States = poll(ctx, c, "volumes", a, nil, "in-use", "error", "available")
+	o.States = poll(cr.ctx, cr.c, "volumes", a, nil, "in-use", "error", "available")
 
 	// 5. a second attach of a non-multiattach volume, to another server
 	// and to the same one.
-	if _, err := call(step("second attach to server 2"), rig.Compute, "POST", "/servers/"+t.Server2+"/os-volume_attachments", "2.79",
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": a}}); err != nil {
-		return out, err
+	if err := cr.simple("second attach to server 2", rig.Compute, "POST", "/servers/"+cr.t.Server2+"/os-volume_attachments", "2.79", attachBody); err != nil {
+		return err
 	}
-	if _, err := call(step("second attach to server 1"), rig.Compute, "POST", "/servers/"+t.Server1+"/os-volume_attachments", "2.79",
-		map[string]any{"volumeAttachment": map[string]any{"volumeId": a}}); err != nil {
-		return out, err
-	}
+	return cr.simple("second attach to server 1", rig.Compute, "POST", "/servers/"+cr.t.Server1+"/os-volume_attachments", "2.79", attachBody)
+}
 
+// inUsePhase: steps 6 to 9, on the attached volume, ending detached.
+func (cr *cinderRun) inUsePhase() error {
+	a := cr.a
 	// 6. extend in-use below 3.42, then at 3.42.
-	if _, err := call(step("extend in-use at 3.0"), rig.Volume, "POST", "/volumes/"+a+"/action", "3.0",
+	if err := cr.simple("extend in-use at 3.0", rig.Volume, "POST", "/volumes/"+a+"/action", "3.0",
 		map[string]any{"os-extend": map[string]any{"new_size": 2}}); err != nil {
-		return out, err
+		return err
 	}
-	o = step("extend in-use at 3.42")
-	if _, err := call(o, rig.Volume, "POST", "/volumes/"+a+"/action", "3.42",
+	o := cr.step("extend in-use at 3.42")
+	if _, err := cr.call(o, rig.Volume, "POST", "/volumes/"+a+"/action", "3.42",
 		map[string]any{"os-extend": map[string]any{"new_size": 2}}); err != nil {
-		return out, err
+		return err
 	}
-	o.States = pollUntil(ctx, c, "volumes", a, nil, func(v map[string]any) bool {
+	o.States = pollUntil(cr.ctx, cr.c, "volumes", a, nil, func(v map[string]any) bool {
 		return str(v["status"]) == "in-use" && num(v["size"]) == 2 || strings.HasPrefix(str(v["status"]), "error")
 	})
 
 	// 7. delete of an attached volume.
-	if _, err := call(step("delete attached volume"), rig.Volume, "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
-		return out, err
+	if err := cr.simple("delete attached volume", rig.Volume, "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
+		return err
 	}
 
 	// 8. snapshot of an in-use volume without force.
-	if _, err := call(step("snapshot in-use without force at 3.0"), rig.Volume, "POST", "/snapshots", "3.0",
-		map[string]any{"snapshot": map[string]any{"volume_id": a, "name": prefix + "snap-inuse"}}); err != nil {
-		return out, err
+	if err := cr.simple("snapshot in-use without force at 3.0", rig.Volume, "POST", "/snapshots", "3.0",
+		map[string]any{"snapshot": map[string]any{"volume_id": a, "name": cr.prefix + "snap-inuse"}}); err != nil {
+		return err
 	}
 
 	// 9. detach and its states.
-	o = step("detach from server 1")
-	if _, err := call(o, rig.Compute, "DELETE", "/servers/"+t.Server1+"/os-volume_attachments/"+a, "2.79", nil); err != nil {
-		return out, err
+	o = cr.step("detach from server 1")
+	if _, err := cr.call(o, rig.Compute, "DELETE", "/servers/"+cr.t.Server1+"/os-volume_attachments/"+a, "2.79", nil); err != nil {
+		return err
 	}
-	o.States = poll(ctx, c, "volumes", a, nil, "available", "error")
-	delete(attached, a)
+	o.States = poll(cr.ctx, cr.c, "volumes", a, nil, "available", "error")
+	delete(cr.attached, a)
+	return nil
+}
 
+// snapshotAndListPhase: steps 10 to 12.
+func (cr *cinderRun) snapshotAndListPhase() error {
 	// 10. delete of a volume with snapshots.
-	o = step("snapshot create")
-	r, err = call(o, rig.Volume, "POST", "/snapshots", "3.0",
-		map[string]any{"snapshot": map[string]any{"volume_id": a, "name": prefix + "snap"}})
+	o := cr.step("snapshot create")
+	r, err := cr.call(o, rig.Volume, "POST", "/snapshots", "3.0",
+		map[string]any{"snapshot": map[string]any{"volume_id": cr.a, "name": cr.prefix + "snap"}})
 	if err != nil {
-		return out, err
+		return err
 	}
 	if r.Status != 202 {
-		return out, fmt.Errorf("snapshot create: %d %s", r.Status, r.Body)
+		return fmt.Errorf("snapshot create: %d %s", r.Status, r.Body)
 	}
-	snap := str(field(r, "snapshot")["id"])
-	snapshots = append(snapshots, snap)
-	o.States = poll(ctx, c, "snapshots", snap, []string{str(field(r, "snapshot")["status"])}, "available", "error")
-	if _, err := call(step("delete volume with snapshots"), rig.Volume, "DELETE", "/volumes/"+a, "3.0", nil); err != nil {
-		return out, err
+	cr.snap = str(field(r, "snapshot")["id"])
+	cr.snapshots = append(cr.snapshots, cr.snap)
+	o.States = poll(cr.ctx, cr.c, "snapshots", cr.snap, []string{str(field(r, "snapshot")["status"])}, "available", "error")
+	if err := cr.simple("delete volume with snapshots", rig.Volume, "DELETE", "/volumes/"+cr.a, "3.0", nil); err != nil {
+		return err
 	}
 
 	// 11. a bad marker.
-	if _, err := call(step("list with an unknown marker"), rig.Volume, "GET", "/volumes?marker="+rig.NewUUID(), "3.0", nil); err != nil {
-		return out, err
+	if err := cr.simple("list with an unknown marker", rig.Volume, "GET", "/volumes?marker="+rig.NewUUID(), "3.0", nil); err != nil {
+		return err
 	}
 
 	// 12. name filtering by microversion.
-	if _, err := createVolume("b", 1); err != nil {
-		return out, err
+	if _, err := cr.createVolume("b", 1); err != nil {
+		return err
 	}
+	prefix := cr.prefix
 	for _, f := range []struct{ name, query, mv string }{
 		{"list name= at 3.0", "name=" + prefix + "a", "3.0"},
 		{"list name~ at 3.0", "name~=" + prefix + "a", "3.0"},
@@ -273,31 +327,35 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 		{"list unknown filter at 3.30", "nosuchfilter=x", "3.30"},
 		{"list unknown filter at 3.31", "nosuchfilter=x", "3.31"},
 	} {
-		o := step(f.name)
-		r, err := call(o, rig.Volume, "GET", "/volumes/detail?"+f.query, f.mv, nil)
+		o := cr.step(f.name)
+		r, err := cr.call(o, rig.Volume, "GET", "/volumes/detail?"+f.query, f.mv, nil)
 		if err != nil {
-			return out, err
+			return err
 		}
 		if r.Status == 200 {
 			o.Extra = "ours listed: " + strings.Join(ours(r, prefix), ",")
 		}
 	}
+	return nil
+}
 
-	// 12b. retype (ControllerModifyVolume): refusals, a retype on the
-	// same backend, and one to a type whose backend the scheduler cannot
-	// use under migration_policy never (Cinder reverts it silently).
-	bID := volumes[len(volumes)-1]
-	gold, err := createType(step("type create, same backend"), prefix+"gold", nil)
+// retypePhase: step 12b, retype (ControllerModifyVolume): refusals, a
+// retype on the same backend, and one to a type whose backend the
+// scheduler cannot use under migration_policy never (Cinder reverts it
+// silently).
+func (cr *cinderRun) retypePhase() error {
+	bID := cr.volumes[len(cr.volumes)-1]
+	gold, err := cr.createType(cr.step("type create, same backend"), cr.prefix+"gold", nil)
 	if err != nil {
-		return out, err
+		return err
 	}
-	remote, err := createType(step("type create, another backend"), prefix+"remote", map[string]string{"volume_backend_name": "no-such-backend-e2e"})
+	remote, err := cr.createType(cr.step("type create, another backend"), cr.prefix+"remote", map[string]string{"volume_backend_name": "no-such-backend-e2e"})
 	if err != nil {
-		return out, err
+		return err
 	}
-	r, err = call(&Obs{Step: "read b"}, rig.Volume, "GET", "/volumes/"+bID, "3.0", nil)
+	r, err := cr.call(&Obs{Step: "read b"}, rig.Volume, "GET", "/volumes/"+bID, "3.0", nil)
 	if err != nil {
-		return out, err
+		return err
 	}
 	bType := str(field(r, "volume")["volume_type"])
 	for _, f := range []struct{ name, newType, policy string }{
@@ -305,78 +363,90 @@ func run(ctx context.Context, t Target, logf func(string, ...any)) (out []Obs, e
 		{"retype to its own type", bType, "never"},
 		{"retype with a bad migration policy", gold, "sometimes"},
 	} {
-		if _, err := call(step(f.name), rig.Volume, "POST", "/volumes/"+bID+"/action", "3.0",
+		if err := cr.simple(f.name, rig.Volume, "POST", "/volumes/"+bID+"/action", "3.0",
 			map[string]any{"os-retype": map[string]any{"new_type": f.newType, "migration_policy": f.policy}}); err != nil {
-			return out, err
-		}
-	}
-	retype := func(name, newType string) error {
-		o := step(name)
-		r, err := call(o, rig.Volume, "POST", "/volumes/"+bID+"/action", "3.0",
-			map[string]any{"os-retype": map[string]any{"new_type": newType, "migration_policy": "never"}})
-		if err != nil || r.Status != 202 {
 			return err
 		}
-		o.States = pollUntil(ctx, c, "volumes", bID, []string{"retyping"}, func(v map[string]any) bool { return str(v["status"]) != "retyping" })
-		r, err = c.Do(ctx, rig.Volume, "GET", "/volumes/"+bID, "3.0", nil)
-		if err != nil {
-			return err
-		}
-		switch typ := str(field(r, "volume")["volume_type"]); typ {
-		case bType:
-			o.Extra = "type unchanged"
-		case newType:
-			o.Extra = "type changed"
-		default:
-			o.Extra = "type " + typ
-		}
-		return nil
 	}
-	if err := retype("retype on the same backend", gold); err != nil {
-		return out, err
+	if err := cr.retype("retype on the same backend", bID, bType, gold); err != nil {
+		return err
 	}
-	bType = gold
-	if err := retype("retype to another backend, policy never", remote); err != nil {
-		return out, err
-	}
+	return cr.retype("retype to another backend, policy never", bID, gold, remote)
+}
 
-	// 13. 413 over quota: the project's gigabytes limit set just above
-	// its usage, then a volume larger than what is left.
-	o = step("create over the gigabytes quota")
-	restore, err := lowerGigabytes(ctx, c, t.Admin, 1)
-	if err != nil {
-		return out, err
+// retype is a step retyping volume id from type had to newType under
+// migration_policy never, followed until it leaves retyping; Extra says
+// whether the type changed.
+func (cr *cinderRun) retype(name, id, had, newType string) error {
+	o := cr.step(name)
+	r, err := cr.call(o, rig.Volume, "POST", "/volumes/"+id+"/action", "3.0",
+		map[string]any{"os-retype": map[string]any{"new_type": newType, "migration_policy": "never"}})
+	if err != nil || r.Status != 202 {
+		return err
 	}
-	r, err = call(o, rig.Volume, "POST", "/volumes", "3.0", map[string]any{"volume": map[string]any{"size": 5, "name": prefix + "big"}})
+	o.States = pollUntil(cr.ctx, cr.c, "volumes", id, []string{"retyping"}, func(v map[string]any) bool { return str(v["status"]) != "retyping" })
+	r, err = cr.c.Do(cr.ctx, rig.Volume, "GET", "/volumes/"+id, "3.0", nil)
+	if err != nil {
+		return err
+	}
+	switch typ := str(field(r, "volume")["volume_type"]); typ {
+	case had:
+		o.Extra = "type unchanged"
+	case newType:
+		o.Extra = "type changed"
+	default:
+		o.Extra = "type " + typ
+	}
+	return nil
+}
+
+// quotaPhase: step 13, 413 over quota: the project's gigabytes limit set
+// just above its usage, then a volume larger than what is left.
+func (cr *cinderRun) quotaPhase() error {
+	o := cr.step("create over the gigabytes quota")
+	restore, err := lowerGigabytes(cr.ctx, cr.c, cr.t.Admin, 1)
+	if err != nil {
+		return err
+	}
+	r, err := cr.call(o, rig.Volume, "POST", "/volumes", "3.0", map[string]any{"volume": map[string]any{"size": 5, "name": cr.prefix + "big"}})
 	if rerr := restore(); rerr != nil && err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return out, err
+		return err
 	}
 	if r.Status == 202 {
-		volumes = append(volumes, str(field(r, "volume")["id"]))
+		cr.volumes = append(cr.volumes, str(field(r, "volume")["id"]))
 	}
 	if ra := r.Header.Get("Retry-After"); ra != "" {
 		o.Extra = "Retry-After " + ra
 	}
+	return nil
+}
 
-	// 14. deletes and their states.
-	o = step("snapshot delete")
-	if _, err := call(o, rig.Volume, "DELETE", "/snapshots/"+snap, "3.0", nil); err != nil {
-		return out, err
+// deletePhase: step 14, deletes and their states.
+func (cr *cinderRun) deletePhase() error {
+	o := cr.step("snapshot delete")
+	if _, err := cr.call(o, rig.Volume, "DELETE", "/snapshots/"+cr.snap, "3.0", nil); err != nil {
+		return err
 	}
-	o.States = pollGone(ctx, c, "snapshots", snap)
-	snapshots = nil
-	for i, v := range volumes {
-		o := step(fmt.Sprintf("volume delete %d", i+1))
-		if _, err := call(o, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil); err != nil {
-			return out, err
+	o.States = pollGone(cr.ctx, cr.c, "snapshots", cr.snap)
+	cr.snapshots = nil
+	return cr.deleteVolumes()
+}
+
+// deleteVolumes is a step per volume made, deleting it and following it
+// until it is gone.
+func (cr *cinderRun) deleteVolumes() error {
+	for i, v := range cr.volumes {
+		o := cr.step(fmt.Sprintf("volume delete %d", i+1))
+		if _, err := cr.call(o, rig.Volume, "DELETE", "/volumes/"+v, "3.0", nil); err != nil {
+			return err
 		}
-		o.States = pollGone(ctx, c, "volumes", v)
+		o.States = pollGone(cr.ctx, cr.c, "volumes", v)
 	}
-	volumes = nil
-	return out, nil
+	cr.volumes = nil
+	return nil
 }
 
 // lowerGigabytes sets the project's gigabytes quota to its usage plus
@@ -434,9 +504,13 @@ func num(v any) float64 {
 	return f
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
+// logBodyBytes is how much of an answer's body a step's log line shows:
+// enough for an OpenStack error message.
+const logBodyBytes = 300
+
+func truncate(s string) string {
+	if len(s) > logBodyBytes {
+		return s[:logBodyBytes] + "..."
 	}
 	return s
 }
