@@ -1,5 +1,6 @@
-// Command csi-bench runs the benchmarks of tests/bench several times and
-// writes their tables, with medians, minima and maxima over the runs, into
+// Command csi-bench runs the measurements of internal/bench (the same the
+// Go benchmarks in tests/bench run once) several times and writes their
+// tables, with medians, minima and maxima over the runs, into
 // docs/benchmarks.md between its markers. `make bench` runs it.
 package main
 
@@ -13,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cinder-csi/cinder-csi/tests/bench"
+	"github.com/cinder-csi/cinder-csi/internal/bench"
 )
 
 func main() {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cinder-csi/cinder-csi/tests/bench"
+	"github.com/cinder-csi/cinder-csi/internal/bench"
 )
 
 type report struct {

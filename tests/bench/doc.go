@@ -1,28 +1,6 @@
-// Package bench measures the driver against the OpenStack emulator: the
-// latency of each controller operation beside the cloud's own time for it,
-// the API calls each one makes, a 200-volume storm through the real plugin
-// binary, and the node's stage and publish against mkfs and mount by hand.
-//
-// The measurements are plain functions (RunOps, RunStorm, RunNode) so that
-// cmd/csi-bench can repeat them and write docs/benchmarks.md; the Go
-// benchmarks in this package call the same functions once each. Nothing
-// here asserts on time: the numbers are reported, never checked.
+// Package bench holds the Go benchmarks of the driver against the
+// OpenStack emulator (go test -run '^$' -bench . -benchtime 1x
+// ./tests/bench/). The measurements themselves live in internal/bench, so
+// that cmd/csi-bench, which repeats them and writes docs/benchmarks.md,
+// depends on no test code.
 package bench
-
-import (
-	"flag"
-	"io"
-
-	"k8s.io/klog/v2"
-)
-
-// Quiet sends the driver's klog output nowhere, so that a benchmark's
-// report is not buried under a log line per operation.
-func Quiet() {
-	var fs flag.FlagSet
-	klog.InitFlags(&fs)
-	_ = fs.Set("logtostderr", "false")
-	_ = fs.Set("alsologtostderr", "false")
-	_ = fs.Set("stderrthreshold", "FATAL")
-	klog.SetOutput(io.Discard)
-}

@@ -1,19 +1,21 @@
-package bench
+package bench_test
 
 import (
 	"context"
 	"testing"
+
+	"github.com/cinder-csi/cinder-csi/internal/bench"
 )
 
 // BenchmarkNode times NodeStage + NodePublish against mkfs + mount by
 // hand on the same loop device, for ext4 and XFS.
 func BenchmarkNode(b *testing.B) {
-	if r := NodeSkipReason(); r != "" {
+	if r := bench.NodeSkipReason(); r != "" {
 		b.Skip(r)
 	}
-	Quiet()
+	bench.Quiet()
 	for i := 0; i < b.N; i++ {
-		ss, err := RunNode(context.Background(), []string{"ext4", "xfs"}, 3)
+		ss, err := bench.RunNode(context.Background(), []string{"ext4", "xfs"}, 3)
 		if err != nil {
 			b.Fatal(err)
 		}
