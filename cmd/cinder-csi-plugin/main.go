@@ -6,8 +6,6 @@ import (
 	"context"
 	"os"
 
-	"k8s.io/klog/v2"
-
 	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/pluginmain"
@@ -50,9 +48,7 @@ func build(ctx context.Context, o *options, m *metrics.Metrics) (*server.Server,
 		if err != nil {
 			return nil, err
 		}
-		for _, w := range warnings {
-			klog.InfoS("cloud.conf warning", "warning", w)
-		}
+		config.LogWarnings(warnings)
 		cfg = loaded
 	}
 

@@ -195,9 +195,7 @@ func loadValidated(files []string, names []string) (*config.Config, [32]byte, er
 		return nil, hash, err
 	}
 	cfg, warns, err := config.Load(files...)
-	for _, w := range warns {
-		klog.InfoS("Cloud config warning", "warning", w)
-	}
+	config.LogWarnings(warns)
 	if err != nil {
 		return nil, hash, err
 	}
