@@ -91,6 +91,11 @@ func (d *demo) start(ctx context.Context) error {
 			return fmt.Errorf("%s not found in %s (run `make build`, or pass --bin-dir): %w", b, d.opts.binDir, err)
 		}
 	}
+	if d.root {
+		if err := checkNodeTools(lookPath); err != nil {
+			return err
+		}
+	}
 	work, err := os.MkdirTemp("", "csi-demo-")
 	if err != nil {
 		return err
