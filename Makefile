@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X github.com/cinder-csi/cinder-csi/pkg/version.Version=$(VERSION)
 CSI_SANITY_VERSION := v5.6.0
 
-.PHONY: help build test unit sanity sanity-binary bench lint lint-strict demo demo-manila fuzz clean
+.PHONY: help build test unit helm sanity sanity-binary bench lint lint-strict demo demo-manila fuzz clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,8 +22,19 @@ lint-strict: ## golangci-lint (pinned, .golangci.yml): errcheck, staticcheck, re
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	$(BIN)/golangci-lint run ./...
 
-unit: ## every package's tests, emulator and loop-device tests included
+# The Helm chart tests (tests/manifests TestHelm*) skip without helm; say
+# so before and after the run, not only in a skipped test's -v line.
+HELM_VERSION := v3.18.6
+HELM_FOUND = $(or $(HELM),$(shell command -v helm 2>/dev/null),$(wildcard $(BIN)/helm),$(wildcard /tmp/helmbin/helm))
+HELM_NOTE := "*** helm not found: the Helm chart tests (tests/manifests TestHelm*) are SKIPPED. Install the pinned one with make helm, or set HELM=/path/to/helm ***"
+
+unit: ## every package's tests, emulator and loop-device tests included (the Helm chart tests need helm: make helm)
+	@[ -n "$(HELM_FOUND)" ] || echo $(HELM_NOTE)
 	$(GO) test -count=1 -timeout 20m ./...
+	@[ -n "$(HELM_FOUND)" ] || echo $(HELM_NOTE)
+
+helm: ## install the pinned helm into bin/ (the Helm chart tests find it there)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 fuzz: ## run each fuzz target briefly over its seed corpus
 	./hack/fuzz.sh 10s

@@ -20,8 +20,10 @@ const chartDir = "charts/cinder-csi-plugin"
 // kubeVersion is what the chart is rendered for: the k8s rig's apiserver.
 const kubeVersion = "1.33.13"
 
-// helmBinary finds a helm binary: $HELM, then PATH, then the pinned build
-// hack/ docs suggest (GOBIN=/tmp/helmbin go install helm.sh/helm/v3/cmd/helm@v3.18.6).
+// helmBinary finds a helm binary: $HELM, then PATH, then the pinned one
+// `make helm` installs in bin/, then the build older docs suggest
+// (GOBIN=/tmp/helmbin go install helm.sh/helm/v3/cmd/helm@v3.18.6). The
+// Makefile's unit target looks in the same places to say it skips.
 func helmBinary(t *testing.T) string {
 	t.Helper()
 	if h := os.Getenv("HELM"); h != "" {
@@ -30,10 +32,12 @@ func helmBinary(t *testing.T) string {
 	if h, err := exec.LookPath("helm"); err == nil {
 		return h
 	}
-	if _, err := os.Stat("/tmp/helmbin/helm"); err == nil {
-		return "/tmp/helmbin/helm"
+	for _, h := range []string{filepath.Join(repoRoot(t), "bin", "helm"), "/tmp/helmbin/helm"} {
+		if _, err := os.Stat(h); err == nil {
+			return h
+		}
 	}
-	t.Skip("helm not found: set HELM or run `GOBIN=/tmp/helmbin go install helm.sh/helm/v3/cmd/helm@v3.18.6`")
+	t.Skip("helm not found: run `make helm` (pinned v3.18.6 into bin/) or set HELM")
 	return ""
 }
 
