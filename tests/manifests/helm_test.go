@@ -72,10 +72,10 @@ func renderChart(t *testing.T, helm string, set ...string) []sidecarargs.Object 
 	return objs
 }
 
-// comparable strips what may differ between chart and kustomize: the
+// comparableForm strips what may differ between chart and kustomize: the
 // top-level labels and annotations (Helm's bookkeeping) and Secret data
 // (the example cloud.conf).
-func comparable(t *testing.T, o sidecarargs.Object) []byte {
+func comparableForm(t *testing.T, o sidecarargs.Object) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := yaml.Unmarshal(o.Data, &m); err != nil {
@@ -143,7 +143,7 @@ func sameObjects(t *testing.T, kust, rendered []sidecarargs.Object) {
 		if h.Namespace != k.Namespace {
 			t.Errorf("%s: namespace %q in the chart, %q in kustomize", k, h.Namespace, k.Namespace)
 		}
-		want, got := comparable(t, k), comparable(t, h)
+		want, got := comparableForm(t, k), comparableForm(t, h)
 		if !bytes.Equal(want, got) {
 			t.Errorf("%s differs between kustomize (-) and the chart (+):\n%s", k, lineDiff(string(want), string(got)))
 		}

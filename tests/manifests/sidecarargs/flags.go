@@ -5,9 +5,10 @@ package sidecarargs
 // next argument).
 type FlagKind int
 
+// The flag kinds.
 const (
-	Bool FlagKind = iota
-	Value
+	Bool  FlagKind = iota // --name or --name=true|false
+	Value                 // --name=value or --name value
 )
 
 // Sidecar is one pinned sidecar image and the command line its binary

@@ -15,7 +15,7 @@ func TestPatchOps(t *testing.T) {
 	}
 	cases := []struct {
 		name, patch, err string
-		want          map[string]any
+		want             map[string]any
 	}{
 		{name: "test and append", patch: "- {op: test, path: /spec/containers/0/name, value: a}\n- {op: add, path: /spec/containers/0/args/-, value: --y}",
 			want: map[string]any{"spec": map[string]any{"containers": []any{

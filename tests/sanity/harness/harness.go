@@ -156,19 +156,7 @@ func Run(t *testing.T, o Options) {
 		t.Logf("injecting faults: error rate %.3f (500 and 503 alike), 429 rate %.3f, seed %d", o.Faults.ErrorRate, o.Faults.RateLimitRate, seed)
 	}
 
-	cfg := sanity.NewTestConfig()
-	cfg.Address = endpoint
-	cfg.TargetPath = filepath.Join(work, "target")
-	cfg.StagingPath = filepath.Join(work, "staging")
-	cfg.SecretsFile = secretsPath
-	cfg.TestVolumeSize = VolumeSize
-	cfg.TestVolumeExpandSize = 2 * VolumeSize
-	cfg.IdempotentCount = IdempotentCount
-	cfg.TestVolumeParameters = map[string]string{"type": VolumeType}
-	cfg.TestVolumeMutableParameters = map[string]string{"type": ModifiedVolumeType}
-	cfg.TestSnapshotParameters = map[string]string{"type": "snapshot", "force-create": "false"}
-	cfg.TestNodeVolumeAttachLimit = true
-	cfg.IDGen = uuidGen{}
+	cfg := testConfig(endpoint, work, secretsPath)
 	// Plain output: CI logs and hack/sanity-summary.sh read it.
 	if f := flag.Lookup("ginkgo.no-color"); f != nil && !sanitykit.IsSet("ginkgo.no-color") {
 		_ = f.Value.Set("true")
@@ -340,3 +328,22 @@ func (uuidGen) GenerateUniqueValidVolumeID() string { return sanitykit.NewUUID()
 func (uuidGen) GenerateInvalidVolumeID() string     { return "not-a-cinder-volume-id" }
 func (uuidGen) GenerateUniqueValidNodeID() string   { return sanitykit.NewUUID() }
 func (uuidGen) GenerateInvalidNodeID() string       { return "not-a-nova-server-id" }
+
+// testConfig is csi-sanity's configuration for the driver at endpoint,
+// with its paths under work.
+func testConfig(endpoint, work, secretsPath string) sanity.TestConfig {
+	cfg := sanity.NewTestConfig()
+	cfg.Address = endpoint
+	cfg.TargetPath = filepath.Join(work, "target")
+	cfg.StagingPath = filepath.Join(work, "staging")
+	cfg.SecretsFile = secretsPath
+	cfg.TestVolumeSize = VolumeSize
+	cfg.TestVolumeExpandSize = 2 * VolumeSize
+	cfg.IdempotentCount = IdempotentCount
+	cfg.TestVolumeParameters = map[string]string{"type": VolumeType}
+	cfg.TestVolumeMutableParameters = map[string]string{"type": ModifiedVolumeType}
+	cfg.TestSnapshotParameters = map[string]string{"type": "snapshot", "force-create": "false"}
+	cfg.TestNodeVolumeAttachLimit = true
+	cfg.IDGen = uuidGen{}
+	return cfg
+}

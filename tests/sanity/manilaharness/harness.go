@@ -35,7 +35,8 @@ const (
 	IdempotentCount = 3
 	// NodeName is the node under test; its id carries NodeAddress, which
 	// the controller grants NFS access to.
-	NodeName    = "sanity-node"
+	NodeName = "sanity-node"
+	// NodeAddress is the node's address in its id.
 	NodeAddress = "127.0.0.1"
 	clusterID   = "sanity"
 )

@@ -33,7 +33,7 @@ type counter struct {
 	ops map[string]int64
 }
 
-func (c *counter) ObserveRequest(service, operation string, code int, d time.Duration) {
+func (c *counter) ObserveRequest(_, operation string, _ int, _ time.Duration) {
 	c.n.Add(1)
 	c.mu.Lock()
 	c.ops[operation]++
@@ -77,7 +77,7 @@ var (
 // The framework first calls every sub-benchmark with b.N = 1 to size it;
 // with -benchtime Nx that probe is thrown away, so it does no work here.
 // maxIter (0 = b.N) caps the iterations of the slow operations.
-func measure(b *testing.B, cnt *counter, name string, maxIter int, setup func(i int) any, op func(i int, x any), teardown func(x any)) {
+func measure(b *testing.B, cnt *counter, name string, maxIter int, setup func(i int) any, op func(_ int, x any), teardown func(x any)) {
 	b.Run(name, func(b *testing.B) {
 		if !probed[name] && b.N == 1 {
 			probed[name] = true
@@ -178,13 +178,13 @@ func BenchmarkRealCinder(b *testing.B) {
 	// The first calls pay for the token and the catalog: one untimed
 	// create and delete.
 	del(create(nil))
-	measure(b, cnt, "CreateVolume 1 GiB", 0, nil, func(i int, x any) { ids = append(ids, create(nil)) }, nil)
-	measure(b, cnt, "DeleteVolume", 0, func(int) any { return create(nil) }, func(i int, x any) { del(x.(string)) }, nil)
-	measure(b, cnt, "CreateSnapshot", 0, nil, func(i int, x any) { snaps = append(snaps, snapshot(base, nil)) }, nil)
-	measure(b, cnt, "CreateVolume from snapshot", 0, nil, func(i int, x any) {
+	measure(b, cnt, "CreateVolume 1 GiB", 0, nil, func(int, any) { ids = append(ids, create(nil)) }, nil)
+	measure(b, cnt, "DeleteVolume", 0, func(int) any { return create(nil) }, func(_ int, x any) { del(x.(string)) }, nil)
+	measure(b, cnt, "CreateSnapshot", 0, nil, func(int, any) { snaps = append(snaps, snapshot(base, nil)) }, nil)
+	measure(b, cnt, "CreateVolume from snapshot", 0, nil, func(int, any) {
 		ids = append(ids, create(&csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snaps[0]}}}))
 	}, nil)
-	measure(b, cnt, "CreateVolume clone", 0, nil, func(i int, x any) {
+	measure(b, cnt, "CreateVolume clone", 0, nil, func(int, any) {
 		ids = append(ids, create(&csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: base}}}))
 	}, nil)
 	// Volumes made from a snapshot are RBD children: delete them before
@@ -193,25 +193,25 @@ func BenchmarkRealCinder(b *testing.B) {
 		del(id)
 	}
 	ids = nil
-	measure(b, cnt, "DeleteSnapshot", 0, func(i int) any {
+	measure(b, cnt, "DeleteSnapshot", 0, func(int) any {
 		if len(snaps) > 0 {
 			s := snaps[0]
 			snaps = snaps[1:]
 			return s
 		}
 		return snapshot(base, nil)
-	}, func(i int, x any) { delSnap(x.(string)) }, nil)
+	}, func(_ int, x any) { delSnap(x.(string)) }, nil)
 	for _, s := range snaps {
 		delSnap(s)
 	}
 	snaps = nil
 	size := int64(1)
-	measure(b, cnt, "ControllerExpandVolume (available)", 0, nil, func(i int, x any) {
+	measure(b, cnt, "ControllerExpandVolume (available)", 0, nil, func(int, any) {
 		size++
 		_, err := cc.ControllerExpandVolume(ctx, &csi.ControllerExpandVolumeRequest{VolumeId: base, CapacityRange: &csi.CapacityRange{RequiredBytes: size * gib}})
 		must(err)
 	}, nil)
-	measure(b, cnt, "ControllerPublishVolume (Nova attach)", 0, nil, func(i int, x any) {
+	measure(b, cnt, "ControllerPublishVolume (Nova attach)", 0, nil, func(int, any) {
 		_, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: base, NodeId: env.Node1, VolumeCapability: capMount[0]})
 		must(err)
 	}, func(any) {
@@ -222,7 +222,7 @@ func BenchmarkRealCinder(b *testing.B) {
 		_, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: base, NodeId: env.Node1, VolumeCapability: capMount[0]})
 		must(err)
 		return nil
-	}, func(i int, x any) {
+	}, func(int, any) {
 		_, err := cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: base, NodeId: env.Node1})
 		must(err)
 	}, nil)
@@ -234,14 +234,14 @@ func BenchmarkRealCinder(b *testing.B) {
 	measure(b, cnt, "CreateSnapshot backup class (1 GiB, until ready)", 1, func(int) any {
 		bvol = create(nil)
 		return nil
-	}, func(i int, x any) { bk = snapshot(bvol, map[string]string{"type": "backup"}) }, nil)
+	}, func(int, any) { bk = snapshot(bvol, map[string]string{"type": "backup"}) }, nil)
 	measure(b, cnt, "DeleteSnapshot backup class", 1, func(int) any {
 		if bk == "" {
 			bvol = create(nil)
 			bk = snapshot(bvol, map[string]string{"type": "backup"})
 		}
 		return bk
-	}, func(i int, x any) { delSnap(x.(string)); bk = "" }, func(any) { del(bvol); bvol = "" })
+	}, func(_ int, x any) { delSnap(x.(string)); bk = "" }, func(any) { del(bvol); bvol = "" })
 	measure(b, cnt, "ListVolumes (one page)", 0, nil, func(int, any) {
 		_, err := cc.ListVolumes(ctx, &csi.ListVolumesRequest{MaxEntries: 100})
 		must(err)

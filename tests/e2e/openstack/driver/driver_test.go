@@ -87,7 +87,7 @@ func TestDriverOnRealCinder(t *testing.T) {
 	t.Run("modify: VolumeAttributesClass retypes", s.modify)
 	t.Run("ListVolumes paging beyond one page", s.listPaging)
 	t.Run("over quota", s.overQuota)
-	t.Run("delete everything, nothing left", func(t *testing.T) { s.cleanup() })
+	t.Run("delete everything, nothing left", func(*testing.T) { s.cleanup() })
 }
 
 func (s *suite) ctx() (context.Context, context.CancelFunc) {
@@ -110,7 +110,7 @@ func wantCode(t *testing.T, what string, err error, code codes.Code) {
 	t.Logf("%s: %s as expected: %s", what, code, status.Convert(err).Message())
 }
 
-func (s *suite) create(t *testing.T, name string, sizeGiB int64, params map[string]string, src *csi.VolumeContentSource) (*csi.Volume, error) {
+func (s *suite) create(_ *testing.T, name string, sizeGiB int64, params map[string]string, src *csi.VolumeContentSource) (*csi.Volume, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	resp, err := s.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{

@@ -243,7 +243,7 @@ func resizeLife(ctx context.Context, t *testing.T, sc openstack.ShareCloud, shar
 	}
 	s, err := sc.WaitShare(ctx, shareID, func(s *openstack.Share) bool { return available(s) && s.SizeGiB == 2 })
 	if err != nil {
-		t.Fatalf("WaitShare after extend: %v", err)
+		t.Fatalf("WaitShare after extend: %v (%+v)", err, s)
 	}
 	if err := sc.ShrinkShare(ctx, shareID, 1); err != nil {
 		t.Fatalf("ShrinkShare: %v", err)

@@ -41,7 +41,7 @@ func (n *node) staging(vol string) string {
 	return filepath.Join(n.root, "plugins/kubernetes.io/csi", manilanode.DefaultDriverName, vol, "globalmount")
 }
 
-func (n *node) target(vol string) string {
+func (n *node) target(_ string) string {
 	return filepath.Join(n.root, "pods/pod-"+n.name, "volumes/kubernetes.io~csi/pv/mount")
 }
 
@@ -99,7 +99,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 	defer cancel()
 	s := &steps{t: t}
 	defer s.report()
-	c := cloud(t, ctx, env)
+	c := cloud(ctx, t, env)
 	clientID := "mnode-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	n1, n2 := newNode(t, "node-1", t.TempDir()), newNode(t, "node-2", t.TempDir())
 	var share *openstack.Share

@@ -69,7 +69,7 @@ func (g *guest) staging(vol string) string {
 	return "/var/lib/kubelet/plugins/kubernetes.io/csi/" + manilanode.DefaultDriverName + "/" + vol + "/globalmount"
 }
 
-func (g *guest) target(vol string) string {
+func (g *guest) target(_ string) string {
 	return "/var/lib/kubelet/pods/pod-" + g.Name + "/volumes/kubernetes.io~csi/pv/mount"
 }
 
@@ -104,7 +104,7 @@ func TestNFSInTwoGuestsOnTheRealRig(t *testing.T) {
 	defer s.report()
 	var shareDir string
 	s.do("build cmd/manila-csi-plugin (static)", func() error { shareDir = vmrig.BuildPlugin(t, "./cmd/manila-csi-plugin"); return nil })
-	c := cloud(t, ctx, env)
+	c := cloud(ctx, t, env)
 	var share *openstack.Share
 	var rule *openstack.AccessRule
 	t.Cleanup(func() { cleanupNFS(t, c, share, rule) })

@@ -96,7 +96,7 @@ func (s *steps) report() {
 }
 
 // cloud returns the rig's Manila through the cloud layer.
-func cloud(t *testing.T, ctx context.Context, e manilaEnv) openstack.ShareCloud {
+func cloud(ctx context.Context, t *testing.T, e manilaEnv) openstack.ShareCloud {
 	t.Helper()
 	set, err := openstack.NewShareClouds(ctx, []string{e.cloudConf}, openstack.Options{ReloadInterval: -1})
 	if err != nil {

@@ -48,15 +48,45 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...opens
 	d.MetadataAt = ServeMetadata(t, filepath.Join(env.State, "metadata", env.Node1))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg, _, err := config.Load(confPath)
+	srv := newDriverServer(ctx, t, env, d, cluster, obs)
+	if _, err := srv.Listen(); err != nil {
+		t.Fatalf("CSI server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(d.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatalf("loading %s: %v", confPath, err)
+		t.Fatal(err)
+	}
+	d.Conn = conn
+	t.Cleanup(func() {
+		conn.Close()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("CSI server: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("CSI server did not stop")
+		}
+	})
+	return d
+}
+
+// newDriverServer builds the controller, node and identity services over
+// d's cloud.conf and the rig's devices, in one CSI server on d.Endpoint.
+func newDriverServer(ctx context.Context, t testing.TB, env *Env, d *Driver, cluster string, obs []openstack.Observer) *server.Server {
+	t.Helper()
+	cfg, _, err := config.Load(d.CloudConf)
+	if err != nil {
+		t.Fatalf("loading %s: %v", d.CloudConf, err)
 	}
 	oo := openstack.Options{UserAgent: []string{"cinder-csi-e2e"}}
 	if len(obs) > 0 {
 		oo.Observer = obs[0]
 	}
-	clouds, err := openstack.NewClouds(ctx, []string{confPath}, oo)
+	clouds, err := openstack.NewClouds(ctx, []string{d.CloudConf}, oo)
 	if err != nil {
 		t.Fatalf("building clouds: %v", err)
 	}
@@ -81,7 +111,7 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...opens
 		NodeVolumeAttachLimit: int64(cfg.BlockStorage.NodeVolumeAttachLimit),
 		DevRoot:               env.DevRoot,
 		SysRoot:               "/sys",
-		KubeletRoot:           work, // the suites stage and publish under Work
+		KubeletRoot:           d.Work, // the suites stage and publish under Work
 	})
 	if err != nil {
 		t.Fatalf("node: %v", err)
@@ -103,27 +133,5 @@ func StartDriver(t testing.TB, env *Env, cluster, extraConf string, obs ...opens
 	if err != nil {
 		t.Fatalf("CSI server: %v", err)
 	}
-	if _, err := srv.Listen(); err != nil {
-		t.Fatalf("CSI server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(d.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Conn = conn
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("CSI server: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("CSI server did not stop")
-		}
-	})
-	return d
+	return srv
 }

@@ -42,9 +42,9 @@ type Env struct {
 	DevRoot                                string // the rig's device-link root
 }
 
-// RigDirs are the places the rig scripts may live, relative to the module
+// scriptDirs are the places the rig scripts may live, relative to the module
 // root first.
-func RigDirs() []string {
+func scriptDirs() []string {
 	dirs := []string{}
 	if d := os.Getenv("RIG_DIR"); d != "" {
 		dirs = append(dirs, d)
@@ -81,14 +81,14 @@ func Require(t testing.TB) *Env {
 		t.Skipf("end to end against the openstack-rig: run `make e2e-openstack` (sets %s=1)", EnvGate)
 	}
 	e := &Env{}
-	for _, d := range RigDirs() {
+	for _, d := range scriptDirs() {
 		if _, err := os.Stat(filepath.Join(d, "up.sh")); err == nil {
 			e.RigDir = d
 			break
 		}
 	}
 	if e.RigDir == "" {
-		t.Skipf("openstack-rig scripts not found (looked in %s)", strings.Join(RigDirs(), ", "))
+		t.Skipf("openstack-rig scripts not found (looked in %s)", strings.Join(scriptDirs(), ", "))
 	}
 	get := func(key, def string) string {
 		if v := os.Getenv(key); v != "" {
@@ -239,10 +239,11 @@ func (r *Response) JSON() map[string]any {
 // Service selects the endpoint and the microversion header's service name.
 type Service int
 
+// The services a Client calls.
 const (
-	Volume Service = iota
-	Compute
-	Identity // Keystone v3; no microversion
+	Volume   Service = iota // Cinder v3
+	Compute                 // Nova v2.1
+	Identity                // Keystone v3; no microversion
 )
 
 // Do sends one call. mv is the microversion ("" sends none).
