@@ -50,6 +50,7 @@ package openstack
 
 import (
 	"context"
+	"regexp"
 	"time"
 )
 
@@ -319,6 +320,13 @@ type Cloud interface {
 	AttachVolume(ctx context.Context, serverID, volumeID string, multiattach bool) (*ServerAttachment, error)
 	DetachVolume(ctx context.Context, serverID, volumeID string) error
 	ListServerAttachments(ctx context.Context, serverID string) ([]ServerAttachment, error)
+	// ListServersByName returns the servers whose name matches the
+	// anchored expression (the peer-pod VMs, which cloud-api-adaptor names
+	// podvm-<pod>-<sandbox id[:8]>).
+	ListServersByName(ctx context.Context, name *regexp.Regexp) ([]Server, error)
+	// DeleteAttachment removes a Cinder attachment record (3.27); it frees
+	// a volume still attached to a server that no longer exists.
+	DeleteAttachment(ctx context.Context, attachmentID string) error
 
 	// Catalogue and accounting.
 	ListAvailabilityZones(ctx context.Context) ([]string, error)

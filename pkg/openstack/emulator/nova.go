@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -93,13 +94,18 @@ func (e *Emulator) listServers(q *req)       { e.listServersCommon(q, false) }
 func (e *Emulator) listServersDetail(q *req) { e.listServersCommon(q, true) }
 
 func (e *Emulator) listServersCommon(q *req, detail bool) {
-	name := q.r.URL.Query().Get("name")
+	// Nova's name filter is a regular expression search.
+	name, err := regexp.Compile(q.r.URL.Query().Get("name"))
+	if err != nil {
+		writeError(q.w, http.StatusBadRequest, "Invalid filter field: name: "+err.Error())
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := []any{}
 	for _, id := range e.st.ServerOrder {
 		s := e.st.Servers[id]
-		if s == nil || (name != "" && !strings.Contains(s.Name, name)) {
+		if s == nil || !name.MatchString(s.Name) {
 			continue
 		}
 		out = append(out, e.serverBodyLocked(s, q, detail))

@@ -60,6 +60,7 @@ func (e *Emulator) buildRoutes() []*route {
 	e.identityRoutes(add)
 	e.cinderRoutes(add)
 	e.novaRoutes(add)
+	e.lifecycleRoutes(add)
 	e.adminRoutes(add)
 	e.metadataRoutes(add)
 	e.serviceRoutes(add)
