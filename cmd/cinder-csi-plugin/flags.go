@@ -50,6 +50,7 @@ type options struct {
 	minResyncPeriod    time.Duration
 	nodeName           string
 	showVersion        bool
+	peerPods           peerPodOptions
 	deprecatedNodeID   string
 	deprecatedNoOSNode bool
 }
@@ -87,6 +88,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.nodeName, "node-name", "", "Kubernetes node name for the Kata node opt-in (default: $NODE_NAME)")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.deprecatedNodeID, "nodeid", "", "deprecated and ignored: the node id comes from the metadata service")
+	o.peerPods.register(fs)
 	fs.BoolVar(&o.deprecatedNoOSNode, "node-service-no-os-client", false, "deprecated and ignored: the node never talks to OpenStack")
 }
 
@@ -110,6 +112,7 @@ func (o *options) validate() error {
 	if o.driverName == "" {
 		errs = append(errs, errors.New("--driver-name must not be empty"))
 	}
+
 	return errors.Join(errs...)
 }
 

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/cinder-csi/cinder-csi/pkg/config"
@@ -23,10 +24,13 @@ func main() {
 func run(args []string) int {
 	var o options
 	return pluginmain.Run(pluginmain.Command{
-		Name:         "cinder-csi-plugin",
-		Register:     o.register,
-		ShowVersion:  &o.showVersion,
-		Validate:     o.validate,
+		Name:        "cinder-csi-plugin",
+		Register:    o.register,
+		ShowVersion: &o.showVersion,
+		Validate: func() error {
+			o.applyPeerPodDefaults()
+			return o.validate()
+		},
 		HTTPEndpoint: &o.httpEndpoint,
 		Build: func(ctx context.Context, m *metrics.Metrics) (*server.Server, error) {
 			return build(ctx, &o, m)
@@ -66,12 +70,17 @@ func build(ctx context.Context, o *options, m *metrics.Metrics) (*server.Server,
 		}),
 	}
 	if o.provideController {
-		cs, err := buildController(ctx, o, cfg, m)
+		cs, clouds, err := buildController(ctx, o, cfg, m)
 		if err != nil {
 			return nil, err
 		}
 		opts.Controller = cs
 		opts.GroupController = cinder.NewGroupControllerServer(cs)
+		if o.peerPods.enabled {
+			if opts.Controller, err = startPeerPodController(ctx, o, cs, clouds); err != nil {
+				return nil, fmt.Errorf("--peer-pods: %w", err)
+			}
+		}
 	}
 	if o.provideNode {
 		ns, err := buildNode(ctx, o, cfg, m)

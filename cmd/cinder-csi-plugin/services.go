@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
 	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 	"github.com/cinder-csi/cinder-csi/pkg/kata"
@@ -13,7 +15,7 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 )
 
-func buildController(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.ControllerServer, error) {
+func buildController(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.ControllerServer, openstack.Clouds, error) {
 	clouds, err := openstack.NewClouds(ctx, o.cloudConfigs, openstack.Options{
 		UserAgent:  o.userAgents,
 		Observer:   m,
@@ -21,7 +23,7 @@ func buildController(ctx context.Context, o *options, cfg *config.Config, m *met
 		RateLimits: apiRateLimits(o),
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	co := cinder.DefaultControllerOptions()
 	co.DriverName = o.driverName
@@ -29,14 +31,16 @@ func buildController(ctx context.Context, o *options, cfg *config.Config, m *met
 	co.WithTopology = o.withTopology
 	co.IgnoreVolumeAZ = cfg.BlockStorage.IgnoreVolumeAZ
 	co.PVCAnnotations = o.pvcAnnotations
+	co.PeerPods = o.peerPods.enabled
 	if o.pvcAnnotations {
 		lookup, err := newPVCLookup(o)
 		if err != nil {
-			return nil, fmt.Errorf("--pvc-annotations: %w", err)
+			return nil, nil, fmt.Errorf("--pvc-annotations: %w", err)
 		}
 		co.PVCLookup = lookup
 	}
-	return cinder.NewControllerServer(clouds, co)
+	cs, err := cinder.NewControllerServer(clouds, co)
+	return cs, clouds, err
 }
 
 // apiRateLimits turns --openstack-api-qps into one bucket shared by every
@@ -48,7 +52,7 @@ func apiRateLimits(o *options) map[string]openstack.RateLimit {
 	return map[string]openstack.RateLimit{openstack.AllServices: {QPS: o.apiQPS, Burst: o.apiBurst}}
 }
 
-func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (*cinder.NodeServer, error) {
+func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.Metrics) (csi.NodeServer, error) {
 	md, err := metadata.New(metadata.Options{
 		SearchOrder:    cfg.Metadata.SearchOrder,
 		URL:            o.metadataURL,
@@ -76,6 +80,9 @@ func buildNode(ctx context.Context, o *options, cfg *config.Config, m *metrics.M
 			return nil, err
 		}
 		ko.KubeConfig = rc
+	}
+	if o.peerPods.enabled {
+		return buildPeerPodNode(o, md, cfg)
 	}
 	publisher, err := kata.New(ctx, ko)
 	if err != nil {

@@ -3,6 +3,7 @@ package peerpod
 import (
 	"context"
 	"errors"
+	"regexp"
 	"sync"
 	"time"
 
@@ -250,4 +251,48 @@ func (a *Attacher) Detach(ctx context.Context, volumeID, serverID string) error 
 		}
 	}
 	return nil
+}
+
+// CurrentCloud is a Cloud that asks the configured clouds for the [Global]
+// cloud on every call: the configuration may be reloaded underneath
+// (rotated credentials), so a Cloud is never kept across operations. The
+// peer-pod reconciler has no request secrets to select another cloud.
+type CurrentCloud struct{ Clouds openstack.Clouds }
+
+func (c CurrentCloud) get() (openstack.Cloud, error) { return c.Clouds.Get("") }
+
+// GetServer implements Cloud.
+func (c CurrentCloud) GetServer(ctx context.Context, id string) (*openstack.Server, error) {
+	cl, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	return cl.GetServer(ctx, id)
+}
+
+// ListServersByName implements Cloud.
+func (c CurrentCloud) ListServersByName(ctx context.Context, name *regexp.Regexp) ([]openstack.Server, error) {
+	cl, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	return cl.ListServersByName(ctx, name)
+}
+
+// GetVolume implements Cloud.
+func (c CurrentCloud) GetVolume(ctx context.Context, id string) (*openstack.Volume, error) {
+	cl, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	return cl.GetVolume(ctx, id)
+}
+
+// DeleteAttachment implements Cloud.
+func (c CurrentCloud) DeleteAttachment(ctx context.Context, attachmentID string) error {
+	cl, err := c.get()
+	if err != nil {
+		return err
+	}
+	return cl.DeleteAttachment(ctx, attachmentID)
 }

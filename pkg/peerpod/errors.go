@@ -58,4 +58,6 @@ const (
 	internal      = codes.Internal
 )
 
-func status(c codes.Code, format string, args ...any) error { return grpcstatus.Errorf(c, format, args...) }
+func status(c codes.Code, format string, args ...any) error {
+	return grpcstatus.Errorf(c, format, args...)
+}

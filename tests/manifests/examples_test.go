@@ -18,6 +18,9 @@ import (
 // manilaDriverName is the Manila driver's; its examples live in examples/manila.
 const manilaDriverName = "manila.csi.openstack.org"
 
+// peerPodDriverName is the Cinder peer-pod driver's (examples/peer-pods).
+const peerPodDriverName = "cinder-peerpod.csi.openstack.org"
+
 func TestExamples(t *testing.T) {
 	root := repoRoot(t)
 	objs := loadTree(t, root, "examples")
@@ -42,7 +45,7 @@ func TestExamples(t *testing.T) {
 		switch o.Kind {
 		case "StorageClass":
 			s := mustDecode[*storagev1.StorageClass](t, o)
-			if s.Provisioner != driverName && s.Provisioner != manilaDriverName {
+			if s.Provisioner != driverName && s.Provisioner != manilaDriverName && s.Provisioner != peerPodDriverName {
 				t.Errorf("%s: provisioner %q", o, s.Provisioner)
 			}
 			for _, term := range s.AllowedTopologies {
