@@ -1,0 +1,223 @@
+// Package peerpod_test proves the peer-pod attach with a real kernel: a
+// vm-rig guest plays the pod VM, the emulator (real gophercloud HTTP) is
+// Nova and Cinder, and the test plays the hypervisor, hot-plugging the
+// volume's file into the guest when Nova reports it attached (serial = the
+// volume id, as Nova sets it).
+package peerpod_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cinder-csi/cinder-csi/pkg/config"
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
+	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
+	"github.com/cinder-csi/cinder-csi/tests/vmrig"
+)
+
+// timeBox bounds the whole flow: two guest boots (5-7 s each under TCG,
+// vm-rig README) and a few hot-plugs (about 1 s each) fit many times over.
+const timeBox = 8 * time.Minute
+
+type steps struct {
+	t     *testing.T
+	lines []string
+}
+
+func (s *steps) do(name string, f func() error) {
+	s.t.Helper()
+	start := time.Now()
+	err := f()
+	s.lines = append(s.lines, fmt.Sprintf("%-58s %7.2fs", name, time.Since(start).Seconds()))
+	if err != nil {
+		s.report()
+		s.t.Fatalf("%s: %v", name, err)
+	}
+}
+
+func (s *steps) report() { s.t.Logf("peer-pod flow steps:\n%s", strings.Join(s.lines, "\n")) }
+
+// guestCheck is the in-VM side CAA's agent would run (with our upstream
+// by-serial lookup): find the disk by serial, format only a blank one,
+// mount, write or read.
+func guestCheck(volID, action string) string {
+	byID := "/dev/disk/by-id/virtio-" + volID[:20]
+	return fmt.Sprintf(`set -e
+i=0; while [ ! -e %[1]s ]; do i=$((i+1)); [ $i -gt 150 ] && { echo "no %[1]s"; exit 1; }; sleep 0.2; done
+dev=$(readlink -f %[1]s)
+if blkid "$dev" >/dev/null 2>&1; then echo "fs: $(blkid -o value -s TYPE "$dev") (kept)"; else mkfs.ext4 -q "$dev"; echo "fs: formatted blank disk"; fi
+mkdir -p /mnt/vol && mount "$dev" /mnt/vol
+%[2]s
+sync; umount /mnt/vol
+ls -l %[1]s`, byID, action)
+}
+
+func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
+	r := vmrig.RequireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeBox)
+	defer cancel()
+	s := &steps{t: t}
+	defer s.report()
+
+	emu, err := emulator.Start(emulator.Options{AvailabilityZones: []string{"nova"},
+		Servers: []emulator.ServerSpec{{ID: "0f3c2a44-1b7e-4d0a-9c61-5a2b3c4d5e01", Name: "worker-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	cfg, _, err := config.Parse("cloud.conf", []byte(emu.CloudConf("Global", "demo")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clouds, err := openstack.NewCloudsFromConfig(cfg, openstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := cinder.DefaultControllerOptions()
+	co.PeerPods = true
+	cs, err := cinder.NewControllerServer(clouds, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud := peerpod.CurrentCloud{Clouds: clouds}
+	ctrl := peerpod.NewController(cs, cloud)
+	att := peerpod.NewAttacher(cloud, cs, &peerpod.Locator{})
+
+	var volID, dataFile string
+	s.do("CreateVolume 1 GiB RWOP (peer-pod controller)", func() error {
+		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pv-peerpod-vm",
+			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
+			VolumeCapabilities: []*csi.VolumeCapability{{
+				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER}}}})
+		if err != nil {
+			return err
+		}
+		volID = resp.Volume.VolumeId
+		for _, v := range emu.Volumes() {
+			if v.ID == volID {
+				dataFile = v.DataFile
+			}
+		}
+		if dataFile == "" {
+			return fmt.Errorf("emulator has no data file for %s", volID)
+		}
+		return nil
+	})
+
+	pod := peerpod.PodRef{Namespace: "ns", Name: "web-0", UID: "uid-web-0"}
+	vm1 := "9a1c2b3d-0000-4000-8000-000000000001"
+	attached := make(chan error, 1)
+	s.do("attach started before the pod VM exists", func() error {
+		go func() {
+			_, err := att.Attach(ctx, pod, volID)
+			attached <- err
+		}()
+		time.Sleep(500 * time.Millisecond)
+		emu.AddBootingServer(emulator.ServerSpec{ID: vm1, Name: peerpod.InstanceName(pod.Name, "5e1f00aa77c34d21"), AZ: "nova"})
+		return nil
+	})
+	var g1 *vmrig.Guest
+	s.do("pod VM 1 boots (vm-rig guest; Nova server in BUILD)", func() error {
+		g1 = r.Start(t, "peerpod1", vmrig.Options{})
+		return nil
+	})
+	s.do("pod VM 1 ACTIVE -> Nova attach (volume in-use)", func() error {
+		emu.SetServerStatus(vm1, "ACTIVE")
+		return <-attached
+	})
+	s.do("hypervisor hot-plug into pod VM 1 (serial = volume id)", func() error {
+		a, err := g1.Attach(ctx, volID, dataFile)
+		t.Logf("guest 1 sees %s as %s", a.ByID, a.GuestDev)
+		return err
+	})
+	s.do("in-VM check: by-id lookup, format blank, mount, write", func() error {
+		out, err := g1.Sh(ctx, guestCheck(volID, `echo "written by pod VM 1" > /mnt/vol/data; cat /mnt/vol/data`))
+		t.Logf("guest 1:\n%s", out)
+		if err == nil && !strings.Contains(out, "formatted blank disk") {
+			err = fmt.Errorf("the blank disk was not formatted")
+		}
+		return err
+	})
+	s.do("in-VM check again: existing filesystem kept", func() error {
+		out, err := g1.Sh(ctx, guestCheck(volID, `cat /mnt/vol/data`))
+		if err == nil && (!strings.Contains(out, "(kept)") || !strings.Contains(out, "written by pod VM 1")) {
+			err = fmt.Errorf("filesystem or data not kept:\n%s", out)
+		}
+		return err
+	})
+
+	pod2 := peerpod.PodRef{Namespace: "ns", Name: "web-1", UID: "uid-web-1"}
+	vm2 := "9a1c2b3d-0000-4000-8000-000000000002"
+	emu.AddServer(emulator.ServerSpec{ID: vm2, Name: peerpod.InstanceName(pod2.Name, "77aa00bb11cc22dd"), AZ: "nova"})
+	s.do("second pod's VM refused while pod VM 1 holds it (RWOP)", func() error {
+		_, err := att.Attach(ctx, pod2, volID)
+		if peerpod.Code(err).String() != "FailedPrecondition" {
+			return fmt.Errorf("second pod's attach = %v, want FailedPrecondition", err)
+		}
+		t.Logf("refused: %v", err)
+		return nil
+	})
+
+	s.do("pod 1 deleted: hot-unplug, VM deleted before the detach", func() error {
+		if _, err := g1.Detach(ctx, volID); err != nil {
+			return err
+		}
+		emu.DeleteServer(vm1, true) // Nova's cleanup failed: the Cinder attachment stays
+		return nil
+	})
+	s.do("detach frees the volume of the deleted VM", func() error {
+		if err := att.Detach(ctx, volID, vm1); err != nil {
+			return err
+		}
+		for _, a := range emu.Attachments() {
+			if a.VolumeID == volID {
+				return fmt.Errorf("attachment %s to %s left", a.ID, a.ServerID)
+			}
+		}
+		return nil
+	})
+	var g2 *vmrig.Guest
+	s.do("pod VM 2 boots (vm-rig guest)", func() error {
+		g2 = r.Start(t, "peerpod2", vmrig.Options{})
+		return nil
+	})
+	s.do("attach to pod VM 2 (ACTIVE)", func() error {
+		_, err := att.Attach(ctx, pod2, volID)
+		return err
+	})
+	s.do("hypervisor hot-plug into pod VM 2", func() error {
+		_, err := g2.Attach(ctx, volID, dataFile)
+		return err
+	})
+	s.do("in-VM check in pod VM 2: data reads back, no format", func() error {
+		out, err := g2.Sh(ctx, guestCheck(volID, `cat /mnt/vol/data`))
+		t.Logf("guest 2:\n%s", out)
+		if err == nil && (!strings.Contains(out, "written by pod VM 1") || strings.Contains(out, "formatted")) {
+			err = fmt.Errorf("pod VM 2 did not read pod VM 1's data on the kept filesystem")
+		}
+		return err
+	})
+	s.do("pod 2 deleted: hot-unplug, detach, VM deleted", func() error {
+		if _, err := g2.Detach(ctx, volID); err != nil {
+			return err
+		}
+		if err := att.Detach(ctx, volID, vm2); err != nil {
+			return err
+		}
+		emu.DeleteServer(vm2, false)
+		for _, a := range emu.Attachments() {
+			if a.VolumeID == volID {
+				return fmt.Errorf("attachment %s to %s left", a.ID, a.ServerID)
+			}
+		}
+		return nil
+	})
+}
