@@ -27,6 +27,11 @@ func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVol
 	if vol == nil {
 		return &csi.DeleteVolumeResponse{}, nil
 	}
+	if vol.Status == openstack.VolumeDetaching {
+		// Cinder lists a detaching volume's attachment until the detach
+		// is done: not a volume the user left attached.
+		return nil, errInProgress("volume %s is detaching; it can be deleted once Cinder finishes", id)
+	}
 	if nodes := publishedNodes(vol); len(nodes) > 0 {
 		return nil, errPrecondition("volume %s is attached to node(s) %s; it must be unpublished first", id, strings.Join(nodes, ", "))
 	}

@@ -111,6 +111,10 @@ func checkAttachable(vol *openstack.Volume, nodeID string) error {
 	if isVolumeErrorStatus(vol.Status) {
 		return errPrecondition("volume %s is in status %s and cannot be attached", vol.ID, vol.Status)
 	}
+	if vol.Status == openstack.VolumeDetaching && !vol.Multiattach {
+		// The attachment Cinder still lists is going away.
+		return errInProgress("volume %s is detaching from node %s; retry once the detach is done", vol.ID, strings.Join(publishedNodes(vol), ", "))
+	}
 	if others := publishedNodes(vol); len(others) > 0 && !vol.Multiattach {
 		return errPrecondition("volume %s is attached to node %s; it is not multiattach, so it must be unpublished there before node %s can use it", vol.ID, strings.Join(others, ", "), nodeID)
 	}

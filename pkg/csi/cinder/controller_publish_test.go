@@ -221,3 +221,23 @@ func TestControllerStuckAttachIsRecoveredByUnpublishThenPublish(t *testing.T) {
 		})
 	}
 }
+
+// TestControllerDetachingVolume: Cinder lists a detaching volume's
+// attachment until the detach is done, so while it runs DeleteVolume and a
+// publish to another node answer Aborted (retry), not FailedPrecondition.
+func TestControllerDetachingVolume(t *testing.T) {
+	e := newControllerEnv(t)
+	id := e.mustCreate("pvc-detaching", 1)
+	e.mustPublish(id, nodeA)
+	e.emu.SetLatency("detach", 3*time.Second)
+	// The deadline ends the unpublish's wait with the detach started.
+	_, err := e.cs.ControllerUnpublishVolume(e.shortCtx(200*time.Millisecond), &csi.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: nodeA})
+	ctCode(t, err, codes.Aborted)
+	if v, _ := e.volume(id); v.Status != "detaching" {
+		t.Fatalf("volume status %s, want detaching", v.Status)
+	}
+	_, err = e.cs.DeleteVolume(e.ctx(), &csi.DeleteVolumeRequest{VolumeId: id})
+	ctCode(t, err, codes.Aborted)
+	_, err = e.cs.ControllerPublishVolume(e.ctx(), &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: nodeB, VolumeCapability: ctMount(csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER)})
+	ctCode(t, err, codes.Aborted)
+}

@@ -32,8 +32,11 @@ func (e *Emulator) cinderRoutes(add addFunc) {
 func (e *Emulator) volumeBodyLocked(v *volume, q *req) map[string]any {
 	atts := []any{}
 	for _, a := range e.st.attachmentsOfVolume(v.ID) {
-		// Cinder lists only completed attachments.
-		if a.Status != "attached" {
+		// Cinder lists the attachments whose attach_status is attached:
+		// not reserved or attaching ones, but still a detaching one, since
+		// begin_detaching changes only the volume's status (checked on
+		// the rig by the differential test's attachment counts).
+		if a.Status != "attached" && a.Status != "detaching" {
 			continue
 		}
 		host := ""

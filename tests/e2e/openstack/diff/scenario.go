@@ -532,7 +532,7 @@ func pollUntil(ctx context.Context, c *rig.Client, kind, id string, seen []strin
 			return append(seen, "?")
 		}
 		v := field(r, key)
-		seen = appendState(seen, str(v["status"]))
+		seen = appendState(seen, stateOf(v))
 		if done(v) {
 			return seen
 		}
@@ -553,10 +553,21 @@ func pollGone(ctx context.Context, c *rig.Client, kind, id string) []string {
 		if r.Status == 404 {
 			return appendState(seen, "gone")
 		}
-		seen = appendState(seen, str(field(r, key)["status"]))
+		seen = appendState(seen, stateOf(field(r, key)))
 		time.Sleep(pollInterval)
 	}
 	return append(seen, "timeout")
+}
+
+// stateOf is one polled view: the status, and for a volume with
+// attachments how many its own view lists (Cinder keeps a detaching
+// volume's attachment there until the detach is done).
+func stateOf(v map[string]any) string {
+	s := str(v["status"])
+	if atts, ok := v["attachments"].([]any); ok && len(atts) > 0 {
+		s += fmt.Sprintf("(%d attached)", len(atts))
+	}
+	return s
 }
 
 func appendState(seen []string, s string) []string {
