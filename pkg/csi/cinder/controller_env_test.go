@@ -252,6 +252,19 @@ func (e *controllerEnv) mustSnapshot(name, volID string, parameters map[string]s
 	}
 }
 
+// waitVolumeGone waits, through the cloud layer's shared poller and within
+// the test deadline, until Cinder no longer knows the volume.
+func (e *controllerEnv) waitVolumeGone(id string) {
+	e.t.Helper()
+	c, err := e.cs.cloudFor(nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := c.WaitVolumeGone(e.ctx(), id); err != nil {
+		e.t.Fatalf("volume %s not deleted before the test deadline: %v", id, err)
+	}
+}
+
 func (e *controllerEnv) volume(id string) (emulator.VolumeView, bool) {
 	for _, v := range e.emu.Volumes() {
 		if v.ID == id {

@@ -473,16 +473,18 @@ func TestControllerPVCAnnotationsBecomeSchedulerHints(t *testing.T) {
 	// cannot be placed: Cinder's no-backend error is ResourceExhausted and
 	// the failed volume is deleted. Cinder (and the emulator) delete
 	// asynchronously, so the volume may still be listed as deleting when
-	// the call returns; anything in another status is a leak.
+	// the call returns: wait (shared poller, test deadline) until it is
+	// gone rather than look once.
 	pvcs["ns/apart"] = map[string]string{AnnotationAntiAffinity: near}
 	req = createReq("pvc-apart", 1)
 	req.Parameters = map[string]string{params.KeyPVCName: "apart", params.KeyPVCNamespace: "ns"}
 	_, err = e.cs.CreateVolume(e.ctx(), req)
 	ctCode(t, err, codes.ResourceExhausted)
 	for _, v := range e.volumesNamed("pvc-apart") {
-		if v.Status != "deleting" {
+		if v.Status != openstack.VolumeDeleting {
 			t.Fatalf("failed volume %s left in status %s, not deleted", v.ID, v.Status)
 		}
+		e.waitVolumeGone(v.ID)
 	}
 
 	pvcs["ns/bad"] = map[string]string{AnnotationAffinity: "no-such-volume"}
