@@ -170,7 +170,7 @@ func splitComma(s string) []string {
 	return out
 }
 
-// parseServer reads "id=<uuid>,name=node-1,az=nova,local".
+// parseServer reads "id=<uuid>,name=node-1,az=nova,local" or "...,qmp=/path/qmp.sock".
 func parseServer(s string) (emulator.ServerSpec, error) {
 	var spec emulator.ServerSpec
 	for _, part := range splitComma(s) {
@@ -184,8 +184,11 @@ func parseServer(s string) (emulator.ServerSpec, error) {
 			spec.AZ = v
 		case "local":
 			spec.Local = v == "" || v == "true"
+		case "qmp":
+			// VM hot-plug mode: attachments go into the QEMU guest behind this monitor socket.
+			spec.Guest = &emulator.GuestSpec{QMPSocket: v}
 		default:
-			return spec, fmt.Errorf("--servers %q: unknown key %q (want id, name, az, local)", s, k)
+			return spec, fmt.Errorf("--servers %q: unknown key %q (want id, name, az, local, qmp)", s, k)
 		}
 	}
 	if spec.Name == "" {

@@ -19,6 +19,8 @@ func (e *Emulator) adminRoutes(add addFunc) {
 	add("GET", svcAdmin, "/admin/state", true, (*Emulator).adminState)
 	add("POST", svcAdmin, "/admin/servers", true, (*Emulator).adminAddServer)
 	add("PUT", svcAdmin, "/admin/servers/{server_id}/task_state", true, (*Emulator).adminTaskState)
+	add("PUT", svcAdmin, "/admin/servers/{server_id}/guest", true, (*Emulator).adminServerGuest)
+	add("DELETE", svcAdmin, "/admin/servers/{server_id}/guest", true, (*Emulator).adminServerGuest)
 	add("POST", svcAdmin, "/admin/volume-types", true, (*Emulator).adminAddType)
 	add("PUT", svcAdmin, "/admin/volumes/{volume_id}/status", true, (*Emulator).adminVolumeStatus)
 	add("PUT", svcAdmin, "/admin/users/{user}/password", true, (*Emulator).adminPassword)
@@ -124,6 +126,7 @@ type ServerView struct {
 	ID, Name, AZ string
 	Local        bool
 	TaskState    string
+	Guest        *GuestSpec `json:",omitempty"`
 }
 
 // Servers lists the Nova servers in creation order.
@@ -133,7 +136,7 @@ func (e *Emulator) Servers() []ServerView {
 	var out []ServerView
 	for _, id := range e.st.ServerOrder {
 		if s := e.st.Servers[id]; s != nil {
-			out = append(out, ServerView{ID: s.ID, Name: s.Name, AZ: s.AZ, Local: s.Local, TaskState: s.TaskState})
+			out = append(out, ServerView{ID: s.ID, Name: s.Name, AZ: s.AZ, Local: s.Local, TaskState: s.TaskState, Guest: s.Guest})
 		}
 	}
 	return out

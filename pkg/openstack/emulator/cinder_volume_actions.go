@@ -95,6 +95,10 @@ func (e *Emulator) finishExtend(id string, newSize int) {
 			e.refreshLoop(a, int64(newSize)<<30)
 		}
 	}
+	e.resizeGuestsLocked(id, int64(newSize)<<30)
+	if v = e.st.Volumes[id]; v == nil || v.Status != "extending" {
+		return
+	}
 	v.Status = v.PreviousStatus
 	if v.Status == "" {
 		v.Status = "available"

@@ -29,6 +29,9 @@ type ServerSpec struct {
 	ID, Name, AZ string
 	// Local: attachments to this server are hot-plugged on this host.
 	Local bool
+	// Guest: attachments to this server are hot-plugged into this QEMU
+	// guest (VM hot-plug mode, guest.go).
+	Guest *GuestSpec `json:"guest,omitempty"`
 }
 
 // Options configure an Emulator. Zero values take the documented defaults.
@@ -84,6 +87,10 @@ type Emulator struct {
 	counters  map[string]int64
 	total     atomic.Int64
 	hotplugMu sync.Mutex
+	// guestLocks holds a *sync.Mutex per guest QMP socket.
+	guestLocks sync.Map
+	// guestDetachTimeout overrides guestDetachTimeout (tests).
+	guestDetachTimeout time.Duration
 
 	ownDataDir bool
 	done       chan struct{}
@@ -284,7 +291,7 @@ func (e *Emulator) addServerLocked(sp ServerSpec, now time.Time) {
 	if _, ok := e.st.Servers[sp.ID]; !ok {
 		e.st.ServerOrder = append(e.st.ServerOrder, sp.ID)
 	}
-	e.st.Servers[sp.ID] = &server{ID: sp.ID, Name: sp.Name, AZ: sp.AZ, Local: sp.Local, ProjectID: demoProjectID, Status: "ACTIVE", CreatedAt: now}
+	e.st.Servers[sp.ID] = &server{ID: sp.ID, Name: sp.Name, AZ: sp.AZ, Local: sp.Local, Guest: sp.Guest, ProjectID: demoProjectID, Status: "ACTIVE", CreatedAt: now}
 }
 
 // AddServer registers another Nova server (node).
@@ -403,6 +410,7 @@ func (e *Emulator) Close() error {
 				e.unplug(a)
 			}
 		}
+		e.unplugGuestsLocked()
 		e.mu.Unlock()
 		if e.opts.StateDir != "" {
 			err = e.saveState()

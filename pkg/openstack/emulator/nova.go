@@ -307,8 +307,12 @@ func (e *Emulator) completeAttach(id string) {
 	if v == nil {
 		return
 	}
-	if s := e.st.Servers[a.ServerID]; s != nil && s.Local {
+	s := e.st.Servers[a.ServerID]
+	if s != nil && s.Local {
 		e.plug(a, v)
+	}
+	if s != nil && s.Guest != nil && !e.plugIntoGuestLocked(a, v, *s.Guest) {
+		return
 	}
 	a.Status = "attached"
 	a.AttachedAt = time.Now().UTC()
@@ -411,6 +415,9 @@ func (e *Emulator) finishDetach(id string) {
 	}
 	if a.LoopDevice != "" {
 		e.unplug(a)
+	}
+	if a.GuestDevice != "" && !e.unplugFromGuestLocked(a) {
+		return
 	}
 	delete(e.st.Attachments, id)
 	if v := e.st.Volumes[a.VolumeID]; v != nil {

@@ -120,6 +120,7 @@ func (e *Emulator) loadState() (bool, error) {
 	}
 	for id, a := range st.Attachments {
 		a.LoopDevice = ""
+		a.GuestDevice = ""
 		switch a.Status {
 		case "detaching":
 			delete(st.Attachments, id)
@@ -146,4 +147,5 @@ func (e *Emulator) replugAfterLoad() {
 			e.plug(a, v)
 		}
 	}
+	e.replugGuestsLocked()
 }

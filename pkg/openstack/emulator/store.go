@@ -43,8 +43,9 @@ type server struct {
 	ID, Name, AZ string
 	Local        bool
 	ProjectID    string
-	Status       string // ACTIVE unless a test changes it
-	TaskState    string // non-empty makes attach/detach answer 409, as Nova does for a busy instance
+	Status       string     // ACTIVE unless a test changes it
+	TaskState    string     // non-empty makes attach/detach answer 409, as Nova does for a busy instance
+	Guest        *GuestSpec // attachments hot-plug into this QEMU guest (guest.go)
 	CreatedAt    time.Time
 }
 
@@ -90,6 +91,7 @@ type attachment struct {
 	AttachedAt          time.Time
 	CreatedAt           time.Time
 	LoopDevice          string
+	GuestDevice         string // QOM id of the disk plugged into the server's guest
 	Stuck               bool
 }
 
