@@ -102,60 +102,11 @@ func (d *demo) start(ctx context.Context) error {
 	}
 	d.work = work
 	d.logs = &logs{}
-
-	emuArgs := []string{"--profile", d.opts.profile,
-		"--servers", "id=" + nodeID + ",name=demo-node,az=nova,local",
-		"--url-file", filepath.Join(work, "url"), "--cloud-conf", filepath.Join(work, "cloud.conf"),
-		"--data-dir", filepath.Join(work, "data")}
-	if d.root {
-		// Hot-plug: attachments to the local server appear as loop
-		// devices with the by-id links a guest's udev would make.
-		emuArgs = append(emuArgs, "--dev-root", filepath.Join(work, "dev"), "--sys-root", filepath.Join(work, "sys"))
-	}
-	d.emu = exec.Command(filepath.Join(d.opts.binDir, "openstack-emulator"), emuArgs...)
-	d.emu.Stdout, d.emu.Stderr = &d.logs.emulator, &d.logs.emulator
-	if d.emuDone, err = startProcess(d.emu); err != nil {
-		return fmt.Errorf("starting openstack-emulator: %w", err)
-	}
-	urlBytes, err := waitFor(ctx, d.emuDone, "openstack-emulator", func() ([]byte, bool) {
-		b, err := os.ReadFile(filepath.Join(work, "url"))
-		return b, err == nil && len(b) > 0
-	})
-	if err != nil {
+	if err := d.startEmulator(ctx); err != nil {
 		return err
 	}
-	d.emuURL = strings.TrimSpace(string(urlBytes))
-	if err := addVolumeType(ctx, d.emuURL, modifiedType, map[string]string{"volume_backend_name": "ssd"}); err != nil {
-		return err
-	}
-
 	socket := filepath.Join(work, "csi.sock")
-	plugArgs := []string{"--endpoint", "unix://" + socket, "--cloud-config", filepath.Join(work, "cloud.conf"),
-		"--cluster", "demo", "--metadata-url", d.emuURL + "/openstack/latest/meta_data.json"}
-	if d.root {
-		plugArgs = append(plugArgs, "--dev-root", filepath.Join(work, "dev"), "--sys-root", filepath.Join(work, "sys"))
-	}
-	// Staging and target paths are under <work>/kubelet (steps.go), the
-	// only tree the node service accepts them in.
-	kubeletRoot := filepath.Join(work, "kubelet")
-	if err := os.MkdirAll(kubeletRoot, 0o750); err != nil {
-		return err
-	}
-	plugArgs = append(plugArgs, "--kubelet-root-dir", kubeletRoot)
-	// The metadata service is the node's source of its server id; the
-	// config drive does not exist here.
-	if err := appendFile(filepath.Join(work, "cloud.conf"), "\n[Metadata]\nsearch-order = metadataService\n"); err != nil {
-		return err
-	}
-	d.plugin = exec.Command(filepath.Join(d.opts.binDir, "cinder-csi-plugin"), plugArgs...)
-	d.plugin.Stdout, d.plugin.Stderr = &d.logs.plugin, &d.logs.plugin
-	if d.plugDone, err = startProcess(d.plugin); err != nil {
-		return fmt.Errorf("starting cinder-csi-plugin: %w", err)
-	}
-	if _, err := waitFor(ctx, d.plugDone, "cinder-csi-plugin", func() ([]byte, bool) {
-		st, err := os.Stat(socket)
-		return nil, err == nil && st.Mode()&os.ModeSocket != 0
-	}); err != nil {
+	if err := d.startPlugin(ctx, socket); err != nil {
 		return err
 	}
 	d.conn, err = grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -175,6 +126,70 @@ func (d *demo) start(ctx context.Context) error {
 	}
 	fmt.Fprintln(d.out)
 	return nil
+}
+
+// startEmulator starts the emulator with its files in d.work, waits for
+// its URL and adds the volume type the modify step retypes to.
+func (d *demo) startEmulator(ctx context.Context) error {
+	work := d.work
+	emuArgs := []string{"--profile", d.opts.profile,
+		"--servers", "id=" + nodeID + ",name=demo-node,az=nova,local",
+		"--url-file", filepath.Join(work, "url"), "--cloud-conf", filepath.Join(work, "cloud.conf"),
+		"--data-dir", filepath.Join(work, "data")}
+	if d.root {
+		// Hot-plug: attachments to the local server appear as loop
+		// devices with the by-id links a guest's udev would make.
+		emuArgs = append(emuArgs, "--dev-root", filepath.Join(work, "dev"), "--sys-root", filepath.Join(work, "sys"))
+	}
+	d.emu = exec.Command(filepath.Join(d.opts.binDir, "openstack-emulator"), emuArgs...)
+	d.emu.Stdout, d.emu.Stderr = &d.logs.emulator, &d.logs.emulator
+	var err error
+	if d.emuDone, err = startProcess(d.emu); err != nil {
+		return fmt.Errorf("starting openstack-emulator: %w", err)
+	}
+	urlBytes, err := waitFor(ctx, d.emuDone, "openstack-emulator", func() ([]byte, bool) {
+		b, err := os.ReadFile(filepath.Join(work, "url"))
+		return b, err == nil && len(b) > 0
+	})
+	if err != nil {
+		return err
+	}
+	d.emuURL = strings.TrimSpace(string(urlBytes))
+	return addVolumeType(ctx, d.emuURL, modifiedType, map[string]string{"volume_backend_name": "ssd"})
+}
+
+// startPlugin starts the Cinder plugin on the emulator's cloud.conf,
+// serving on socket, and waits for the socket.
+func (d *demo) startPlugin(ctx context.Context, socket string) error {
+	work := d.work
+	plugArgs := []string{"--endpoint", "unix://" + socket, "--cloud-config", filepath.Join(work, "cloud.conf"),
+		"--cluster", "demo", "--metadata-url", d.emuURL + "/openstack/latest/meta_data.json"}
+	if d.root {
+		plugArgs = append(plugArgs, "--dev-root", filepath.Join(work, "dev"), "--sys-root", filepath.Join(work, "sys"))
+	}
+	// Staging and target paths are under <work>/kubelet (steps.go), the
+	// only tree the node service accepts them in.
+	kubeletRoot := filepath.Join(work, "kubelet")
+	if err := os.MkdirAll(kubeletRoot, 0o750); err != nil {
+		return err
+	}
+	plugArgs = append(plugArgs, "--kubelet-root-dir", kubeletRoot)
+	// The metadata service is the node's source of its server id; the
+	// config drive does not exist here.
+	if err := appendFile(filepath.Join(work, "cloud.conf"), "\n[Metadata]\nsearch-order = metadataService\n"); err != nil {
+		return err
+	}
+	d.plugin = exec.Command(filepath.Join(d.opts.binDir, "cinder-csi-plugin"), plugArgs...)
+	d.plugin.Stdout, d.plugin.Stderr = &d.logs.plugin, &d.logs.plugin
+	var err error
+	if d.plugDone, err = startProcess(d.plugin); err != nil {
+		return fmt.Errorf("starting cinder-csi-plugin: %w", err)
+	}
+	_, err = waitFor(ctx, d.plugDone, "cinder-csi-plugin", func() ([]byte, bool) {
+		st, err := os.Stat(socket)
+		return nil, err == nil && st.Mode()&os.ModeSocket != 0
+	})
+	return err
 }
 
 func appendFile(path, s string) error {

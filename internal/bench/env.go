@@ -33,7 +33,7 @@ type callCounter struct {
 
 func newCallCounter() *callCounter { return &callCounter{ops: map[string]int{}} }
 
-func (c *callCounter) ObserveRequest(service, op string, code int, _ time.Duration) {
+func (c *callCounter) ObserveRequest(service, op string, _ int, _ time.Duration) {
 	if service == "identity" {
 		return
 	}

@@ -167,18 +167,7 @@ var mountCap = &csi.VolumeCapability{
 func (l *lane) lifecycle(_ context.Context, name string, record bool) error {
 	m := l.measure
 	if !record {
-		m = func(op string, rpc func(context.Context) error, intrinsicOf func(time.Time) time.Duration) error {
-			ctx, cancel := context.WithTimeout(context.Background(), defaultRPCTimeout)
-			defer cancel()
-			start := time.Now()
-			if err := rpc(ctx); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-			if intrinsicOf != nil {
-				intrinsicOf(start) // lets an RPC that does not wait finish in the cloud
-			}
-			return nil
-		}
+		m = unmeasured
 	}
 	var volID, snapID string
 	steps := []struct {
@@ -207,23 +196,9 @@ func (l *lane) lifecycle(_ context.Context, name string, record bool) error {
 			return err
 		}, nil},
 		{OpSnapshot, func(ctx context.Context) error {
-			r, err := l.cs.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: name + "-snap", SourceVolumeId: volID,
-				Parameters: map[string]string{"force-create": "true"}})
-			if err != nil {
-				return err
-			}
-			snapID = r.GetSnapshot().GetSnapshotId()
-			// Until ready, as the snapshotter sees it: it lists the
-			// snapshot again while ReadyToUse is false.
-			for ready := r.GetSnapshot().GetReadyToUse(); !ready; {
-				time.Sleep(100 * time.Millisecond)
-				lr, err := l.cs.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SnapshotId: snapID})
-				if err != nil {
-					return err
-				}
-				ready = len(lr.GetEntries()) == 1 && lr.GetEntries()[0].GetSnapshot().GetReadyToUse()
-			}
-			return nil
+			var err error
+			snapID, err = l.snapshotUntilReady(ctx, name+"-snap", volID)
+			return err
 		}, func(start time.Time) time.Duration {
 			return l.w.intrinsic(snapID, start, func(o observation) bool { return o.status == "available" })
 		}},
@@ -259,6 +234,41 @@ func (l *lane) lifecycle(_ context.Context, name string, record bool) error {
 		}
 	}
 	return nil
+}
+
+// unmeasured runs a step as lane.measure does, recording nothing.
+func unmeasured(op string, rpc func(context.Context) error, intrinsicOf func(time.Time) time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), defaultRPCTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := rpc(ctx); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if intrinsicOf != nil {
+		intrinsicOf(start) // lets an RPC that does not wait finish in the cloud
+	}
+	return nil
+}
+
+// snapshotUntilReady creates a snapshot of volID and waits until it is
+// ready as the snapshotter sees it: it lists the snapshot again while
+// ReadyToUse is false.
+func (l *lane) snapshotUntilReady(ctx context.Context, name, volID string) (string, error) {
+	r, err := l.cs.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: name, SourceVolumeId: volID,
+		Parameters: map[string]string{"force-create": "true"}})
+	if err != nil {
+		return "", err
+	}
+	snapID := r.GetSnapshot().GetSnapshotId()
+	for ready := r.GetSnapshot().GetReadyToUse(); !ready; {
+		time.Sleep(100 * time.Millisecond)
+		lr, err := l.cs.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SnapshotId: snapID})
+		if err != nil {
+			return snapID, err
+		}
+		ready = len(lr.GetEntries()) == 1 && lr.GetEntries()[0].GetSnapshot().GetReadyToUse()
+	}
+	return snapID, nil
 }
 
 const gib = int64(1) << 30

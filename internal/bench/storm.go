@@ -97,78 +97,108 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormResult, error) {
 		return nil, err
 	}
 
-	res := &StormResult{RPC: map[string][]time.Duration{}}
-	var mu sync.Mutex
-	record := func(rpc string, d time.Duration, retries int) {
-		mu.Lock()
-		res.RPC[rpc] = append(res.RPC[rpc], d)
-		res.Retries += retries
-		mu.Unlock()
-	}
-	ids := make([]string, cfg.Volumes)
-
+	st := &storm{ctx: ctx, cfg: cfg, p: p, res: &StormResult{RPC: map[string][]time.Duration{}}, ids: make([]string, cfg.Volumes)}
+	res := st.res
 	start := time.Now()
-	res.Up, err = pool(cfg.Workers, cfg.Volumes, func(i int) error {
-		var r *csi.CreateVolumeResponse
-		d, n, err := retry(ctx, func(ctx context.Context) (err error) {
-			r, err = p.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-storm-%03d", i),
-				VolumeCapabilities: []*csi.VolumeCapability{mountCap}, CapacityRange: &csi.CapacityRange{RequiredBytes: gib}})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("CreateVolume %d: %w", i, err)
-		}
-		record(OpCreate, d, n)
-		ids[i] = r.GetVolume().GetVolumeId()
-		d, n, err = retry(ctx, func(ctx context.Context) error {
-			_, err := p.cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: ids[i], NodeId: nodeID(i % cfg.Nodes), VolumeCapability: mountCap})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("ControllerPublish %d: %w", i, err)
-		}
-		record(OpPublish, d, n)
-		return nil
-	})
+	res.Up, err = pool(cfg.Workers, cfg.Volumes, st.up)
 	res.UpWall = time.Since(start)
 	if err != nil {
 		return nil, err
 	}
-
 	start = time.Now()
-	res.Down, err = pool(cfg.Workers, cfg.Volumes, func(i int) error {
-		d, n, err := retry(ctx, func(ctx context.Context) error {
-			_, err := p.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: ids[i], NodeId: nodeID(i % cfg.Nodes)})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("ControllerUnpublish %d: %w", i, err)
-		}
-		record(OpUnpublish, d, n)
-		d, n, err = retry(ctx, func(ctx context.Context) error {
-			_, err := p.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: ids[i]})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("DeleteVolume %d: %w", i, err)
-		}
-		record(OpDelete, d, n)
-		return nil
-	})
+	res.Down, err = pool(cfg.Workers, cfg.Volumes, st.down)
 	res.DownWall = time.Since(start)
 	if err != nil {
 		return nil, err
 	}
+	if err := st.countCalls(emu, base); err != nil {
+		return nil, err
+	}
+	if res.PeakRSS, err = peakRSS(p.cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	res.Leaked = len(emu.Volumes()) + len(emu.Attachments())
+	return res, nil
+}
 
+// storm is one storm's state: the plugin it drives, the volume ids the
+// up jobs made for the down jobs, and the result being filled.
+type storm struct {
+	ctx context.Context
+	cfg StormConfig
+	p   *plugin
+	ids []string
+
+	mu  sync.Mutex // guards res.RPC and res.Retries
+	res *StormResult
+}
+
+func (st *storm) record(rpc string, d time.Duration, retries int) {
+	st.mu.Lock()
+	st.res.RPC[rpc] = append(st.res.RPC[rpc], d)
+	st.res.Retries += retries
+	st.mu.Unlock()
+}
+
+// up is job i of the first half: create volume i and publish it to its
+// node.
+func (st *storm) up(i int) error {
+	var r *csi.CreateVolumeResponse
+	d, n, err := retry(st.ctx, func(ctx context.Context) (err error) {
+		r, err = st.p.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-storm-%03d", i),
+			VolumeCapabilities: []*csi.VolumeCapability{mountCap}, CapacityRange: &csi.CapacityRange{RequiredBytes: gib}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("CreateVolume %d: %w", i, err)
+	}
+	st.record(OpCreate, d, n)
+	st.ids[i] = r.GetVolume().GetVolumeId()
+	d, n, err = retry(st.ctx, func(ctx context.Context) error {
+		_, err := st.p.cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: st.ids[i], NodeId: nodeID(i % st.cfg.Nodes), VolumeCapability: mountCap})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ControllerPublish %d: %w", i, err)
+	}
+	st.record(OpPublish, d, n)
+	return nil
+}
+
+// down is job i of the second half: unpublish volume i and delete it.
+func (st *storm) down(i int) error {
+	d, n, err := retry(st.ctx, func(ctx context.Context) error {
+		_, err := st.p.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: st.ids[i], NodeId: nodeID(i % st.cfg.Nodes)})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ControllerUnpublish %d: %w", i, err)
+	}
+	st.record(OpUnpublish, d, n)
+	d, n, err = retry(st.ctx, func(ctx context.Context) error {
+		_, err := st.p.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: st.ids[i]})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("DeleteVolume %d: %w", i, err)
+	}
+	st.record(OpDelete, d, n)
+	return nil
+}
+
+// countCalls fills the call counts: the cloud's (all, mutating) from the
+// emulator, the plugin's 429s and polls from its metrics since base.
+func (st *storm) countCalls(emu *emulator.Emulator, base map[string]float64) error {
+	res := st.res
 	res.Calls = int(emu.TotalCalls())
 	for k, v := range emu.Counters() {
 		if m, _, _ := strings.Cut(k, " "); m != "GET" && m != "HEAD" {
 			res.Mutating += int(v)
 		}
 	}
-	after, err := p.metric("openstack_api_requests_total")
+	after, err := st.p.metric("openstack_api_requests_total")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for series, v := range after {
 		d := int(v - base[series])
@@ -179,11 +209,7 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormResult, error) {
 			res.Polls += d
 		}
 	}
-	if res.PeakRSS, err = peakRSS(p.cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	res.Leaked = len(emu.Volumes()) + len(emu.Attachments())
-	return res, nil
+	return nil
 }
 
 // pool runs n jobs on workers goroutines and returns each job's duration.
