@@ -33,13 +33,14 @@ func ParseMount(v string) error { return mountmode.Parse(v) }
 type Runtime int
 
 const (
-	// RuntimeNotKata: no RuntimeClass, or a handler that is not Kata.
+	// RuntimeNotKata means no RuntimeClass, or a handler that is not Kata.
 	RuntimeNotKata Runtime = iota
-	// RuntimeKata: the RuntimeClass annotation opts in, or the handler has
-	// the Kata prefix.
+	// RuntimeKata means the RuntimeClass annotation opts in, or the
+	// handler has the Kata prefix.
 	RuntimeKata
-	// RuntimeOptedOut: a Kata-like RuntimeClass that says no (annotation
-	// with another value, or an excluded handler such as kata-remote).
+	// RuntimeOptedOut means a Kata-like RuntimeClass that says no
+	// (annotation with another value, or an excluded handler such as
+	// kata-remote).
 	RuntimeOptedOut
 )
 

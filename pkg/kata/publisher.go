@@ -259,30 +259,16 @@ func (p *Publisher) HoldsVolume(volumeID string) bool {
 // crash point converges on retry (or on unpublish).
 func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeRequest, devicePath string) (*csi.NodePublishVolumeResponse, error) {
 	volumeID, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
-	if volumeID == "" || target == "" || staging == "" || devicePath == "" {
-		return nil, kataerr.Errorf(kataerr.Invalid, "Kata publish needs the volume id, target, staging path and device")
-	}
-	capability := req.GetVolumeCapability()
-	if capability.GetMount() == nil {
-		return nil, kataerr.Errorf(kataerr.Precondition, "Kata direct volumes need the filesystem access type")
-	}
-	if mode := capability.GetAccessMode().GetMode(); mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
-		return nil, kataerr.Errorf(kataerr.Precondition,
-			"Kata direct volume needs the ReadWriteOncePod access mode (SINGLE_NODE_SINGLE_WRITER), got %s: one guest must own the filesystem", mode)
-	}
-	if _, err := EncodePath(target); err != nil {
-		return nil, kataerr.Errorf(kataerr.Invalid, "target path %q: %w", target, err)
+	if err := checkPublishRequest(req, devicePath); err != nil {
+		return nil, err
 	}
 	pf, err := p.podFacts(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	existing, err := p.store.Read(target)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, kataerr.Errorf(kataerr.Internal, "reading the Kata record of %s: %w", target, err)
-	}
-	if existing != nil && existing.Metadata[MetaVolumeID] != volumeID {
-		return nil, kataerr.Errorf(kataerr.AlreadyExists, "target %s holds the Kata record of volume %q", target, existing.Metadata[MetaVolumeID])
+	existing, err := p.recordOf(target, volumeID)
+	if err != nil {
+		return nil, err
 	}
 	if err := p.refuseOtherTargets(volumeID, target); err != nil {
 		return nil, err
@@ -302,39 +288,85 @@ func (p *Publisher) Publish(ctx context.Context, req *csi.NodePublishVolumeReque
 	if pf == nil && existing != nil {
 		// Finishing a record without the pod at hand (the feature was
 		// switched off meanwhile): keep the fsGroup it was written with.
-		if g, err := strconv.ParseInt(existing.Metadata[MetaFSGroup], 10, 64); err == nil && g > 0 {
-			for _, k := range []string{MetaFSGroup, MetaFSGroupChangePolicy} {
-				if v, ok := existing.Metadata[k]; ok {
-					mi.Metadata[k] = v
-				}
-			}
-		}
+		keepFSGroup(mi, existing)
 	}
-	if err := p.store.Write(target, mi); err != nil {
-		if errors.Is(err, ErrRecordConflict) {
-			return nil, kataerr.Errorf(kataerr.AlreadyExists, "target %s: %w; unpublish it first", target, err)
-		}
-		return nil, kataerr.Errorf(kataerr.Internal, "writing the Kata record of %s: %w", target, err)
-	}
-	if err := p.step(stepRecordWritten); err != nil {
-		return nil, err
-	}
-	if stagingMounted {
-		if err := p.host.unmount(staging); err != nil {
-			return nil, kataerr.Errorf(kataerr.Internal, "unmounting staging %s so the guest owns the device: %w", staging, err)
-		}
-	}
-	if err := p.step(stepStagingUnmount); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(target, targetDirMode); err != nil {
-		return nil, kataerr.Errorf(kataerr.Internal, "creating target %s: %w", target, err)
-	}
-	if err := p.step(stepTargetCreated); err != nil {
+	if err := p.handOver(target, staging, mi, stagingMounted); err != nil {
 		return nil, err
 	}
 	klog.InfoS("Published Kata direct volume", "volumeID", volumeID, "target", target, "device", devicePath, "fstype", fstype)
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// checkPublishRequest refuses a publish request Kata cannot serve, before
+// anything is read or changed.
+func checkPublishRequest(req *csi.NodePublishVolumeRequest, devicePath string) error {
+	target := req.GetTargetPath()
+	if req.GetVolumeId() == "" || target == "" || req.GetStagingTargetPath() == "" || devicePath == "" {
+		return kataerr.Errorf(kataerr.Invalid, "Kata publish needs the volume id, target, staging path and device")
+	}
+	capability := req.GetVolumeCapability()
+	if capability.GetMount() == nil {
+		return kataerr.Errorf(kataerr.Precondition, "Kata direct volumes need the filesystem access type")
+	}
+	if mode := capability.GetAccessMode().GetMode(); mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER {
+		return kataerr.Errorf(kataerr.Precondition,
+			"Kata direct volume needs the ReadWriteOncePod access mode (SINGLE_NODE_SINGLE_WRITER), got %s: one guest must own the filesystem", mode)
+	}
+	if _, err := EncodePath(target); err != nil {
+		return kataerr.Errorf(kataerr.Invalid, "target path %q: %w", target, err)
+	}
+	return nil
+}
+
+// recordOf reads the Kata record at target (nil when there is none) and
+// refuses one that belongs to another volume.
+func (p *Publisher) recordOf(target, volumeID string) (*MountInfo, error) {
+	existing, err := p.store.Read(target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, kataerr.Errorf(kataerr.Internal, "reading the Kata record of %s: %w", target, err)
+	}
+	if existing != nil && existing.Metadata[MetaVolumeID] != volumeID {
+		return nil, kataerr.Errorf(kataerr.AlreadyExists, "target %s holds the Kata record of volume %q", target, existing.Metadata[MetaVolumeID])
+	}
+	return existing, nil
+}
+
+// keepFSGroup copies a valid (above 0) fsGroup and its policy from the
+// existing record into mi.
+func keepFSGroup(mi, existing *MountInfo) {
+	if g, err := strconv.ParseInt(existing.Metadata[MetaFSGroup], 10, 64); err == nil && g > 0 {
+		for _, k := range []string{MetaFSGroup, MetaFSGroupChangePolicy} {
+			if v, ok := existing.Metadata[k]; ok {
+				mi.Metadata[k] = v
+			}
+		}
+	}
+}
+
+// handOver gives the device to the guest: write the record, unmount
+// staging, create the target, with a crash point after each step.
+func (p *Publisher) handOver(target, staging string, mi *MountInfo, stagingMounted bool) error {
+	if err := p.store.Write(target, mi); err != nil {
+		if errors.Is(err, ErrRecordConflict) {
+			return kataerr.Errorf(kataerr.AlreadyExists, "target %s: %w; unpublish it first", target, err)
+		}
+		return kataerr.Errorf(kataerr.Internal, "writing the Kata record of %s: %w", target, err)
+	}
+	if err := p.step(stepRecordWritten); err != nil {
+		return err
+	}
+	if stagingMounted {
+		if err := p.host.unmount(staging); err != nil {
+			return kataerr.Errorf(kataerr.Internal, "unmounting staging %s so the guest owns the device: %w", staging, err)
+		}
+	}
+	if err := p.step(stepStagingUnmount); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(target, targetDirMode); err != nil {
+		return kataerr.Errorf(kataerr.Internal, "creating target %s: %w", target, err)
+	}
+	return p.step(stepTargetCreated)
 }
 
 // podFacts returns the pod's facts for the record and refuses subPath use.
@@ -488,7 +520,7 @@ func buildRecord(req *csi.NodePublishVolumeRequest, devicePath, fstype string, p
 // stored details first, then remove the record, then the target. A crash
 // between steps converges: staging mounted twice is detected, a missing
 // record makes the node server's normal unpublish remove the empty target.
-func (p *Publisher) Unpublish(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+func (p *Publisher) Unpublish(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	target := req.GetTargetPath()
 	if target == "" {
 		return nil, kataerr.Errorf(kataerr.Invalid, "target path missing")

@@ -98,7 +98,7 @@ func (c *shimClient) stats(ctx context.Context, sandboxIDs []string, device stri
 			return st, id, nil
 		}
 		if live {
-			shimErr = fmt.Errorf("Kata shim of sandbox %s: %w", id, err)
+			shimErr = fmt.Errorf("the Kata shim of sandbox %s: %w", id, err)
 		}
 	}
 	if shimErr != nil {
@@ -153,9 +153,9 @@ func (c *shimClient) query(ctx context.Context, sock, device string) (*VolumeSta
 }
 
 func trimBody(b []byte) string {
-	const max = 256
-	if len(b) > max {
-		b = b[:max]
+	const limit = 256
+	if len(b) > limit {
+		b = b[:limit]
 	}
 	return string(b)
 }

@@ -63,7 +63,7 @@ func (e *statsEnv) stats(t *testing.T) *csi.NodeGetVolumeStatsResponse {
 	return resp
 }
 
-func (e *statsEnv) health(t *testing.T) []*csi.VolumeHealth_VolumeHealthEntry {
+func (e *statsEnv) health() []*csi.VolumeHealth_VolumeHealthEntry {
 	return e.p.Health(context.Background(), testVolumeID, e.target)
 }
 
@@ -93,7 +93,7 @@ func TestStatsGoThroughTheLiveShim(t *testing.T) {
 	if q := shim.queried(); len(q) != 1 || q[0] != e.device {
 		t.Fatalf("shim was asked for %q, want %q", q, e.device)
 	}
-	if h := e.health(t); len(h) != 0 {
+	if h := e.health(); len(h) != 0 {
 		t.Fatalf("health %v for a healthy guest", h)
 	}
 }
@@ -126,7 +126,7 @@ func TestStatsWithoutALiveSandboxReportTheDeviceSize(t *testing.T) {
 	if len(resp.Usage) != 1 || resp.Usage[0].Total != 1<<20 || resp.Usage[0].Unit != csi.VolumeUsage_BYTES {
 		t.Fatalf("usage %v, want the device size", resp.Usage)
 	}
-	h := e.health(t)
+	h := e.health()
 	if len(h) != 1 || h[0].Status != csi.VolumeHealthErrorType_DEGRADED || h[0].Reason != HealthKataSandboxMissing {
 		t.Fatalf("health %v, want DEGRADED %s", h, HealthKataSandboxMissing)
 	}
@@ -139,7 +139,7 @@ func TestStatsWhenTheShimFails(t *testing.T) {
 	if resp := e.stats(t); len(resp.Usage) != 1 || resp.Usage[0].Total != 1<<20 {
 		t.Fatalf("usage %v, want the device size", resp.Usage)
 	}
-	h := e.health(t)
+	h := e.health()
 	if len(h) != 1 || h[0].Reason != HealthKataStatsUnavailable || h[0].Status != csi.VolumeHealthErrorType_UNKNOWN_VOLUME_HEALTH_TYPE {
 		t.Fatalf("health %v", h)
 	}
@@ -149,7 +149,7 @@ func TestHealthReportsAnAbnormalGuestFilesystem(t *testing.T) {
 	e := newStatsEnv(t, "dev")
 	e.recordSandbox(t, "sb")
 	startFakeShim(t, e.sockDirs[0], "sb", 200, `{"usage":[{"total":1000,"unit":1}],"volume_condition":{"abnormal":true,"message":"I/O error"}}`)
-	h := e.health(t)
+	h := e.health()
 	if len(h) != 1 || h[0].Status != csi.VolumeHealthErrorType_DEGRADED || h[0].Reason != HealthKataGuestAbnormal {
 		t.Fatalf("health %v", h)
 	}
