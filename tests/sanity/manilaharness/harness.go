@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manila"
@@ -47,6 +48,29 @@ type Options struct {
 	// serving it (cephfsnfstype, cephfstype).
 	Protocol  string
 	ShareType string
+	// Parameters are further StorageClass parameters (a remote node's
+	// nfs-mountOptions, nfsVersion).
+	Parameters map[string]string
+}
+
+// RemoteNode is a node service the run does not start: the plugin in a
+// vm-rig guest, mounting for real. The suite reaches its node service
+// through the run's endpoint, beside the in-process identity and
+// controller, and makes, removes and checks its paths with the hooks,
+// which run in the node's file system.
+type RemoteNode struct {
+	// Client is the node plugin's node service; the run serves it
+	// beside its identity and controller (relay.go).
+	Client                  csi.NodeClient
+	TargetPath, StagingPath string
+	CreateTargetDir         func(path string) (string, error)
+	CreateStagingDir        func(path string) (string, error)
+	RemoveTargetPath        func(path string) error
+	RemoveStagingPath       func(path string) error
+	CheckPath               func(path string) (sanity.PathKind, error)
+	// MountsLeft lists the node's mounts under its kubelet root after
+	// the run (none may remain).
+	MountsLeft func(t *testing.T) []string
 }
 
 // Require skips the test unless the gate variable is set and the run can
@@ -73,6 +97,12 @@ type Target struct {
 	ExtraLeakCheck func(t *testing.T)
 	// IdempotentCount defaults to IdempotentCount.
 	IdempotentCount int
+	// Node, when set, is the node under test instead of the in-process
+	// one (ShareDir is then unused).
+	Node *RemoteNode
+	// Mounter, when set, is the in-process node's mounter instead of
+	// binding ShareDir (manilanode.NewHostMounter: ceph-fuse for real).
+	Mounter manilanode.Mounter
 }
 
 // Run starts the emulator and the driver and runs the sanity suite once.
@@ -114,7 +144,11 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 		}
 	})
 	t.Cleanup(func() {
-		if left := manilanodetest.MountsUnder(t, work); len(left) > 0 {
+		mountsLeft := func(t *testing.T) []string { return manilanodetest.MountsUnder(t, work) }
+		if target.Node != nil {
+			mountsLeft = target.Node.MountsLeft
+		}
+		if left := mountsLeft(t); len(left) > 0 {
 			t.Errorf("mounts left behind: %v", left)
 		}
 	})
@@ -123,6 +157,12 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 	cfg.Address = endpoint
 	cfg.TargetPath = filepath.Join(work, "target")
 	cfg.StagingPath = filepath.Join(work, "staging")
+	if n := target.Node; n != nil {
+		cfg.TargetPath, cfg.StagingPath = n.TargetPath, n.StagingPath
+		cfg.CreateTargetDir, cfg.CreateStagingDir = n.CreateTargetDir, n.CreateStagingDir
+		cfg.RemoveTargetPath, cfg.RemoveStagingPath = n.RemoveTargetPath, n.RemoveStagingPath
+		cfg.CheckPath = n.CheckPath
+	}
 	cfg.TestVolumeSize = VolumeSize
 	cfg.TestVolumeExpandSize = 2 * VolumeSize
 	cfg.IdempotentCount = IdempotentCount
@@ -130,6 +170,9 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 		cfg.IdempotentCount = target.IdempotentCount
 	}
 	cfg.TestVolumeParameters = map[string]string{"type": o.ShareType, "protocol": o.Protocol}
+	for k, v := range o.Parameters {
+		cfg.TestVolumeParameters[k] = v
+	}
 	cfg.IDGen = idGen{}
 	if f := flag.Lookup("ginkgo.no-color"); f != nil && !sanitykit.IsSet("ginkgo.no-color") {
 		_ = f.Value.Set("true")
@@ -156,17 +199,25 @@ func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, target T
 	if err != nil {
 		t.Fatalf("controller: %v", err)
 	}
-	ns, err := manilanode.NewNodeServer(manilanode.NodeOptions{
-		DriverName:      manila.DefaultDriverName,
-		NodeName:        NodeName,
-		NodeAddresses:   []string{NodeAddress},
-		KubeletRootDir:  work,
-		StateDir:        filepath.Join(work, "state"),
-		DefaultProtocol: o.Protocol,
-		Mounter:         manilanodetest.NewDirMounter(target.ShareDir),
-	})
-	if err != nil {
-		t.Fatalf("node: %v", err)
+	var ns csi.NodeServer
+	mounter := target.Mounter
+	if mounter == nil {
+		mounter = manilanodetest.NewDirMounter(target.ShareDir)
+	}
+	if target.Node != nil {
+		ns = nodeRelay{c: target.Node.Client}
+	} else {
+		if ns, err = manilanode.NewNodeServer(manilanode.NodeOptions{
+			DriverName:      manila.DefaultDriverName,
+			NodeName:        NodeName,
+			NodeAddresses:   []string{NodeAddress},
+			KubeletRootDir:  work,
+			StateDir:        filepath.Join(work, "state"),
+			DefaultProtocol: o.Protocol,
+			Mounter:         mounter,
+		}); err != nil {
+			t.Fatalf("node: %v", err)
+		}
 	}
 	srv, err := server.New(server.Options{
 		Endpoint: endpoint,

@@ -2,9 +2,10 @@
 // openstack-rig's real Manila Zed (../shared/tools/openstack-rig/manila):
 // the controller through the real cloud layer, NFS shares on CephFS
 // through NFS-Ganesha (./nfs) and native CephFS with cephx (./cephfs). The
-// node service runs with the test mounter binding a directory per share,
-// as in the emulator runs (this host cannot mount the rig's exports for
-// every spec; the node's own rig tests mount them for real). Leak checks
+// CephFS run's node service mounts every share for real with ceph-fuse
+// (the cephx key from the publish context); the NFS run's binds a
+// directory per share, as this host has no kernel NFS client (NFS node
+// specs run for real in a guest: tests/e2e/manilavm/sanity). Leak checks
 // after each run: the run's shares (by its cluster id), the snapshots it
 // made, and the cephx users Ceph holds.
 package manilasanity
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 	"github.com/cinder-csi/cinder-csi/tests/sanity/manilaharness"
@@ -64,6 +66,16 @@ func Run(t *testing.T, o manilaharness.Options) {
 			t.Logf("leak check: cephx users %d before, %d after", len(users), len(after))
 		},
 		IdempotentCount: 2,
+	}
+	if o.Protocol == "CEPHFS" {
+		if _, err := exec.LookPath("ceph-fuse"); err != nil {
+			t.Skip("the CephFS node specs mount with ceph-fuse, which is not installed")
+		}
+		cephDir := filepath.Join(work, "ceph")
+		if err := os.MkdirAll(cephDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		target.Mounter = manilanode.NewHostMounter(cephDir)
 	}
 	manilaharness.RunOn(t, o, target, work)
 }
