@@ -19,6 +19,7 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/manilavm"
 )
 
 // node is one "node": a node server with its own kubelet root and state.
@@ -45,10 +46,7 @@ func (n *node) target(_ string) string {
 	return filepath.Join(n.root, "pods/pod-"+n.name, "volumes/kubernetes.io~csi/pv/mount")
 }
 
-var rwx = &csi.VolumeCapability{
-	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
-	AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-}
+var rwx = manilavm.RWX
 
 func (n *node) stage(ctx context.Context, vol string, vctx, secrets map[string]string) error {
 	_, err := n.ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol, StagingTargetPath: n.staging(vol), VolumeCapability: rwx, VolumeContext: vctx, Secrets: secrets})
@@ -97,8 +95,8 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 	env := requireManila(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	s := &steps{t: t}
-	defer s.report()
+	s := newSteps(t)
+	defer s.Report()
 	c := cloud(ctx, t, env)
 	clientID := "mnode-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	n1, n2 := newNode(t, "node-1", t.TempDir()), newNode(t, "node-2", t.TempDir())
@@ -106,7 +104,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 	var rule *openstack.AccessRule
 	t.Cleanup(func() { cleanup(t, c, env, share, rule, clientID, n1, n2) })
 
-	s.do("share create 1 GiB CEPHFS (-> available)", func() (err error) {
+	s.Do("share create 1 GiB CEPHFS (-> available)", func() (err error) {
 		share, err = c.CreateShare(ctx, openstack.CreateShareOpts{Name: "e2e-manilanode-" + clientID, Protocol: "CEPHFS", SizeGiB: 1, ShareType: env.shareType})
 		if err != nil {
 			return err
@@ -114,7 +112,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		share, err = c.WaitShare(ctx, share.ID, func(sh *openstack.Share) bool { return sh.Status == openstack.ShareAvailable })
 		return err
 	})
-	s.do("cephx access rule (-> active with key)", func() (err error) {
+	s.Do("cephx access rule (-> active with key)", func() (err error) {
 		rule, err = c.GrantAccess(ctx, openstack.GrantAccessOpts{ShareID: share.ID, AccessType: openstack.AccessTypeCephx, AccessTo: clientID, AccessLevel: "rw"})
 		if err != nil {
 			return err
@@ -123,7 +121,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		return err
 	})
 	var export string
-	s.do("export location", func() error {
+	s.Do("export location", func() error {
 		locs, err := c.ListExportLocations(ctx, share.ID)
 		if err != nil || len(locs) == 0 {
 			return fmt.Errorf("export locations %v: %v", locs, err)
@@ -141,16 +139,16 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 	secrets := map[string]string{manilanode.KeyUserID: clientID, manilanode.KeyUserKey: rule.AccessKey}
 	vol := share.ID
 
-	s.do("node-1 NodeStageVolume (ceph-fuse)", func() error { return n1.stage(ctx, vol, vctx, secrets) })
-	s.do("node-1 NodeStageVolume again (idempotent)", func() error { return n1.stage(ctx, vol, vctx, secrets) })
-	s.do("node-1 NodePublishVolume", func() error { return n1.publish(ctx, vol) })
+	s.Do("node-1 NodeStageVolume (ceph-fuse)", func() error { return n1.stage(ctx, vol, vctx, secrets) })
+	s.Do("node-1 NodeStageVolume again (idempotent)", func() error { return n1.stage(ctx, vol, vctx, secrets) })
+	s.Do("node-1 NodePublishVolume", func() error { return n1.publish(ctx, vol) })
 	data := make([]byte, 4<<20)
 	_, _ = rand.Read(data)
-	s.do("node-1 write 4 MiB + fsync", func() error { return writeSynced(filepath.Join(n1.target(vol), "data"), data) })
-	s.do("node-2 NodeStageVolume (ceph-fuse)", func() error { return n2.stage(ctx, vol, vctx, secrets) })
-	s.do("node-2 NodePublishVolume", func() error { return n2.publish(ctx, vol) })
-	s.do("node-2 read 4 MiB, same bytes", func() error { return sameContent(filepath.Join(n2.target(vol), "data"), data) })
-	s.do("node-2 NodeGetVolumeStats (size = share quota)", func() error {
+	s.Do("node-1 write 4 MiB + fsync", func() error { return writeSynced(filepath.Join(n1.target(vol), "data"), data) })
+	s.Do("node-2 NodeStageVolume (ceph-fuse)", func() error { return n2.stage(ctx, vol, vctx, secrets) })
+	s.Do("node-2 NodePublishVolume", func() error { return n2.publish(ctx, vol) })
+	s.Do("node-2 read 4 MiB, same bytes", func() error { return sameContent(filepath.Join(n2.target(vol), "data"), data) })
+	s.Do("node-2 NodeGetVolumeStats (size = share quota)", func() error {
 		resp, err := n2.ns.NodeGetVolumeStats(ctx, &csi.NodeGetVolumeStatsRequest{VolumeId: vol, VolumePath: n2.target(vol)})
 		if err != nil {
 			return err
@@ -160,7 +158,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		}
 		return nil
 	})
-	s.do("ceph-fuse runs in a session of its own", func() error {
+	s.Do("ceph-fuse runs in a session of its own", func() error {
 		pid, err := fuseDaemon(n1.staging(vol))
 		if err != nil {
 			return err
@@ -178,7 +176,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		}
 		return nil
 	})
-	s.do("node-1 plugin restart: new server, stage+publish idempotent, data there", func() error {
+	s.Do("node-1 plugin restart: new server, stage+publish idempotent, data there", func() error {
 		n1 = newNode(t, "node-1", n1.root)
 		if err := n1.stage(ctx, vol, vctx, secrets); err != nil {
 			return err
@@ -188,7 +186,7 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		}
 		return sameContent(filepath.Join(n1.target(vol), "data"), data)
 	})
-	s.do("node-2 ceph-fuse killed: stat is ENOTCONN, health INACCESSIBLE", func() error {
+	s.Do("node-2 ceph-fuse killed: stat is ENOTCONN, health INACCESSIBLE", func() error {
 		pid, err := fuseDaemon(n2.staging(vol))
 		if err != nil {
 			return err
@@ -214,20 +212,20 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 		}
 		return nil
 	})
-	s.do("node-2 NodeStageVolume remounts the broken share", func() error { return n2.stage(ctx, vol, vctx, secrets) })
-	s.do("node-2 NodePublishVolume rebinds the broken target, data there", func() error {
+	s.Do("node-2 NodeStageVolume remounts the broken share", func() error { return n2.stage(ctx, vol, vctx, secrets) })
+	s.Do("node-2 NodePublishVolume rebinds the broken target, data there", func() error {
 		if err := n2.publish(ctx, vol); err != nil {
 			return err
 		}
 		return sameContent(filepath.Join(n2.target(vol), "data"), data)
 	})
 	for _, n := range []*node{n1, n2} {
-		s.do(n.name+" NodeUnpublishVolume", func() error { return n.unpublish(ctx, vol) })
-		s.do(n.name+" NodeUnstageVolume", func() error { return n.unstage(ctx, vol) })
-		s.do(n.name+" nothing left (mounts, key file, ceph-fuse)", func() error { return nothingLeft(t, n, vol) })
+		s.Do(n.name+" NodeUnpublishVolume", func() error { return n.unpublish(ctx, vol) })
+		s.Do(n.name+" NodeUnstageVolume", func() error { return n.unstage(ctx, vol) })
+		s.Do(n.name+" nothing left (mounts, key file, ceph-fuse)", func() error { return nothingLeft(t, n, vol) })
 	}
 	removeSteps(ctx, s, c, "cephx", &share, &rule)
-	s.do("cephx user gone from Ceph", func() error {
+	s.Do("cephx user gone from Ceph", func() error {
 		if cephxUserExists(env, clientID) {
 			return fmt.Errorf("client.%s is still in Ceph", clientID)
 		}

@@ -10,16 +10,14 @@ package manilanode
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/cinder-csi/cinder-csi/pkg/csi/manilanode/manilanodetest"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/manilavm"
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
 )
 
@@ -65,34 +63,10 @@ func requireManila(t *testing.T) manilaEnv {
 	return e
 }
 
-// steps records the time of each step for the closing table.
-type steps struct {
-	t    *testing.T
-	rows []string
-}
-
-func (s *steps) do(name string, f func() error) {
-	s.t.Helper()
-	start := time.Now()
-	err := f()
-	d := time.Since(start)
-	status := "ok"
-	if err != nil {
-		status = "FAILED: " + err.Error()
-	}
-	s.rows = append(s.rows, fmt.Sprintf("| %s | %.3f | %s |", name, d.Seconds(), status))
-	if err != nil {
-		s.report()
-		s.t.Fatalf("%s: %v", name, err)
-	}
-}
-
-func (s *steps) report() {
-	table := "| step | s | result |\n|---|---|---|\n" + strings.Join(s.rows, "\n") + "\n"
-	s.t.Log("\n" + table)
-	if p := os.Getenv("E2E_MANILANODE_REPORT"); p != "" {
-		_ = os.WriteFile(p, []byte(table), 0o644)
-	}
+// newSteps records the time of each step for the closing table
+// (E2E_MANILANODE_REPORT names a file to write it to).
+func newSteps(t *testing.T) *manilavm.Steps {
+	return &manilavm.Steps{T: t, ReportEnv: "E2E_MANILANODE_REPORT"}
 }
 
 // cloud returns the rig's Manila through the cloud layer.
@@ -117,8 +91,8 @@ func cephxUserExists(e manilaEnv, id string) bool {
 // removeSteps are a test's last steps: revoke the rule (of kind, for the
 // step's name) and delete the share, each until gone. Each clears its
 // variable, so the test's cleanup does not repeat what was done.
-func removeSteps(ctx context.Context, s *steps, c openstack.ShareCloud, kind string, share **openstack.Share, rule **openstack.AccessRule) {
-	s.do("revoke the "+kind+" rule (-> gone)", func() error {
+func removeSteps(ctx context.Context, s *manilavm.Steps, c openstack.ShareCloud, kind string, share **openstack.Share, rule **openstack.AccessRule) {
+	s.Do("revoke the "+kind+" rule (-> gone)", func() error {
 		if err := c.RevokeAccess(ctx, (*share).ID, (*rule).ID); err != nil {
 			return err
 		}
@@ -126,7 +100,7 @@ func removeSteps(ctx context.Context, s *steps, c openstack.ShareCloud, kind str
 		*rule = nil
 		return err
 	})
-	s.do("delete the share (-> gone)", func() error {
+	s.Do("delete the share (-> gone)", func() error {
 		if err := c.DeleteShare(ctx, (*share).ID); err != nil {
 			return err
 		}
