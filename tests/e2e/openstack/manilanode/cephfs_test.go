@@ -104,35 +104,10 @@ func TestCephFSFuseTwoNodesOnTheRealRig(t *testing.T) {
 	var rule *openstack.AccessRule
 	t.Cleanup(func() { cleanup(t, c, env, share, rule, clientID, n1, n2) })
 
-	s.Do("share create 1 GiB CEPHFS (-> available)", func() (err error) {
-		share, err = c.CreateShare(ctx, openstack.CreateShareOpts{Name: "e2e-manilanode-" + clientID, Protocol: "CEPHFS", SizeGiB: 1, ShareType: env.shareType})
-		if err != nil {
-			return err
-		}
-		share, err = c.WaitShare(ctx, share.ID, func(sh *openstack.Share) bool { return sh.Status == openstack.ShareAvailable })
-		return err
-	})
-	s.Do("cephx access rule (-> active with key)", func() (err error) {
-		rule, err = c.GrantAccess(ctx, openstack.GrantAccessOpts{ShareID: share.ID, AccessType: openstack.AccessTypeCephx, AccessTo: clientID, AccessLevel: "rw"})
-		if err != nil {
-			return err
-		}
-		rule, err = c.WaitAccessRule(ctx, share.ID, rule.ID)
-		return err
-	})
 	var export string
-	s.Do("export location", func() error {
-		locs, err := c.ListExportLocations(ctx, share.ID)
-		if err != nil || len(locs) == 0 {
-			return fmt.Errorf("export locations %v: %v", locs, err)
-		}
-		export = locs[0].Path
-		for _, l := range locs {
-			if l.Preferred {
-				export = l.Path
-			}
-		}
-		return nil
+	s.Do("share 1 GiB CEPHFS + cephx rule (-> active with key) + export", func() (err error) {
+		share, rule, export, err = cephShare(ctx, c, env, clientID)
+		return err
 	})
 	vctx := map[string]string{manilanode.KeyShareID: share.ID, manilanode.KeyProtocol: manilanode.ProtocolCephFS,
 		manilanode.KeyExportLocation: export, manilanode.KeyCephClientID: clientID, manilanode.KeyCephFSMounter: manilanode.MounterFuse}
