@@ -133,11 +133,12 @@ func (n *Node) waitInfo(ctx context.Context) error {
 	}
 }
 
-// StagingPath and TargetPath are kubelet's paths for a volume on the node.
+// StagingPath is kubelet's staging path for a volume on the node.
 func (n *Node) StagingPath(vol string) string {
 	return KubeletRoot + "/plugins/kubernetes.io/csi/" + manilanode.DefaultDriverName + "/" + vol + "/globalmount"
 }
 
+// TargetPath is kubelet's publish path for a volume on the node.
 func (n *Node) TargetPath(vol string) string {
 	return KubeletRoot + "/pods/pod-" + n.Name + "/volumes/kubernetes.io~csi/" + vol + "/mount"
 }

@@ -127,12 +127,11 @@ func (h *exportHandler) Mount(_ context.Context, conn net.Conn, req nfs.MountReq
 	if !ok {
 		return nfs.MountStatusErrNoEnt, refusedFS, nil
 	}
-	if _, err := h.s.nfsAccess(shareID, client, false); err != nil {
+	if err := h.s.nfsAccess(shareID, client, false); err != nil {
 		return nfs.MountStatusErrAcces, refusedFS, nil
 	}
 	fs := &guardedFS{Filesystem: osfs.New(dir, osfs.WithBoundOS()), check: func(write bool) error {
-		_, err := h.s.nfsAccess(shareID, client, write)
-		return err
+		return h.s.nfsAccess(shareID, client, write)
 	}, shareID: shareID}
 	return nfs.MountStatusOk, fs, []nfs.AuthFlavor{nfs.AuthFlavorNull}
 }
@@ -194,29 +193,30 @@ func (s *Service) shareByExportPath(path string) (id, dir string, ok bool) {
 	return "", "", false
 }
 
-// nfsAccess returns the access level ("rw" or "ro") client has on the
-// share, or os.ErrPermission: no active ip rule matches it, or it needs to
-// write and only "ro" rules match. A share gone is os.ErrNotExist.
-func (s *Service) nfsAccess(shareID string, client net.IP, write bool) (string, error) {
+// nfsAccess says whether client may read (or, with write, change) the
+// share: os.ErrPermission when no active ip rule matches it, or when it
+// needs to write and only "ro" rules match; os.ErrNotExist when the share
+// is gone.
+func (s *Service) nfsAccess(shareID string, client net.IP, write bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Shares[shareID]; !ok {
-		return "", os.ErrNotExist
+		return os.ErrNotExist
 	}
-	level := ""
+	readable := false
 	for _, r := range s.st.Access {
 		if r.ShareID != shareID || r.Type != "ip" || r.State != "active" || !ipMatches(r.To, client) {
 			continue
 		}
 		if r.Level == "rw" {
-			return "rw", nil
+			return nil
 		}
-		level = r.Level
+		readable = true
 	}
-	if level == "" || write {
-		return "", os.ErrPermission
+	if !readable || write {
+		return os.ErrPermission
 	}
-	return level, nil
+	return nil
 }
 
 // ipMatches: to is an address or a CIDR (what the API accepted).
