@@ -49,7 +49,7 @@ func TestCephFSKernelInAGuestFuseOnTheHost(t *testing.T) {
 		return nil
 	})
 	s.Do(fmt.Sprintf("guest mount.ceph + tcprelay on %d Ceph ports", len(ports)), func() error { return g.StartCephClient(ctx, ports) })
-	c := cloud(t, ctx, env)
+	c := cloud(ctx, t, env)
 	clientID := "mnodek-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	host := newNode(t, "host", t.TempDir())
 	var share *openstack.Share
