@@ -79,26 +79,8 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 	if err != nil {
 		return StatusFromError(err, "staging volume %s", volumeID)
 	}
-	requested := vc.GetMount().GetFsType()
-
 	if m, mounted := table.top(staging); mounted {
-		if uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev) || m.Root != "/" {
-			if ns.finder.SysNameFor(unix.Mkdev(uint32(m.Major), uint32(m.Minor))) == "" {
-				ns.staleMount(logger, staging, "the mounted disk is gone from the node")
-			}
-			return errPrecondition("staging_target_path %s already holds another mount (%s, device %d:%d), not volume %s (%s)",
-				staging, m.Source, m.Major, m.Minor, volumeID, dev.Node)
-		}
-		if requested != "" && !fsopts.SameFamily(requested, m.FsType) {
-			return errAlreadyExists("volume %s is already staged at %s as %s, not %s", volumeID, staging, m.FsType, requested)
-		}
-		if m.FsType == "xfs" && !hasOption(m.SuperOptions, "ro") {
-			if err := growXFS(ns.mounter.Exec, staging); err != nil {
-				return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
-			}
-		}
-		logger.Info("Volume already staged", "stagingTargetPath", staging, "device", dev.Path)
-		return nil
+		return ns.alreadyStaged(logger, m, rdev, volumeID, dev, staging, vc.GetMount().GetFsType())
 	}
 	if err := refuseMountedDevice(table, rdev, volumeID, dev); err != nil {
 		return err
@@ -111,42 +93,102 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 	if err != nil {
 		return StatusFromError(err, "reading the filesystem type on %s", dev.Path)
 	}
-	fsType := fsTypeOf(vc)
-	switch {
-	case existing == partitionedFormat:
-		return errPrecondition("device %s of volume %s holds a partition table; refusing to format or mount it", dev.Path, volumeID)
-	case existing != "" && !supportedFsTypes[existing] && existing != "ext2":
-		return errPrecondition("device %s of volume %s holds %s, which this driver does not mount", dev.Path, volumeID, existing)
-	case existing != "" && requested == "":
-		fsType = existing
-	case existing != "" && !fsopts.SameFamily(existing, requested):
-		return errPrecondition("device %s of volume %s already holds %s but %s was requested; refusing to reformat it", dev.Path, volumeID, existing, requested)
+	fsType, err := stageFsType(existing, vc, volumeID, dev)
+	if err != nil {
+		return err
 	}
-
-	// Grow ext before mounting: offline growth needs no CAP_SYS_RESOURCE
-	// and covers restores and clones into a larger size as well as an
-	// expansion done while the volume was not staged.
-	checked := false // e2fsck ran: no fsck before the mount
-	if fsopts.IsExt(existing) {
-		grow, err := extNeedsGrowth(ns.mounter.Exec, dev.Path, dev.SizeBytes)
-		if err != nil {
-			return StatusFromError(err, "checking the filesystem size of volume %s", volumeID)
-		}
-		if grow {
-			if err := growExtOffline(ns.mounter.Exec, dev.Path); err != nil {
-				return StatusFromError(err, "growing the filesystem of volume %s", volumeID)
-			}
-			checked = true
-			logger.Info("Grew the filesystem before mounting", "device", dev.Path, "sizeBytes", dev.SizeBytes, "resizeRequired", resizeRequired)
-		}
+	checked, err := ns.growExtBeforeMount(logger, existing, volumeID, dev, resizeRequired)
+	if err != nil {
+		return err
 	}
 
 	options := fsopts.WithNoUUID(fsType, slices.Clone(vc.GetMount().GetMountFlags()))
-	// Format and mount here rather than with mount-utils' FormatAndMount:
-	// it would probe the device with blkid a second time and mount with
-	// mount(8), and each process costs 10-40 ms on a small node
-	// (docs/benchmarks.md, Node).
 	readOnly := slices.Contains(options, "ro")
+	if err := ns.formatOrCheck(logger, existing, fsType, readOnly, checked, volumeID, dev); err != nil {
+		return err
+	}
+	if err := ns.mountFilesystem(dev.Path, staging, fsType, append(options, "defaults")); err != nil {
+		return StatusFromError(err, "mounting volume %s (%s) at %s", volumeID, dev.Path, staging)
+	}
+	if fsType == "xfs" && existing != "" && !readOnly {
+		if err := growXFS(ns.mounter.Exec, staging); err != nil {
+			return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
+		}
+	}
+	logger.Info("Staged volume", "stagingTargetPath", staging, "device", dev.Path, "foundBy", dev.FoundBy,
+		"fsType", fsType, "formatted", existing == "", "resizeRequired", resizeRequired)
+	return nil
+}
+
+// alreadyStaged answers a stage whose staging path is mounted: fine (and
+// an XFS grown) when it is this volume's device as the requested family,
+// refused otherwise.
+func (ns *NodeServer) alreadyStaged(logger logr.Logger, m mount.MountInfo, rdev uint64, volumeID string, dev *device.Device, staging, requested string) error {
+	if uint32(m.Major) != unix.Major(rdev) || uint32(m.Minor) != unix.Minor(rdev) || m.Root != "/" {
+		if ns.finder.SysNameFor(unix.Mkdev(uint32(m.Major), uint32(m.Minor))) == "" {
+			ns.staleMount(logger, staging, "the mounted disk is gone from the node")
+		}
+		return errPrecondition("staging_target_path %s already holds another mount (%s, device %d:%d), not volume %s (%s)",
+			staging, m.Source, m.Major, m.Minor, volumeID, dev.Node)
+	}
+	if requested != "" && !fsopts.SameFamily(requested, m.FsType) {
+		return errAlreadyExists("volume %s is already staged at %s as %s, not %s", volumeID, staging, m.FsType, requested)
+	}
+	if m.FsType == "xfs" && !hasOption(m.SuperOptions, "ro") {
+		if err := growXFS(ns.mounter.Exec, staging); err != nil {
+			return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
+		}
+	}
+	logger.Info("Volume already staged", "stagingTargetPath", staging, "device", dev.Path)
+	return nil
+}
+
+// stageFsType is the filesystem to mount: the one the device holds (which
+// must be one this driver mounts, of the requested family), else the
+// requested one. A partitioned device is refused.
+func stageFsType(existing string, vc *csi.VolumeCapability, volumeID string, dev *device.Device) (string, error) {
+	requested := vc.GetMount().GetFsType()
+	switch {
+	case existing == partitionedFormat:
+		return "", errPrecondition("device %s of volume %s holds a partition table; refusing to format or mount it", dev.Path, volumeID)
+	case existing != "" && !supportedFsTypes[existing] && existing != "ext2":
+		return "", errPrecondition("device %s of volume %s holds %s, which this driver does not mount", dev.Path, volumeID, existing)
+	case existing != "" && requested == "":
+		return existing, nil
+	case existing != "" && !fsopts.SameFamily(existing, requested):
+		return "", errPrecondition("device %s of volume %s already holds %s but %s was requested; refusing to reformat it", dev.Path, volumeID, existing, requested)
+	}
+	return fsTypeOf(vc), nil
+}
+
+// growExtBeforeMount grows an ext filesystem before mounting: offline growth
+// needs no CAP_SYS_RESOURCE and covers restores and clones into a larger
+// size as well as an expansion done while the volume was not staged. It
+// reports whether e2fsck ran (then no fsck is needed before the mount).
+func (ns *NodeServer) growExtBeforeMount(logger logr.Logger, existing, volumeID string, dev *device.Device, resizeRequired bool) (bool, error) {
+	if !fsopts.IsExt(existing) {
+		return false, nil
+	}
+	grow, err := extNeedsGrowth(ns.mounter.Exec, dev.Path, dev.SizeBytes)
+	if err != nil {
+		return false, StatusFromError(err, "checking the filesystem size of volume %s", volumeID)
+	}
+	if !grow {
+		return false, nil
+	}
+	if err := growExtOffline(ns.mounter.Exec, dev.Path); err != nil {
+		return false, StatusFromError(err, "growing the filesystem of volume %s", volumeID)
+	}
+	logger.Info("Grew the filesystem before mounting", "device", dev.Path, "sizeBytes", dev.SizeBytes, "resizeRequired", resizeRequired)
+	return true, nil
+}
+
+// formatOrCheck formats a blank device (never for a read-only mount) or
+// checks an existing read-write filesystem not checked yet. Done here
+// rather than with mount-utils' FormatAndMount: it would probe the device
+// with blkid a second time and mount with mount(8), and each process
+// costs 10-40 ms on a small node (docs/benchmarks.md, Node).
+func (ns *NodeServer) formatOrCheck(logger logr.Logger, existing, fsType string, readOnly, checked bool, volumeID string, dev *device.Device) error {
 	switch {
 	case existing == "" && readOnly:
 		return errPrecondition("device %s of volume %s holds no filesystem and the mount flags ask for read-only; refusing to format it", dev.Path, volumeID)
@@ -159,16 +201,6 @@ func (ns *NodeServer) stageFilesystem(logger logr.Logger, volumeID string, dev *
 			return StatusFromError(err, "checking the filesystem of volume %s", volumeID)
 		}
 	}
-	if err := ns.mountFilesystem(dev.Path, staging, fsType, append(options, "defaults")); err != nil {
-		return StatusFromError(err, "mounting volume %s (%s) at %s", volumeID, dev.Path, staging)
-	}
-	if fsType == "xfs" && existing != "" && !readOnly {
-		if err := growXFS(ns.mounter.Exec, staging); err != nil {
-			return StatusFromError(err, "growing the XFS filesystem of volume %s", volumeID)
-		}
-	}
-	logger.Info("Staged volume", "stagingTargetPath", staging, "device", dev.Path, "foundBy", dev.FoundBy,
-		"fsType", fsType, "formatted", existing == "", "resizeRequired", resizeRequired)
 	return nil
 }
 
