@@ -15,7 +15,10 @@
 # project (another session may be using it);
 # implies E2E_KEEP_RIG=1), E2E_MANILA_UP_LOG (the log of a manila-up.sh that
 # .ci/run started in the background: waited for, at most E2E_MANILA_WAIT
-# seconds, default 420, until it ends with "manila rc=").
+# seconds, default 420, until it ends with "manila rc="), E2E_LIBVIRT=0 (no
+# libvirt compute: hack/rig-libvirt.sh adds one beside the rig's fake compute
+# for tests/e2e/openstack/libvirtnode, time box E2E_LIBVIRT_TIMEOUT seconds,
+# default 600; taken down with the rig).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -85,6 +88,11 @@ cleanup() {
     $PY "$RIG_DIR/rig_attach.py" leftovers || { log "LEAK: host-side attach leftovers"; [[ $rc != 0 ]] || rc=1; }
   fi
   if [[ ${E2E_KEEP_RIG:-0} != 1 ]]; then
+    # The libvirt compute talks to the rig's RabbitMQ and Ceph: down first.
+    if [[ -e /var/lib/rig-libvirt/run/nova-compute.pid ]]; then
+      log "libvirt compute down"
+      timeout 300 "$ROOT/hack/rig-libvirt.sh" down >"$WORK/rig-libvirt-down.log" 2>&1 || log "rig-libvirt.sh down failed, see $WORK/rig-libvirt-down.log"
+    fi
     # Manila runs on the rig's mon, MariaDB and RabbitMQ: down first.
     if [[ -x $RIG_DIR/manila/manila-down.sh && -d /var/lib/openstack-rig-manila ]]; then
       log "manila down"
@@ -183,13 +191,39 @@ else
 fi
 export MANILA_UP
 
+# A libvirt nova-compute beside the rig's (hack/rig-libvirt.sh: real QEMU
+# guests under TCG, volumes attached by Nova and libvirt over RBD) for the
+# node plugin in a real instance (tests/e2e/openstack/libvirtnode). Cold
+# (packages, libvirtd, images) ~3 min, warm ~45 s on a loaded machine.
+E2E_LIBVIRT_SKIP=""
+if [[ ${E2E_LIBVIRT:-1} == 0 ]]; then
+  E2E_LIBVIRT_SKIP="libvirt node SKIPPED: E2E_LIBVIRT=0"
+else
+  log "libvirt compute (hack/rig-libvirt.sh up, at most ${E2E_LIBVIRT_TIMEOUT:-600}s; log $WORK/rig-libvirt.log)"
+  set +e
+  timeout "${E2E_LIBVIRT_TIMEOUT:-600}" nice -n 5 "$ROOT/hack/rig-libvirt.sh" up >"$WORK/rig-libvirt.log" 2>&1
+  lrc=$?
+  set -e
+  if [[ $lrc == 0 ]]; then
+    E2E_LIBVIRT_IMAGE=$(osc image show rig-libvirt -f value -c id) E2E_LIBVIRT_FLAVOR=$(osc flavor show rig.libvirt -f value -c id)
+    export E2E_LIBVIRT_IMAGE E2E_LIBVIRT_FLAVOR
+    grep '^rig-libvirt: UP' "$WORK/rig-libvirt.log" || true
+  elif [[ $lrc == 124 ]]; then
+    E2E_LIBVIRT_SKIP="libvirt node SKIPPED: rig-libvirt.sh up did not finish in ${E2E_LIBVIRT_TIMEOUT:-600}s (see $WORK/rig-libvirt.log)"
+  else
+    E2E_LIBVIRT_SKIP="libvirt node SKIPPED: $(grep -m1 '^rig-libvirt: CANNOT' "$WORK/rig-libvirt.log" || echo "rig-libvirt.sh up failed (rc=$lrc, see $WORK/rig-libvirt.log)")"
+  fi
+fi
+if [[ -z $E2E_LIBVIRT_SKIP ]]; then E2E_LIBVIRT=1; else E2E_LIBVIRT=0; log "$E2E_LIBVIRT_SKIP"; fi
+export E2E_LIBVIRT E2E_LIBVIRT_SKIP
+
 rm -f "$WORK/diff.md" "$WORK/diff-keystone.md" "$WORK/diff-manila.md" "$WORK/bench.md"
 export CINDER_CSI_E2E_OPENSTACK=1 RIG_DIR E2E_DIFF_REPORT=$WORK/diff.md E2E_DIFF_KEYSTONE_REPORT=$WORK/diff-keystone.md E2E_BENCH_REPORT=$WORK/bench.md \
   E2E_DIFF_MANILA_REPORT=$WORK/diff-manila.md
 # -p 1: the packages share one project and its quota, which some tests lower.
 set +e
 go test -count=1 -p 1 -timeout 45m -v ${E2E_RUN:+-run "$E2E_RUN"} ./tests/e2e/openstack/... 2>&1 | tee "$WORK/go-test.log" |
-  grep -E '^(=== RUN|--- |PASS|FAIL|ok|Ran |SUCCESS|    [a-z_]+\.go:[0-9]+: (diff|bench|sanity|LEAK))' | grep -v '^=== RUN'
+  grep -E '^(=== RUN|--- |PASS|FAIL|ok|Ran |SUCCESS|    [a-z_]+\.go:[0-9]+: (diff|bench|sanity|LEAK|libvirt))' | grep -v '^=== RUN'
 rc=${PIPESTATUS[0]}
 if [[ -z ${E2E_RUN:-} || ${E2E_BENCH:-} == 1 ]]; then
   log "benchmark on real Cinder (report $WORK/bench.md)"
@@ -223,5 +257,6 @@ if [[ -f $WORK/diff-manila.md ]]; then
 elif [[ $MANILA_UP != 1 ]]; then
   echo "differential, Manila: SKIPPED ($manila_reason)"
 fi
+[[ -z $E2E_LIBVIRT_SKIP ]] || echo "$E2E_LIBVIRT_SKIP"
 log "go test rc=$rc; full log $WORK/go-test.log"
 exit $rc

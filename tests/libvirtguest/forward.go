@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -189,7 +188,8 @@ func (m *mux) relay(c *net.UnixConn, target string) {
 	select {
 	case err := <-s.opened:
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "libvirtguest: opening %s in the guest: %v\n", target, err)
+			// Nothing listens there yet (a plugin still starting): the
+			// host client sees the connection close and retries.
 			m.drop(sid)
 			return
 		}

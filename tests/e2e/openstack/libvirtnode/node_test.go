@@ -2,7 +2,6 @@ package libvirtnode
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -274,30 +273,12 @@ func sanityNode(ctx context.Context, t *testing.T, n *node, ctrl *rig.Driver) {
 	cfg := e2esanity.Config(t, nil, ctrl, false)
 	cfg.Address = "unix://" + n.sock
 	cfg.ControllerAddress = ctrl.Endpoint
-	cfg.TargetPath = kubeletRoot + "/pods/sanity/volumes/kubernetes.io~csi/pv"
-	cfg.StagingPath = kubeletRoot + "/plugins/kubernetes.io/csi/sanity/globalmount"
 	inGuest := func(script string) (string, error) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		return n.g.Sh(cctx, script)
 	}
-	mkdir := func(p string) (string, error) { _, err := inGuest("mkdir -p " + p); return p, err }
-	rm := func(p string) error { _, err := inGuest("rm -rf " + p); return err }
-	cfg.CreateTargetDir, cfg.CreateStagingDir = mkdir, mkdir
-	cfg.RemoveTargetPath, cfg.RemoveStagingPath = rm, rm
-	cfg.CheckPath = func(p string) (csisanity.PathKind, error) {
-		out, err := inGuest(fmt.Sprintf("if [ -f %[1]s ] || [ -b %[1]s ]; then echo file; elif [ -d %[1]s ]; then echo directory; "+
-			"elif [ -e %[1]s ]; then echo other; else echo not_found; fi", p))
-		if err != nil {
-			return "", err
-		}
-		return csisanity.IsPathKind(strings.TrimSpace(out))
-	}
-	for name, value := range map[string]string{"ginkgo.focus": "Node Service", "ginkgo.no-color": "true"} {
-		if f := flag.Lookup(name); f != nil && !sanitykit.IsSet(name) {
-			_ = f.Value.Set(value)
-		}
-	}
+	sanitykit.NodeInGuest(cfg, kubeletRoot, inGuest)
 	csisanity.Test(t, *cfg)
 	if out, err := inGuest("grep ' " + kubeletRoot + "' /proc/mounts || true"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("mounts left in the guest: %v %s", err, out)

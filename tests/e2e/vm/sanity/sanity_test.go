@@ -7,9 +7,6 @@ package sanity
 
 import (
 	"context"
-	"flag"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,28 +34,10 @@ func TestSanityNodeInGuest(t *testing.T) {
 	cfg := sanity.NewTestConfig()
 	cfg.Address = "unix://" + e.NodeSock
 	cfg.ControllerAddress = "unix://" + e.CtrlSock
-	cfg.TargetPath = vmenv.KubeletRoot + "/pods/sanity/volumes/kubernetes.io~csi/pv"
-	cfg.StagingPath = vmenv.KubeletRoot + "/plugins/kubernetes.io/csi/sanity/globalmount"
 	cfg.TestVolumeSize = 1 << 30
 	cfg.TestVolumeExpandSize = 2 << 30
 	cfg.IDGen = uuidGen{}
-	mkdir := func(p string) (string, error) { _, err := inGuest("mkdir -p " + p); return p, err }
-	rm := func(p string) error { _, err := inGuest("rm -rf " + p); return err }
-	cfg.CreateTargetDir, cfg.CreateStagingDir = mkdir, mkdir
-	cfg.RemoveTargetPath, cfg.RemoveStagingPath = rm, rm
-	cfg.CheckPath = func(p string) (sanity.PathKind, error) {
-		out, err := inGuest(fmt.Sprintf("if [ -f %[1]s ] || [ -b %[1]s ]; then echo file; elif [ -d %[1]s ]; then echo directory; "+
-			"elif [ -e %[1]s ]; then echo other; else echo not_found; fi", p))
-		if err != nil {
-			return "", err
-		}
-		return sanity.IsPathKind(strings.TrimSpace(out))
-	}
-	for name, value := range map[string]string{"ginkgo.focus": "Node Service", "ginkgo.no-color": "true"} {
-		if f := flag.Lookup(name); f != nil && !sanitykit.IsSet(name) {
-			_ = f.Value.Set(value)
-		}
-	}
+	sanitykit.NodeInGuest(&cfg, vmenv.KubeletRoot, inGuest)
 	sanity.Test(t, cfg)
 	if err := e.NoMountsLeft(ctx); err != nil {
 		t.Error(err)
