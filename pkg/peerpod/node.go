@@ -69,9 +69,12 @@ func (ns *NodeServer) NodeGetInfo(ctx context.Context, req *csi.NodeGetInfoReque
 
 // NodeGetCapabilities: no staging (nothing reaches the worker), no stats
 // (usage is only known inside the pod VM), no node expansion (the
-// filesystem is the VM's).
+// filesystem is the VM's). SINGLE_NODE_MULTI_WRITER is advertised because
+// kubelet (csi-lib-utils' access mode mapping) only sends ReadWriteOncePod
+// as SINGLE_NODE_SINGLE_WRITER to a driver that does; the mode itself is
+// refused.
 func (ns *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	return capability.Node(nil), nil
+	return capability.Node([]csi.NodeServiceCapability_RPC_Type{csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER}), nil
 }
 
 // NodePublishVolume writes the record and creates the target.

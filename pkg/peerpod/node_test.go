@@ -101,6 +101,10 @@ func TestNodeRefusesWhatAPodVMCannotTake(t *testing.T) {
 			t.Errorf("%s: %v, want %s", name, err, tc.code)
 		}
 	}
+	caps, _ := ns.NodeGetCapabilities(context.Background(), &csi.NodeGetCapabilitiesRequest{})
+	if len(caps.GetCapabilities()) != 1 || caps.Capabilities[0].GetRpc().GetType() != csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER {
+		t.Errorf("node capabilities %v: want only SINGLE_NODE_MULTI_WRITER (RWOP mapping), no staging", caps)
+	}
 	if _, err := ns.NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{}); Code(err) != codes.Unimplemented {
 		t.Errorf("stats: %v", err)
 	}
