@@ -21,13 +21,11 @@ const (
 // env is the emulator (real gophercloud HTTP), the Cinder controller over
 // it, and an attacher using that controller.
 type env struct {
-	t      *testing.T
-	emu    *emulator.Emulator
-	cloud  openstack.Cloud
-	cs     *cinder.ControllerServer
-	att    *Attacher
-	marks  map[string]time.Time
-	timing []string
+	t     *testing.T
+	emu   *emulator.Emulator
+	cloud openstack.Cloud
+	cs    *cinder.ControllerServer
+	att   *Attacher
 }
 
 func newEnv(t *testing.T) *env {

@@ -40,8 +40,8 @@ func sanitize(s string) string { return unsafeNameChars.ReplaceAllString(strings
 // cut so that the whole name fits 63 characters.
 func podPart(podName string) string {
 	p := sanitize(podName)
-	if max := instanceNameMax - len(instancePrefix) - 1 - sandboxIDChars; len(p) > max {
-		p = p[:max]
+	if limit := instanceNameMax - len(instancePrefix) - 1 - sandboxIDChars; len(p) > limit {
+		p = p[:limit]
 	}
 	return p
 }

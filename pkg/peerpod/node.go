@@ -67,7 +67,7 @@ func (ns *NodeServer) NodeGetInfo(ctx context.Context, req *csi.NodeGetInfoReque
 	return ns.info.NodeGetInfo(ctx, req)
 }
 
-// NodeGetCapabilities: no staging (nothing reaches the worker), no stats
+// NodeGetCapabilities advertises no staging (nothing reaches the worker), no stats
 // (usage is only known inside the pod VM), no node expansion (the
 // filesystem is the VM's). SINGLE_NODE_MULTI_WRITER is advertised because
 // kubelet (csi-lib-utils' access mode mapping) only sends ReadWriteOncePod
@@ -176,12 +176,12 @@ func (ns *NodeServer) NodeUnstageVolume(context.Context, *csi.NodeUnstageVolumeR
 	return nil, errUnimplemented("peer-pod volumes are not staged: they are never attached to the worker")
 }
 
-// NodeGetVolumeStats: the filesystem lives in the pod VM.
+// NodeGetVolumeStats is Unimplemented: the filesystem lives in the pod VM.
 func (ns *NodeServer) NodeGetVolumeStats(context.Context, *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	return nil, errUnimplemented("usage of a peer-pod volume is only known inside the pod VM; its capacity is the Cinder volume's size (ControllerGetVolume)")
 }
 
-// NodeExpandVolume: the filesystem lives in the pod VM.
+// NodeExpandVolume is Unimplemented: the filesystem lives in the pod VM.
 func (ns *NodeServer) NodeExpandVolume(context.Context, *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	return nil, errUnimplemented("a peer-pod volume's filesystem is grown inside the pod VM, not on the worker; expand it while no pod uses it")
 }

@@ -18,7 +18,7 @@ import (
 const (
 	// DefaultRuntimeClass is cloud-api-adaptor's RuntimeClass.
 	DefaultRuntimeClass = "kata-remote"
-	// DefaultResync: kubelet creates the sandbox (and CAA the VM) within
+	// DefaultResync is the pass period. Kubelet creates the sandbox (and CAA the VM) within
 	// seconds of scheduling, and CAA's in-VM agent waits 30 s for the disk
 	// by default, so a pass every 5 s starts each attach early enough.
 	DefaultResync = 5 * time.Second
@@ -26,8 +26,11 @@ const (
 	// OpenStack VMs boot in 30-90 s under TCG on the rig; a slower VM is
 	// picked up again by the next pass.
 	DefaultAttachTimeout = 3 * time.Minute
-	// EventReason* are the reasons of the Events the reconciler leaves on
-	// pods, the user-visible side of its errors.
+)
+
+// The reasons of the Events the reconciler leaves on pods, the
+// user-visible side of its errors.
+const (
 	EventReasonAttached     = "PeerPodVolumeAttached"
 	EventReasonAttachFailed = "PeerPodVolumeAttachFailed"
 	EventReasonRefused      = "PeerPodVolumeRefused"

@@ -180,6 +180,7 @@ func TestKubernetes(t *testing.T) {
 	} else {
 		e.step("8 attach under 503s", e.attachUnderFaults)
 	}
+	e.peerPodFlows()
 	e.step("7 teardown", e.teardownFlow)
 }
 
