@@ -1,0 +1,181 @@
+// Package peerpod runs the peer-pod attach against the real openstack-rig
+// with its libvirt compute (hack/rig-libvirt.sh): the pod VM is a real Nova
+// instance booting under QEMU, and Nova plus libvirt attach the Cinder RBD
+// volume to it.
+package peerpod
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
+	"github.com/cinder-csi/cinder-csi/pkg/openstack"
+	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
+	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+)
+
+// timeBox: a libvirt instance boots in 30-90 s under TCG on this host
+// (hack/rig-libvirt.sh); attach, delete and detach take seconds.
+const timeBox = 8 * time.Minute
+
+func TestPeerPodOnTheLibvirtCompute(t *testing.T) {
+	env := rig.Require(t)
+	if os.Getenv("E2E_LIBVIRT") != "1" {
+		t.Skip("the rig's libvirt compute is not up (hack/rig-libvirt.sh up; E2E_LIBVIRT=1)")
+	}
+	image, flavor := os.Getenv("E2E_LIBVIRT_IMAGE"), os.Getenv("E2E_LIBVIRT_FLAVOR")
+	if image == "" || flavor == "" {
+		t.Skip("E2E_LIBVIRT_IMAGE and E2E_LIBVIRT_FLAVOR are not set (hack/e2e-openstack.sh sets them)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeBox)
+	defer cancel()
+	var lines []string
+	step := func(name string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		err := f()
+		lines = append(lines, fmt.Sprintf("%-56s %7.2fs", name, time.Since(start).Seconds()))
+		if err != nil {
+			t.Logf("steps:\n%s", strings.Join(lines, "\n"))
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	defer func() { t.Logf("peer-pod steps on the libvirt compute:\n%s", strings.Join(lines, "\n")) }()
+
+	c, err := env.Login(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "cloud.conf")
+	base, err := os.ReadFile(env.CloudConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, base, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clouds, err := openstack.NewClouds(ctx, []string{conf}, openstack.Options{UserAgent: []string{"cinder-csi-e2e-peerpod"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := cinder.DefaultControllerOptions()
+	co.Cluster = "e2e-peerpod"
+	co.PeerPods = true
+	cs, err := cinder.NewControllerServer(clouds, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cloud := peerpod.CurrentCloud{Clouds: clouds}
+	ctrl := peerpod.NewController(cs, cloud)
+	att := peerpod.NewAttacher(cloud, cs, &peerpod.Locator{})
+
+	var volID string
+	step("CreateVolume 1 GiB RWOP (Cinder RBD)", func() error {
+		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "e2e-peerpod-" + rig.NewUUID()[:8],
+			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
+			VolumeCapabilities: []*csi.VolumeCapability{{
+				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER}}}})
+		if err != nil {
+			return err
+		}
+		volID = resp.Volume.VolumeId
+		return nil
+	})
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer ccancel()
+		if _, err := ctrl.DeleteVolume(cctx, &csi.DeleteVolumeRequest{VolumeId: volID}); err != nil {
+			t.Errorf("deleting volume %s: %v", volID, err)
+		}
+	})
+
+	pod := peerpod.PodRef{Namespace: "e2e", Name: "peerpod-" + rig.NewUUID()[:6], UID: rig.NewUUID()}
+	attached := make(chan error, 1)
+	step("attach started before the pod VM exists", func() error {
+		go func() {
+			_, err := att.Attach(ctx, pod, volID)
+			attached <- err
+		}()
+		return nil
+	})
+	var serverID string
+	step("POST /servers podvm-<pod>-<sandbox> on the libvirt compute", func() error {
+		name := peerpod.InstanceName(pod.Name, rig.NewUUID())
+		r, err := c.Do(ctx, rig.Compute, "POST", "/servers", "2.79", map[string]any{"server": map[string]any{
+			"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})
+		if err != nil || r.Status != 202 {
+			return fmt.Errorf("creating %s: %v %v", name, err, r)
+		}
+		serverID, _ = r.JSON()["server"].(map[string]any)["id"].(string)
+		return nil
+	})
+	t.Cleanup(func() { deleteServer(t, c, serverID) })
+	step("VM boots (BUILD -> ACTIVE), then Nova/libvirt attach -> in-use", func() error { return <-attached })
+	step("the volume is attached to the pod VM only", func() error {
+		v, err := clouds.Get("")
+		if err != nil {
+			return err
+		}
+		vol, err := v.GetVolume(ctx, volID)
+		if err != nil {
+			return err
+		}
+		if len(vol.Attachments) != 1 || vol.Attachments[0].ServerID != serverID || vol.Status != "in-use" {
+			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, vol.Status, vol.Attachments)
+		}
+		t.Logf("attached as %s on pod VM %s", vol.Attachments[0].Device, serverID)
+		return nil
+	})
+	step("pod VM deleted before any detach (Nova delete)", func() error {
+		deleteServer(t, c, serverID)
+		return nil
+	})
+	step("Detach: 0 attachments left, volume available", func() error {
+		if err := att.Detach(ctx, volID, serverID); err != nil {
+			return err
+		}
+		v, _ := clouds.Get("")
+		vol, err := v.GetVolume(ctx, volID)
+		if err != nil {
+			return err
+		}
+		if len(vol.Attachments) != 0 || vol.Status != "available" {
+			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, vol.Status, vol.Attachments)
+		}
+		return nil
+	})
+}
+
+// deleteServer deletes the server and waits until Nova has; a server
+// already gone is fine.
+func deleteServer(t *testing.T, c *rig.Client, id string) {
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := c.Do(ctx, rig.Compute, "DELETE", "/servers/"+id, "2.79", nil)
+	if err != nil || (r.Status != 204 && r.Status != 404) {
+		t.Errorf("deleting server %s: %v %v", id, err, r)
+		return
+	}
+	for ctx.Err() == nil {
+		r, err := c.Do(ctx, rig.Compute, "GET", "/servers/"+id, "2.79", nil)
+		if err == nil && r.Status == 404 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	t.Errorf("server %s still there after delete", id)
+}
