@@ -69,6 +69,10 @@ demo-manila: build ## the Manila part of the demo alone: an NFS share through it
 e2e-openstack: ## the driver end to end on a real OpenStack Zed (openstack-rig): controller, node, csi-sanity, differential test, benchmark
 	./hack/e2e-openstack.sh
 
+.PHONY: e2e-vm
+e2e-vm: ## the Cinder node suite in a vm-rig guest (real kernel, virtio-blk hot-plug through the emulator's VM mode) and csi-sanity's node specs there; needs root
+	./hack/e2e-vm.sh
+
 .PHONY: e2e-k8s
 e2e-k8s: build ## real kube-apiserver + controller-manager + CSI sidecars (args from manifests/) against the emulator; needs root
 	./hack/e2e-k8s.sh

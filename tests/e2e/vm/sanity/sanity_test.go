@@ -32,7 +32,7 @@ func TestSanityNodeInGuest(t *testing.T) {
 		return e.Guest.Sh(cctx, script)
 	}
 	cfg := sanity.NewTestConfig()
-	cfg.Address = "unix://" + e.NodeSock
+	cfg.Address = "unix://" + e.DriverSocket(t)
 	cfg.ControllerAddress = "unix://" + e.CtrlSock
 	cfg.TestVolumeSize = 1 << 30
 	cfg.TestVolumeExpandSize = 2 << 30

@@ -136,6 +136,7 @@ func (e *Env) startController(t *testing.T, work string) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	clouds, err := openstack.NewClouds(ctx, []string{conf}, openstack.Options{UserAgent: []string{"e2e-vm"}})
 	if err != nil {
 		t.Fatal(err)
@@ -154,17 +155,7 @@ func (e *Env) startController(t *testing.T, work string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	})
+	e.serve(t, srv)
 	conn, err := grpc.NewClient("unix://"+e.CtrlSock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# e2e-vm.sh - `make e2e-vm`: the Cinder node suite with cinder-csi-plugin in
+# a vm-rig guest (tests/e2e/README.md, "## vm").
+#
+#  1. builds the vm-rig (VM_RIG_DIR, else ../shared/tools/vm-rig next to the
+#     repository, else /work/shared/tools/vm-rig) with its idempotent
+#     build.sh (1-2 s warm);
+#  2. runs, one package after the other (each boots its own guest):
+#     tests/vmrig (the rig package's own check), tests/e2e/vm/node (the
+#     node scenarios, which discovery path served each) and
+#     tests/e2e/vm/sanity (csi-sanity's Node Service specs), with
+#     CINDER_CSI_E2E_VM=1, the whole run bounded by E2E_VM_TIMEBOX seconds
+#     (default 900; each suite has its own time box inside);
+#  3. prints a summary; the full log is bin/e2e-vm.log.
+#
+# Not root, no QEMU, no vm-rig or a failed build.sh: skips with the reason
+# and exits 0. The tests stop their guests on the way out (tests/vmrig
+# registers the stop with t.Cleanup); guests are named vmt-*, vmn-*.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+mkdir -p bin
+LOG=bin/e2e-vm.log
+TIMEBOX=${E2E_VM_TIMEBOX:-900}
+
+skip() { echo "e2e-vm SKIPPED: $*"; exit 0; }
+[[ $(id -u) == 0 ]] || skip "needs root (QEMU guests, loop devices)"
+command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64 (apt-get install qemu-system-x86)"
+rig=""
+for d in "${VM_RIG_DIR:-}" "$ROOT/../shared/tools/vm-rig" /work/shared/tools/vm-rig; do
+	if [[ -n $d && -x $d/vm.py ]]; then rig=$(cd "$d" && pwd); break; fi
+done
+[[ -n $rig ]] || skip "vm-rig not found (set VM_RIG_DIR)"
+
+t0=$SECONDS
+if ! timeout 600 "$rig/build.sh" >bin/vm-rig-build.log 2>&1; then
+	echo "e2e-vm SKIPPED: the vm-rig's build.sh failed; last lines of bin/vm-rig-build.log:"
+	tail -5 bin/vm-rig-build.log
+	exit 0
+fi
+echo "e2e-vm: vm-rig build.sh $((SECONDS - t0)) s"
+
+t1=$SECONDS
+rc=0
+CINDER_CSI_E2E_VM=1 VM_RIG_DIR=$rig VM_RIG_NO_BUILD=1 timeout "$TIMEBOX" \
+	go test -count=1 -p 1 -v -timeout "$((TIMEBOX - 30))s" ./tests/vmrig/ ./tests/e2e/vm/... >"$LOG" 2>&1 || rc=$?
+echo "e2e-vm: suites $((SECONDS - t1)) s (rc=$rc; log $LOG)"
+grep -E '^(--- |    --- |ok|FAIL|Ran [0-9]+ of|SUCCESS!|FAIL!)|^\s+\| .* \| [0-9.]+ s \||online ext4 growth:' "$LOG" || true
+[[ $rc == 124 ]] && echo "e2e-vm: the run hit its ${TIMEBOX}s time box"
+exit "$rc"
