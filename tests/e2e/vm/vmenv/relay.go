@@ -88,3 +88,11 @@ func (e *Env) serve(t *testing.T, srv *server.Server) {
 		}
 	})
 }
+
+func (r nodeRelay) NodeGetVolumeHealth(ctx context.Context, q *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
+	return r.c.NodeGetVolumeHealth(ctx, q)
+}
+
+func (r nodeRelay) NodeGetStorageHealth(ctx context.Context, q *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
+	return r.c.NodeGetStorageHealth(ctx, q)
+}
