@@ -25,7 +25,9 @@ func main() {
 		lanes      = flag.Int("lanes", 4, "independent emulator+controller pairs per operations run")
 		iterations = flag.Int("iterations", 5, "volume lifecycles per lane per operations run")
 		unlimited  = flag.Int("unlimited-storm-runs", 1, "extra storm runs without the plugin's client-side limiter, to show what it prevents")
-		skip       = flag.String("skip", "", "comma list of benchmarks to leave out: ops, storm, node")
+		skip       = flag.String("skip", "", "comma list of benchmarks to leave out: ops, storm, calls, node")
+		reference  = flag.String("reference", "", "cloud-provider-openstack's cinder-csi-plugin binary, run beside ours in the calls storm; empty: ours alone")
+		callsRuns  = flag.Int("calls-runs", 3, "repetitions of each calls storm (ours and the reference, three fault mixes)")
 		profile    = flag.String("profile", "realistic", "the emulator's latency profile for the operations run: realistic (the rig's measured times) or bench (issue 10's longer fixed ones)")
 	)
 	flag.Parse()
@@ -65,6 +67,9 @@ func main() {
 			r.unlimited = append(r.unlimited, res)
 			logf("storm without limiter %d/%d: %s up, %s down, %d 429s", i+1, *unlimited, res.UpWall.Round(time.Second), res.DownWall.Round(time.Second), res.TooMany)
 		}
+	}
+	if !skipped["calls"] {
+		r.calls, r.callsSkip = runCalls(ctx, *plugin, *reference, *callsRuns)
 	}
 	if !skipped["node"] {
 		if reason := bench.NodeSkipReason(); reason != "" {

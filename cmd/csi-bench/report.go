@@ -23,6 +23,9 @@ type report struct {
 
 	nodes    [][]bench.NodeSample
 	nodeSkip string
+
+	calls     []*callsResult
+	callsSkip string
 }
 
 // cell prints "median (min–max)" of one figure over the runs.
@@ -72,6 +75,7 @@ func (r *report) markdown() string {
 	w("the spread between runs is part of the result.\n\n")
 	r.opsSection(w)
 	r.stormSection(w)
+	r.callsSection(w)
 	r.nodeSection(w)
 	return b.String()
 }

@@ -1,25 +1,16 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
@@ -29,17 +20,26 @@ import (
 type StormConfig struct {
 	// Plugin is the cinder-csi-plugin binary to run.
 	Plugin string
+	// Reference marks Plugin as cloud-provider-openstack's plugin: other
+	// flags, and none of our metrics to read.
+	Reference bool
 	// Volumes are created and published across Nodes by Workers, the way
 	// the provisioner's and attacher's worker pools issue them.
 	Volumes, Nodes, Workers int
+	// Phased runs the four RPCs as four phases, each over every volume
+	// (create all, publish all, unpublish all, delete all), instead of
+	// create+publish then unpublish+delete per volume.
+	Phased bool
 	// CloudRPS is the rate limit the emulator enforces per project (429
 	// beyond it); PluginQPS and PluginBurst the plugin's client-side
-	// limiter (--openstack-api-qps, --openstack-api-burst).
+	// limiter (--openstack-api-qps, --openstack-api-burst). 0: none.
 	CloudRPS    float64
 	PluginQPS   float64
 	PluginBurst int
-	Profile     string
-	Seed        int64
+	// Faults are injected on top of the rate limit.
+	Faults  emulator.Faults
+	Profile string
+	Seed    int64
 	// Log, when set, receives the plugin's output.
 	Log io.Writer
 }
@@ -50,22 +50,53 @@ func DefaultStorm(plugin string) StormConfig {
 	return StormConfig{Plugin: plugin, Volumes: 200, Nodes: 10, Workers: 100, CloudRPS: 20, PluginQPS: 18, PluginBurst: 10, Profile: "bench"}
 }
 
+// CallsStorm is the storm of issue 20, the one compared with the
+// reference plugin: 200 volumes, 10 servers, 50 workers, the realistic
+// profile, four phases, no rate limit on either side.
+func CallsStorm(plugin string) StormConfig {
+	return StormConfig{Plugin: plugin, Volumes: 200, Nodes: 10, Workers: 50, Phased: true, Profile: "realistic"}
+}
+
+// Fault mixes of issue 20's storms.
+var (
+	// MixedFaults: 5 % of every API call answered 500 or 503, 5 % 429.
+	MixedFaults = emulator.Faults{ErrorRate: 0.05, RateLimitRate: 0.05}
+	// VolumeGetFaults: the same, on GET volumes/{id} only.
+	VolumeGetFaults = emulator.Faults{ErrorRate: 0.05, RateLimitRate: 0.05, OnlyPaths: []string{"GET /volume/v3/{project_id}/volumes/{volume_id}"}}
+)
+
+// Phases of a storm.
+const (
+	PhaseCreate    = "create"
+	PhasePublish   = "publish"
+	PhaseUnpublish = "unpublish"
+	PhaseDelete    = "delete"
+	PhaseUp        = "create+publish"
+	PhaseDown      = "unpublish+delete"
+)
+
 // StormResult is one storm's figures.
 type StormResult struct {
 	// Up is 200 × (CreateVolume then ControllerPublish); Down is
 	// 200 × (ControllerUnpublish then DeleteVolume).
 	UpWall, DownWall time.Duration
+	// Wall of each phase (PhaseCreate... when phased, PhaseUp and
+	// PhaseDown otherwise).
+	Wall map[string]time.Duration
 	// Per-volume latency of each phase (both RPCs, retries included).
 	Up, Down []time.Duration
 	// Per-RPC latencies.
 	RPC map[string][]time.Duration
-	// Retries is how many RPCs answered a retryable code and were issued
-	// again, as the sidecars would.
+	// Retries is how many RPCs answered an error and were issued again,
+	// as the sidecars would; Failed counts those answers by gRPC code.
 	Retries int
+	Failed  map[string]int
 	// Calls counts every API call the cloud saw (Keystone included, 429s
-	// included); Polls those the shared poller made; Mutating the POST,
-	// PUT and DELETE ones.
+	// included); Polls those the shared poller made (-1 for the
+	// reference, which has no such metric); Mutating the POST, PUT and
+	// DELETE ones; Endpoints the calls by "METHOD /path/template".
 	Calls, Polls, Mutating int
+	Endpoints              map[string]int
 	// TooMany is the 429s the plugin received.
 	TooMany int
 	// PeakRSS is the plugin's VmHWM in bytes.
@@ -74,14 +105,24 @@ type StormResult struct {
 	Leaked int
 }
 
+// storm is one running storm.
+type storm struct {
+	cfg StormConfig
+	p   *plugin
+	res *StormResult
+	mu  sync.Mutex
+	ids []string
+}
+
 // RunStorm starts the emulator and the plugin binary and runs the storm.
 func RunStorm(ctx context.Context, cfg StormConfig) (*StormResult, error) {
 	if cfg.Profile == "" {
 		cfg.Profile = "bench"
 	}
+	faults := cfg.Faults
+	faults.RateLimitRPS = cfg.CloudRPS
 	emu, err := emulator.Start(emulator.Options{Profile: cfg.Profile, Servers: servers(cfg.Nodes), Seed: cfg.Seed + 1,
-		QuotaVolumes: -1, QuotaGigabytes: -1, QuotaSnapshots: -1, MaxDevicesPerServer: cfg.Volumes + 1,
-		Faults: emulator.Faults{RateLimitRPS: cfg.CloudRPS}})
+		QuotaVolumes: -1, QuotaGigabytes: -1, QuotaSnapshots: -1, MaxDevicesPerServer: cfg.Volumes + 1})
 	if err != nil {
 		return nil, err
 	}
@@ -91,114 +132,147 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormResult, error) {
 		return nil, err
 	}
 	defer p.stop()
+	// The plugin authenticates at start; faults begin with the storm.
+	emu.SetFaults(faults)
 	emu.ResetCounters()
-	base, err := p.metric("openstack_api_requests_total")
-	if err != nil {
+	var base map[string]float64
+	if !cfg.Reference {
+		if base, err = p.metric("openstack_api_requests_total"); err != nil {
+			return nil, err
+		}
+	}
+	s := &storm{cfg: cfg, p: p, ids: make([]string, cfg.Volumes),
+		res: &StormResult{RPC: map[string][]time.Duration{}, Wall: map[string]time.Duration{}, Failed: map[string]int{}}}
+	if err := s.run(ctx); err != nil {
 		return nil, err
 	}
+	emu.SetFaults(emulator.Faults{})
+	return s.finish(emu, base)
+}
 
-	st := &storm{ctx: ctx, cfg: cfg, p: p, res: &StormResult{RPC: map[string][]time.Duration{}}, ids: make([]string, cfg.Volumes)}
-	res := st.res
+func (s *storm) run(ctx context.Context) error {
+	if !s.cfg.Phased {
+		var err error
+		if s.res.Up, err = s.phase(ctx, PhaseUp, s.create, s.publish); err != nil {
+			return err
+		}
+		s.res.Down, err = s.phase(ctx, PhaseDown, s.unpublish, s.deleteVolume)
+		s.res.UpWall, s.res.DownWall = s.res.Wall[PhaseUp], s.res.Wall[PhaseDown]
+		return err
+	}
+	steps := []struct {
+		name string
+		rpc  func(context.Context, int) error
+	}{{PhaseCreate, s.create}, {PhasePublish, s.publish}, {PhaseUnpublish, s.unpublish}, {PhaseDelete, s.deleteVolume}}
+	var per [][]time.Duration
+	for _, st := range steps {
+		d, err := s.phase(ctx, st.name, st.rpc)
+		if err != nil {
+			return err
+		}
+		per = append(per, d)
+	}
+	s.res.Up, s.res.Down = addUp(per[0], per[1]), addUp(per[2], per[3])
+	s.res.UpWall = s.res.Wall[PhaseCreate] + s.res.Wall[PhasePublish]
+	s.res.DownWall = s.res.Wall[PhaseUnpublish] + s.res.Wall[PhaseDelete]
+	return nil
+}
+
+func addUp(a, b []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(a))
+	for i := range a {
+		out[i] = a[i] + b[i]
+	}
+	return out
+}
+
+// phase runs rpcs one after the other for every volume, from the
+// workers, and records the phase's wall time.
+func (s *storm) phase(ctx context.Context, name string, rpcs ...func(context.Context, int) error) ([]time.Duration, error) {
 	start := time.Now()
-	res.Up, err = pool(cfg.Workers, cfg.Volumes, st.up)
-	res.UpWall = time.Since(start)
+	d, err := pool(s.cfg.Workers, s.cfg.Volumes, func(i int) error {
+		for _, rpc := range rpcs {
+			if err := rpc(ctx, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.res.Wall[name] = time.Since(start)
+	return d, err
+}
+
+// call issues one RPC the way a sidecar does and records it.
+func (s *storm) call(ctx context.Context, op string, i int, rpc func(context.Context) error) error {
+	d, failed, err := retry(ctx, rpc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range failed {
+		s.res.Failed[c.String()]++
+	}
+	s.res.Retries += len(failed)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("%s %d: %w", op, i, err)
 	}
-	start = time.Now()
-	res.Down, err = pool(cfg.Workers, cfg.Volumes, st.down)
-	res.DownWall = time.Since(start)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.countCalls(emu, base); err != nil {
-		return nil, err
-	}
-	if res.PeakRSS, err = peakRSS(p.cmd.Process.Pid); err != nil {
-		return nil, err
-	}
-	res.Leaked = len(emu.Volumes()) + len(emu.Attachments())
-	return res, nil
+	s.res.RPC[op] = append(s.res.RPC[op], d)
+	return nil
 }
 
-// storm is one storm's state: the plugin it drives, the volume ids the
-// up jobs made for the down jobs, and the result being filled.
-type storm struct {
-	ctx context.Context
-	cfg StormConfig
-	p   *plugin
-	ids []string
-
-	mu  sync.Mutex // guards res.RPC and res.Retries
-	res *StormResult
-}
-
-func (st *storm) record(rpc string, d time.Duration, retries int) {
-	st.mu.Lock()
-	st.res.RPC[rpc] = append(st.res.RPC[rpc], d)
-	st.res.Retries += retries
-	st.mu.Unlock()
-}
-
-// up is job i of the first half: create volume i and publish it to its
-// node.
-func (st *storm) up(i int) error {
-	var r *csi.CreateVolumeResponse
-	d, n, err := retry(st.ctx, func(ctx context.Context) (err error) {
-		r, err = st.p.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-storm-%03d", i),
+func (s *storm) create(ctx context.Context, i int) error {
+	return s.call(ctx, OpCreate, i, func(ctx context.Context) error {
+		r, err := s.p.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-storm-%03d", i),
 			VolumeCapabilities: []*csi.VolumeCapability{mountCap}, CapacityRange: &csi.CapacityRange{RequiredBytes: gib}})
+		if err == nil {
+			s.ids[i] = r.GetVolume().GetVolumeId()
+		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("CreateVolume %d: %w", i, err)
-	}
-	st.record(OpCreate, d, n)
-	st.ids[i] = r.GetVolume().GetVolumeId()
-	d, n, err = retry(st.ctx, func(ctx context.Context) error {
-		_, err := st.p.cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: st.ids[i], NodeId: nodeID(i % st.cfg.Nodes), VolumeCapability: mountCap})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("ControllerPublish %d: %w", i, err)
-	}
-	st.record(OpPublish, d, n)
-	return nil
 }
 
-// down is job i of the second half: unpublish volume i and delete it.
-func (st *storm) down(i int) error {
-	d, n, err := retry(st.ctx, func(ctx context.Context) error {
-		_, err := st.p.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: st.ids[i], NodeId: nodeID(i % st.cfg.Nodes)})
+func (s *storm) publish(ctx context.Context, i int) error {
+	return s.call(ctx, OpPublish, i, func(ctx context.Context) error {
+		_, err := s.p.cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: s.ids[i], NodeId: nodeID(i % s.cfg.Nodes), VolumeCapability: mountCap})
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("ControllerUnpublish %d: %w", i, err)
-	}
-	st.record(OpUnpublish, d, n)
-	d, n, err = retry(st.ctx, func(ctx context.Context) error {
-		_, err := st.p.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: st.ids[i]})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("DeleteVolume %d: %w", i, err)
-	}
-	st.record(OpDelete, d, n)
-	return nil
 }
 
-// countCalls fills the call counts: the cloud's (all, mutating) from the
-// emulator, the plugin's 429s and polls from its metrics since base.
-func (st *storm) countCalls(emu *emulator.Emulator, base map[string]float64) error {
-	res := st.res
+func (s *storm) unpublish(ctx context.Context, i int) error {
+	return s.call(ctx, OpUnpublish, i, func(ctx context.Context) error {
+		_, err := s.p.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: s.ids[i], NodeId: nodeID(i % s.cfg.Nodes)})
+		return err
+	})
+}
+
+func (s *storm) deleteVolume(ctx context.Context, i int) error {
+	return s.call(ctx, OpDelete, i, func(ctx context.Context) error {
+		_, err := s.p.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: s.ids[i]})
+		return err
+	})
+}
+
+// finish reads the counters, the plugin's metrics and what is left.
+func (s *storm) finish(emu *emulator.Emulator, base map[string]float64) (*StormResult, error) {
+	res := s.res
 	res.Calls = int(emu.TotalCalls())
+	res.Endpoints = map[string]int{}
 	for k, v := range emu.Counters() {
+		res.Endpoints[k] = int(v)
 		if m, _, _ := strings.Cut(k, " "); m != "GET" && m != "HEAD" {
 			res.Mutating += int(v)
 		}
 	}
-	after, err := st.p.metric("openstack_api_requests_total")
+	var err error
+	if res.PeakRSS, err = peakRSS(s.p.cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	res.Leaked = settledLeaks(emu)
+	if s.cfg.Reference {
+		res.Polls = -1
+		return res, nil
+	}
+	after, err := s.p.metric("openstack_api_requests_total")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for series, v := range after {
 		d := int(v - base[series])
@@ -209,7 +283,52 @@ func (st *storm) countCalls(emu *emulator.Emulator, base map[string]float64) err
 			res.Polls += d
 		}
 	}
-	return nil
+	return res, nil
+}
+
+// settledLeaks counts the volumes and attachments left once the cloud has
+// finished what it was asked (a plugin that does not wait for a delete
+// returns before the volume is gone), giving it up to 10 s.
+func settledLeaks(emu *emulator.Emulator) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := len(emu.Volumes()) + len(emu.Attachments())
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Endpoint shortens an emulator counter key for a table: the method and
+// the path after the service's version and project.
+func Endpoint(key string) string {
+	method, path, _ := strings.Cut(key, " ")
+	for _, prefix := range []string{"/volume/v3/{project_id}", "/compute/v2.1", "/identity/v3"} {
+		if strings.HasPrefix(path, prefix) {
+			path = strings.TrimPrefix(path, prefix)
+			if prefix == "/identity/v3" {
+				path = "identity" + path
+			}
+			break
+		}
+	}
+	return method + " " + strings.TrimPrefix(path, "/")
+}
+
+// SortedEndpoints lists the keys of counts, most called first.
+func SortedEndpoints(counts map[string]float64) []string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
 
 // pool runs n jobs on workers goroutines and returns each job's duration.
@@ -245,151 +364,28 @@ func pool(workers, n int, job func(i int) error) ([]time.Duration, error) {
 // retry's own backoff.
 const sidecarTimeout = 2 * time.Minute
 
-// retry issues rpc until it answers something other than Aborted or
-// Unavailable, as the sidecars do, and returns the total time and how many
-// retries it took.
-func retry(ctx context.Context, rpc func(context.Context) error) (time.Duration, int, error) {
+// maxRPCTries bounds the tries of one RPC: a sidecar retries for ever, a
+// benchmark gives up and fails.
+const maxRPCTries = 20
+
+// retry issues rpc until it answers OK, as the sidecars do (they retry
+// every error, with backoff), and returns the total time and the codes of
+// the answers that were not OK.
+func retry(ctx context.Context, rpc func(context.Context) error) (time.Duration, []codes.Code, error) {
 	start := time.Now()
-	for n := 0; ; n++ {
+	var failed []codes.Code
+	for {
 		cctx, cancel := context.WithTimeout(ctx, sidecarTimeout)
 		err := rpc(cctx)
 		cancel()
-		switch status.Code(err) {
-		case codes.OK:
-			return time.Since(start), n, nil
-		case codes.Aborted, codes.Unavailable, codes.DeadlineExceeded:
-			if n >= 20 || ctx.Err() != nil {
-				return 0, n, err
-			}
-			time.Sleep(time.Second)
-		default:
-			return 0, n, err
+		c := status.Code(err)
+		if c == codes.OK {
+			return time.Since(start), failed, nil
 		}
-	}
-}
-
-type plugin struct {
-	cmd     *exec.Cmd
-	conn    *grpc.ClientConn
-	cc      csi.ControllerClient
-	metrics string
-	dir     string
-	exited  chan struct{}
-}
-
-func startPlugin(ctx context.Context, cfg StormConfig, emu *emulator.Emulator) (*plugin, error) {
-	dir, err := os.MkdirTemp("", "csi-bench-")
-	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "cloud.conf")
-	if err := os.WriteFile(conf, []byte(emu.CloudConf("Global", "demo")), 0o600); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	metricsAddr := l.Addr().String()
-	l.Close()
-	sock := filepath.Join(dir, "csi.sock")
-	args := []string{"--endpoint", "unix://" + sock, "--cloud-config", conf, "--provide-node-service=false",
-		"--cluster", "bench", "--http-endpoint", metricsAddr}
-	if cfg.PluginQPS > 0 {
-		args = append(args, "--openstack-api-qps", strconv.FormatFloat(cfg.PluginQPS, 'f', -1, 64), "--openstack-api-burst", strconv.Itoa(cfg.PluginBurst))
-	}
-	cmd := exec.CommandContext(ctx, cfg.Plugin, args...)
-	if cfg.Log != nil {
-		cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &plugin{cmd: cmd, metrics: "http://" + metricsAddr + "/metrics", dir: dir, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
+		failed = append(failed, c)
+		if len(failed) >= maxRPCTries || ctx.Err() != nil {
+			return 0, failed, err
 		}
-		select {
-		case <-p.exited:
-			p.stop()
-			return nil, errors.New("the plugin exited at start; run with its log to see why")
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, errors.New("the plugin did not open its socket within 30 s")
-		}
+		time.Sleep(time.Second)
 	}
-	p.conn, err = grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		p.stop()
-		return nil, err
-	}
-	p.cc = csi.NewControllerClient(p.conn)
-	return p, nil
-}
-
-func (p *plugin) stop() {
-	if p.conn != nil {
-		p.conn.Close()
-	}
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-	os.RemoveAll(p.dir)
-}
-
-// metric reads every series of one counter from the plugin's /metrics.
-func (p *plugin) metric(name string) (map[string]float64, error) {
-	var resp *http.Response
-	var err error
-	for i := 0; i < 50; i++ {
-		if resp, err = http.Get(p.metrics); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the plugin's metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
-}
-
-// peakRSS reads VmHWM (the resident set's high-water mark) of pid.
-func peakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc/<pid>/status")
 }

@@ -17,7 +17,13 @@ const batchThreshold = 2
 const confirmWorkers = 8
 
 // batchFetch builds a poller fetch: one GET per id for a few ids, one
-// listing for many.
+// listing for many. Every request is sent once: a failed poll is retried
+// by the next check of each waiter's own schedule (at most MinGap later),
+// where a retry inside the fetch, honouring a 429's Retry-After of a
+// second, held every waiter of the tick. In issue 20's storm with 5 %
+// 500/503 and 5 % 429 injected, the delete phase took 3.1× its no-fault
+// time with the retries (and a GET before each DELETE), 1.3× without
+// (csi-bench, the calls storm).
 //
 // An id missing from a listing is gone if the previous listing had it: a
 // resource leaves a complete listing only by being deleted. One never
@@ -30,6 +36,7 @@ func batchFetch[T any](get func(context.Context, string) (T, error), list func(c
 	var mu sync.Mutex
 	listed := map[string]bool{} // the ids of the latest listing
 	return func(ctx context.Context, ids []string) (map[string]poller.Result[T], error) {
+		ctx = withoutRetry(ctx)
 		out := make(map[string]poller.Result[T], len(ids))
 		if len(ids) < batchThreshold {
 			for _, id := range ids {
@@ -65,7 +72,7 @@ func batchFetch[T any](get func(context.Context, string) (T, error), list func(c
 				unsure = append(unsure, id)
 			}
 		}
-		for id, r := range confirmGone(withoutRetry(ctx), get, unsure) {
+		for id, r := range confirmGone(ctx, get, unsure) {
 			out[id] = r
 		}
 		return out, nil

@@ -196,6 +196,24 @@ func attachLock(volID, nodeID string) lockKey {
 // delete and unpublish answer success for it, the others NotFound. When
 // err is nil the caller must call vc.release.
 func (cs *ControllerServer) openVolume(ctx context.Context, id string, lk lockKey, secrets map[string]string) (*volumeCall, error) {
+	vc, err := cs.openCall(id, lk, secrets)
+	if err != nil {
+		return nil, err
+	}
+	vc.vol, err = vc.cloud.GetVolume(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
+		vc.vol = nil
+	case err != nil:
+		vc.release()
+		return nil, StatusFromError(err, "reading volume %s", id)
+	}
+	return vc, nil
+}
+
+// openCall is openVolume without the GET, for an RPC that asks Cinder
+// first and reads the volume only when refused (DeleteVolume).
+func (cs *ControllerServer) openCall(id string, lk lockKey, secrets map[string]string) (*volumeCall, error) {
 	if err := checkID("volume", id); err != nil {
 		return nil, err
 	}
@@ -208,14 +226,6 @@ func (cs *ControllerServer) openVolume(ctx context.Context, id string, lk lockKe
 	if vc.cloud, err = cs.cloudFor(secrets); err != nil {
 		release()
 		return nil, err
-	}
-	vc.vol, err = vc.cloud.GetVolume(ctx, id)
-	switch {
-	case openstack.IsNotFound(err):
-		vc.vol = nil
-	case err != nil:
-		release()
-		return nil, StatusFromError(err, "reading volume %s", id)
 	}
 	return vc, nil
 }

@@ -16,39 +16,31 @@ import (
 // deletion that fails (error_deleting) is reported and retried instead of
 // leaking. Not found is success. Attached, or with dependent snapshots, is
 // FailedPrecondition; still changing state is Aborted.
+//
+// The DELETE goes first: Cinder refuses every volume that cannot be
+// deleted (attached, changing state, with snapshots, already deleting)
+// and changes nothing then, so the volume is read only to explain a
+// refusal, and the happy path costs no GET.
 func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
 	id := req.GetVolumeId()
-	vc, err := cs.openVolume(ctx, id, volumeLock(id), req.GetSecrets())
+	vc, err := cs.openCall(id, volumeLock(id), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
 	defer vc.release()
-	c, vol := vc.cloud, vc.vol
-	if vol == nil {
+	c := vc.cloud
+	start := time.Now()
+	err = c.DeleteVolume(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
 		return &csi.DeleteVolumeResponse{}, nil
-	}
-	if vol.Status == openstack.VolumeDetaching {
-		// Cinder lists a detaching volume's attachment until the detach
-		// is done: not a volume the user left attached.
-		return nil, errInProgress("volume %s is detaching; it can be deleted once Cinder finishes", id)
-	}
-	if nodes := publishedNodes(vol); len(nodes) > 0 {
-		return nil, errPrecondition("volume %s is attached to node(s) %s; it must be unpublished first", id, strings.Join(nodes, ", "))
-	}
-	if vol.Status != openstack.VolumeDeleting {
-		if volumeInTransition(vol.Status) {
-			return nil, errInProgress("volume %s is %s; it can be deleted once Cinder finishes", id, vol.Status)
+	case openstack.KindOf(err) == openstack.KindConflict:
+		if again, rerr := whyNotDeleted(ctx, c, id, err); !again {
+			return &csi.DeleteVolumeResponse{}, rerr
 		}
-		start := time.Now()
-		if err := c.DeleteVolume(ctx, id); err != nil {
-			if openstack.IsNotFound(err) {
-				return &csi.DeleteVolumeResponse{}, nil
-			}
-			if openstack.KindOf(err) == openstack.KindConflict {
-				return nil, deleteRefused(ctx, c, id, err)
-			}
-			return nil, StatusFromError(err, "deleting volume %s", id)
-		}
+	case err != nil:
+		return nil, StatusFromError(err, "deleting volume %s", id)
+	default:
 		defer func() { server.RecordTiming(ctx, "deleteVolume", time.Since(start)) }()
 	}
 	if err := c.WaitVolumeGone(ctx, id); err != nil {
@@ -57,8 +49,34 @@ func (cs *ControllerServer) DeleteVolume(ctx context.Context, req *csi.DeleteVol
 		}
 		return nil, StatusFromError(err, "waiting for volume %s to be deleted", id)
 	}
-	klog.FromContext(ctx).Info("Deleted volume", "volumeID", id, "name", vol.Name)
+	klog.FromContext(ctx).Info("Deleted volume", "volumeID", id)
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// whyNotDeleted reads a volume whose DELETE Cinder refused. wait is true
+// when a delete is already running (wait for it); otherwise err is the
+// answer, nil when the volume is gone after all.
+func whyNotDeleted(ctx context.Context, c openstack.Cloud, id string, refusal error) (wait bool, err error) {
+	vol, err := c.GetVolume(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, StatusFromError(err, "reading volume %s", id)
+	case vol.Status == openstack.VolumeDeleting:
+		return true, nil
+	case vol.Status == openstack.VolumeDetaching:
+		// Cinder lists a detaching volume's attachment until the detach
+		// is done: not a volume the user left attached.
+		return false, errInProgress("volume %s is detaching; it can be deleted once Cinder finishes", id)
+	}
+	if nodes := publishedNodes(vol); len(nodes) > 0 {
+		return false, errPrecondition("volume %s is attached to node(s) %s; it must be unpublished first", id, strings.Join(nodes, ", "))
+	}
+	if volumeInTransition(vol.Status) {
+		return false, errInProgress("volume %s is %s; it can be deleted once Cinder finishes", id, vol.Status)
+	}
+	return false, deleteRefused(ctx, c, id, refusal)
 }
 
 // volumeInTransition lists the statuses Cinder leaves on its own.
@@ -73,11 +91,10 @@ func volumeInTransition(status string) bool {
 	return false
 }
 
-// deleteRefused explains a delete Cinder refused (400 or 409) for a volume
-// our read showed deletable. Dependent snapshots need the user unless they
-// are all being deleted already; a volume that has since moved into a
-// transition, or whose detach Cinder has not finished recording, only
-// needs a retry. Anything else is Cinder's own message, for the user.
+// deleteRefused explains a delete Cinder refused (400 or 409) of a volume
+// that, read after the refusal, is neither attached nor changing state.
+// Dependent snapshots need the user unless they are all being deleted
+// already; anything else is Cinder's own message, for the user.
 func deleteRefused(ctx context.Context, c openstack.Cloud, id string, refusal error) error {
 	if page, err := c.ListSnapshots(ctx, openstack.ListOpts{VolumeID: id}); err == nil && len(page.Items) > 0 {
 		var blocking []string
@@ -90,11 +107,6 @@ func deleteRefused(ctx context.Context, c openstack.Cloud, id string, refusal er
 			return errInProgress("volume %s still has %d snapshot(s) being deleted; retry when they are gone", id, len(page.Items))
 		}
 		return errPrecondition("volume %s has snapshot(s) %s; delete them before the volume", id, strings.Join(blocking, ", "))
-	}
-	if vol, err := c.GetVolume(ctx, id); err == nil {
-		if volumeInTransition(vol.Status) || len(vol.Attachments) > 0 {
-			return errInProgress("Cinder refused to delete volume %s while it is %s with %d attachment(s); retry once it settles", id, vol.Status, len(vol.Attachments))
-		}
 	}
 	return StatusFromError(needsUser(refusal), "deleting volume %s", id)
 }

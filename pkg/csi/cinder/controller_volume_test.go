@@ -350,7 +350,8 @@ func TestControllerDeleteVolume(t *testing.T) {
 				e.mustPublish(id, nodeA)
 				return id
 			},
-			code: codes.FailedPrecondition, volumes: 1, calls: 1,
+			// The refused DELETE (nothing changes), then the GET that says why.
+			code: codes.FailedPrecondition, volumes: 1, calls: 2,
 		},
 		{
 			name: "dependent snapshot is FailedPrecondition",
@@ -359,7 +360,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 				e.mustSnapshot("snap-dep", id, nil)
 				return id
 			},
-			// GET, the refused DELETE, and the snapshot listing that tells a
+			// The refused DELETE, the GET, and the snapshot listing that tells a
 			// live dependent snapshot from one already being deleted.
 			code: codes.FailedPrecondition, msg: "has snapshot(s)", volumes: 1, calls: 3,
 		},
@@ -384,8 +385,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 				e.emu.SetVolumeStatus(id, "maintenance")
 				return id
 			},
-			// GET, the refused DELETE, the empty snapshot listing, GET again
-			// (counted once: distinct endpoints).
+			// The refused DELETE, the GET, the empty snapshot listing.
 			code: codes.FailedPrecondition, msg: "Volume status must be available", volumes: 1, calls: 3,
 		},
 		{
@@ -395,7 +395,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 				e.emu.SetVolumeStatus(id, "creating")
 				return id
 			},
-			code: codes.Aborted, volumes: 1, calls: 1,
+			code: codes.Aborted, volumes: 1, calls: 2,
 		},
 		{name: "empty id is InvalidArgument", setup: func(*controllerEnv) string { return "" }, code: codes.InvalidArgument, volumes: 0, calls: 0},
 	}
