@@ -90,7 +90,10 @@ func mountFailure(err error, format string, args ...any) error {
 	switch {
 	case errors.Is(err, errMountHelperMissing):
 		return status.Error(codes.Unavailable, what+": "+err.Error())
-	case containsAny(msg, "access denied", "permission denied", "operation not permitted", "authentication error", "error -13", "error 13"):
+	case containsAny(msg, "access denied", "permission denied", "operation not permitted", "authentication error", "error -13", "error 13"),
+		// util-linux's mount(8) for EACCES: it retries read-only, then
+		// says "cannot mount <source> read-only."
+		strings.Contains(msg, "cannot mount") && strings.Contains(msg, "read-only."):
 		return status.Error(codes.FailedPrecondition, what+": the server refused this node (is the access rule active?): "+err.Error())
 	case containsAny(msg, "timed out", "connection refused", "no route to host", "network is unreachable", "host is down", "error -110", "error 110"):
 		return status.Error(codes.Unavailable, what+": "+err.Error())

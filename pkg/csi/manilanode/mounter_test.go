@@ -3,11 +3,14 @@ package manilanode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 )
 
@@ -90,4 +93,37 @@ func TestRunCommandReturnsWhenTheHelperExitsEvenIfAChildKeepsItsOutput(t *testin
 	if err != nil || strings.TrimSpace(string(out)) != "mounted" {
 		t.Fatalf("out %q err %v", out, err)
 	}
+}
+
+func TestUtilLinuxsReadOnlyRetryOfARefusedMountIsFailedPrecondition(t *testing.T) {
+	// mount(8) retries read-only after EACCES and then reports this (seen
+	// with the emulator's NFS export and no active rule for the node).
+	err := errors.New("mount: /stage: cannot mount 10.0.2.100:/volumes/_nogroup/a/b read-only.\n       dmesg(1) may have more information after failed mount system call.: exit status 32")
+	wantCode(t, mountFailure(err, "mounting"), codes.FailedPrecondition, "access rule")
+}
+
+func TestAnUnmountThatIsBusyForAMomentIsRetriedAndOneThatStaysIsUnavailable(t *testing.T) {
+	calls := 0
+	flaky := func() error {
+		if calls++; calls < 3 {
+			return fmt.Errorf("unmounting /stage: %w", unix.EBUSY)
+		}
+		return nil
+	}
+	if err := retryBusy(context.Background(), "/stage", flaky); err != nil || calls != 3 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+	calls = 0
+	busy := func() error { calls++; return fmt.Errorf("unmounting /stage: %w", unix.EBUSY) }
+	wantCode(t, retryBusy(context.Background(), "/stage", busy), codes.Unavailable, "/stage is busy")
+	if calls != busyRetries+1 {
+		t.Errorf("%d calls, want %d", calls, busyRetries+1)
+	}
+	other := errors.New("not mounted")
+	if err := retryBusy(context.Background(), "/stage", func() error { return other }); err != other {
+		t.Errorf("err %v, want the unmount's own", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	wantCode(t, retryBusy(ctx, "/stage", busy), codes.Unavailable, "busy")
 }

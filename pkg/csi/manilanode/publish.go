@@ -194,7 +194,7 @@ func (ns *NodeServer) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpu
 		if !rec.owns(top) {
 			return nil, errPrecondition("target_path %s holds %s, which is not volume %s; it was left in place", target, describe(top), volumeID)
 		}
-		if err := ns.unmountOwnOf(target, rec); err != nil {
+		if err := retryBusy(ctx, target, func() error { return ns.unmountOwnOf(target, rec) }); err != nil {
 			return nil, statusFromError(err, "unpublishing volume %s", volumeID)
 		}
 	}

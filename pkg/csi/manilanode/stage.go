@@ -220,7 +220,7 @@ func (ns *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstag
 		if id == nil {
 			id = idOf(top) // a crash between the mount and the record
 		}
-		if err := ns.unmountOwn(staging, id); err != nil {
+		if err := retryBusy(ctx, staging, func() error { return ns.unmountOwn(staging, id) }); err != nil {
 			return nil, statusFromError(err, "unstaging volume %s", volumeID)
 		}
 	}
