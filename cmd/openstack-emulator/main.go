@@ -54,6 +54,9 @@ func main() {
 	}
 	conf := e.CloudConf("Global", "demo")
 	fmt.Printf("OpenStack emulator listening on %s\nauth-url: %s\n\n# cloud.conf\n%s\n", e.URL(), e.AuthURL(), conf)
+	if m := e.Manila(); m != nil && m.NFSAddr() != "" {
+		fmt.Printf("Manila NFS export (NFSv3) on %s\n", m.NFSAddr())
+	}
 	if out.cloudConf != "" {
 		if err := os.WriteFile(out.cloudConf, []byte(conf), 0o600); err != nil {
 			klog.ErrorS(err, "writing cloud.conf", "path", out.cloudConf)
@@ -90,6 +93,8 @@ func parseFlags(args []string) (emulator.Options, outputs, error) {
 	faultFlags(fs, &opts.Faults)
 	fs.BoolVar(&opts.Manila.Disabled, "no-manila", false, "leave Manila (shared file systems v2) out of the cloud and its catalog")
 	fs.StringVar(&opts.Manila.MaxMicroversion, "max-manila-microversion", "2.73", "highest Manila microversion advertised and accepted")
+	fs.StringVar(&opts.Manila.NFSListen, "manila-nfs-listen", "", "serve every NFS share's directory as a real NFSv3 export on this address, e.g. 127.0.0.1:0 (mount with vers=3,port=P,mountport=P,mountproto=tcp,nolock; docs/emulator.md); the address is logged")
+	fs.StringVar(&opts.Manila.NFSHost, "manila-nfs-host", "", "host of NFS export locations (default 127.0.0.1): the address nodes reach --manila-nfs-listen by")
 	fs.StringVar(&out.cloudConf, "cloud-conf", "", "also write the cloud.conf to this file")
 	fs.StringVar(&out.urlFile, "url-file", "", "write the base URL to this file once serving (for scripts)")
 	fs.Var(&servers, "servers", "a server (node), repeatable: id=<uuid>,name=node-1,az=nova[,local]; local servers get hot-plugged devices (default: one local node-1 in the first AZ)")
