@@ -205,7 +205,7 @@ func startDriver(t *testing.T, clouds openstack.ShareClouds, o Options, target T
 		mounter = manilanodetest.NewDirMounter(target.ShareDir)
 	}
 	if target.Node != nil {
-		ns = nodeRelay{c: target.Node.Client}
+		ns = sanitykit.NodeRelay(target.Node.Client)
 	} else {
 		if ns, err = manilanode.NewNodeServer(manilanode.NodeOptions{
 			DriverName:      manila.DefaultDriverName,

@@ -5,49 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/server"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/sanitykit"
 )
-
-// nodeRelay passes every Node RPC to the plugin in the guest unchanged.
-type nodeRelay struct {
-	csi.UnimplementedNodeServer
-	c csi.NodeClient
-}
-
-func (r nodeRelay) NodeStageVolume(ctx context.Context, q *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
-	return r.c.NodeStageVolume(ctx, q)
-}
-
-func (r nodeRelay) NodeUnstageVolume(ctx context.Context, q *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
-	return r.c.NodeUnstageVolume(ctx, q)
-}
-
-func (r nodeRelay) NodePublishVolume(ctx context.Context, q *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	return r.c.NodePublishVolume(ctx, q)
-}
-
-func (r nodeRelay) NodeUnpublishVolume(ctx context.Context, q *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	return r.c.NodeUnpublishVolume(ctx, q)
-}
-
-func (r nodeRelay) NodeGetVolumeStats(ctx context.Context, q *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
-	return r.c.NodeGetVolumeStats(ctx, q)
-}
-
-func (r nodeRelay) NodeExpandVolume(ctx context.Context, q *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
-	return r.c.NodeExpandVolume(ctx, q)
-}
-
-func (r nodeRelay) NodeGetCapabilities(ctx context.Context, q *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
-	return r.c.NodeGetCapabilities(ctx, q)
-}
-
-func (r nodeRelay) NodeGetInfo(ctx context.Context, q *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return r.c.NodeGetInfo(ctx, q)
-}
 
 // DriverSocket serves, on the host, the driver as a whole deployment shows
 // itself: the identity of a driver with a controller service (the host
@@ -62,7 +23,7 @@ func (e *Env) DriverSocket(t *testing.T) string {
 		Endpoint: "unix://" + sock,
 		Identity: cinder.NewIdentityServer(cinder.IdentityOptions{DriverName: cinder.DefaultDriverName, Version: "e2e-vm",
 			WithTopology: true, ProvidesController: true}),
-		Node:          nodeRelay{c: e.Node},
+		Node:          sanitykit.NodeRelay(e.Node),
 		SlowThreshold: -1,
 	})
 	if err != nil {
@@ -87,12 +48,4 @@ func (e *Env) serve(t *testing.T, srv *server.Server) {
 			t.Errorf("CSI server: %v", err)
 		}
 	})
-}
-
-func (r nodeRelay) NodeGetVolumeHealth(ctx context.Context, q *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
-	return r.c.NodeGetVolumeHealth(ctx, q)
-}
-
-func (r nodeRelay) NodeGetStorageHealth(ctx context.Context, q *csi.NodeGetStorageHealthRequest) (*csi.NodeGetStorageHealthResponse, error) {
-	return r.c.NodeGetStorageHealth(ctx, q)
 }

@@ -1,4 +1,4 @@
-package manilaharness
+package sanitykit
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 )
 
-// nodeRelay serves every RPC of a remote node's service beside the in-process identity
-// and controller: csi-sanity asks the identity at its node address whether
-// there is a controller service (and so whether to ControllerPublish, which
-// makes the NFS access rule), and a node plugin alone rightly says no.
+// NodeRelay serves every RPC of a remote node's service (a plugin in a
+// guest) beside an in-process identity and controller: csi-sanity asks the
+// identity at its node address whether there is a controller service (and
+// so whether to ControllerPublish), and a node plugin alone rightly says no.
+func NodeRelay(c csi.NodeClient) csi.NodeServer { return nodeRelay{c: c} }
+
 type nodeRelay struct {
 	csi.UnimplementedNodeServer
 	c csi.NodeClient
