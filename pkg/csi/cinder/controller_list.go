@@ -61,9 +61,9 @@ func (cs *ControllerServer) ListVolumes(ctx context.Context, req *csi.ListVolume
 	return resp, nil
 }
 
-// listVolumesRaw returns up to max volumes (0: all) from the token on, and
+// listVolumesRaw returns up to maxEntries volumes (0: all) from the token on, and
 // the token of the rest ("" at the end).
-func (cs *ControllerServer) listVolumesRaw(ctx context.Context, max int, token string) ([]openstack.Volume, string, error) {
+func (cs *ControllerServer) listVolumesRaw(ctx context.Context, maxEntries int, token string) ([]openstack.Volume, string, error) {
 	names := cs.clouds.Names()
 	cloudIdx, marker := 0, ""
 	if token != "" {
@@ -81,8 +81,8 @@ func (cs *ControllerServer) listVolumesRaw(ctx context.Context, max int, token s
 			return nil, "", StatusFromError(err, "cloud %q", names[cloudIdx])
 		}
 		limit := 0
-		if max > 0 {
-			limit = max - len(vols)
+		if maxEntries > 0 {
+			limit = maxEntries - len(vols)
 		}
 		page, err := c.ListVolumes(ctx, openstack.ListOpts{Limit: limit, Marker: marker})
 		if err != nil {
@@ -96,7 +96,7 @@ func (cs *ControllerServer) listVolumesRaw(ctx context.Context, max int, token s
 		if marker == "" {
 			cloudIdx++
 		}
-		if max > 0 && len(vols) >= max {
+		if maxEntries > 0 && len(vols) >= maxEntries {
 			break
 		}
 	}
@@ -208,48 +208,23 @@ func (cs *ControllerServer) ListSnapshots(ctx context.Context, req *csi.ListSnap
 		return &csi.ListSnapshotsResponse{Entries: []*csi.ListSnapshotsResponse_Entry{{Snapshot: e}}}, nil
 	}
 
-	inBackups, marker := false, ""
-	switch tok := req.GetStartingToken(); {
-	case tok == "":
-	case strings.HasPrefix(tok, snapshotTokenPrefix):
-		marker = strings.TrimPrefix(tok, snapshotTokenPrefix)
-	case strings.HasPrefix(tok, backupTokenPrefix):
-		inBackups, marker = true, strings.TrimPrefix(tok, backupTokenPrefix)
-	default:
-		return nil, errInProgress("starting_token %q is not one this driver issued", tok)
+	inBackups, marker, err := parseSnapshotToken(req.GetStartingToken())
+	if err != nil {
+		return nil, err
 	}
-	max := int(req.GetMaxEntries())
+	maxEntries := int(req.GetMaxEntries())
 	resp := &csi.ListSnapshotsResponse{}
 	for {
 		limit := 0
-		if max > 0 {
-			limit = max - len(resp.Entries)
+		if maxEntries > 0 {
+			limit = maxEntries - len(resp.Entries)
 		}
 		opts := openstack.ListOpts{VolumeID: req.GetSourceVolumeId(), Limit: limit, Marker: marker}
-		var next string
-		if !inBackups {
-			page, err := c.ListSnapshots(ctx, opts)
-			if err != nil {
-				return nil, listSnapshotsError(err, marker)
-			}
-			for i := range page.Items {
-				if s := &page.Items[i]; !deletingStatus(s.Status) {
-					resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: snapshotEntry(s)})
-				}
-			}
-			next = page.NextMarker
-		} else {
-			page, err := c.ListBackups(ctx, opts)
-			if err != nil {
-				return nil, listSnapshotsError(err, marker)
-			}
-			for i := range page.Items {
-				if b := &page.Items[i]; !deletingStatus(b.Status) {
-					resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: backupEntry(b)})
-				}
-			}
-			next = page.NextMarker
+		entries, next, err := listSnapshotPage(ctx, c, inBackups, opts)
+		if err != nil {
+			return nil, listSnapshotsError(err, marker)
 		}
+		resp.Entries = append(resp.Entries, entries...)
 		marker = next
 		if marker == "" {
 			if inBackups {
@@ -257,7 +232,7 @@ func (cs *ControllerServer) ListSnapshots(ctx context.Context, req *csi.ListSnap
 			}
 			inBackups = true
 		}
-		if max > 0 && len(resp.Entries) >= max {
+		if maxEntries > 0 && len(resp.Entries) >= maxEntries {
 			break
 		}
 	}
@@ -267,6 +242,48 @@ func (cs *ControllerServer) ListSnapshots(ctx context.Context, req *csi.ListSnap
 	}
 	resp.NextToken = prefix + marker
 	return resp, nil
+}
+
+// parseSnapshotToken reads a ListSnapshots starting token: which list
+// (snapshots, then backups) and the marker in it.
+func parseSnapshotToken(tok string) (inBackups bool, marker string, err error) {
+	switch {
+	case tok == "":
+		return false, "", nil
+	case strings.HasPrefix(tok, snapshotTokenPrefix):
+		return false, strings.TrimPrefix(tok, snapshotTokenPrefix), nil
+	case strings.HasPrefix(tok, backupTokenPrefix):
+		return true, strings.TrimPrefix(tok, backupTokenPrefix), nil
+	}
+	return false, "", errInProgress("starting_token %q is not one this driver issued", tok)
+}
+
+// listSnapshotPage lists one page of snapshots, or of backups, as entries
+// (those being deleted left out) and the marker of the next page.
+func listSnapshotPage(ctx context.Context, c openstack.Cloud, inBackups bool, opts openstack.ListOpts) ([]*csi.ListSnapshotsResponse_Entry, string, error) {
+	var entries []*csi.ListSnapshotsResponse_Entry
+	if inBackups {
+		page, err := c.ListBackups(ctx, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := range page.Items {
+			if b := &page.Items[i]; !deletingStatus(b.Status) {
+				entries = append(entries, &csi.ListSnapshotsResponse_Entry{Snapshot: backupEntry(b)})
+			}
+		}
+		return entries, page.NextMarker, nil
+	}
+	page, err := c.ListSnapshots(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range page.Items {
+		if s := &page.Items[i]; !deletingStatus(s.Status) {
+			entries = append(entries, &csi.ListSnapshotsResponse_Entry{Snapshot: snapshotEntry(s)})
+		}
+	}
+	return entries, page.NextMarker, nil
 }
 
 func listSnapshotsError(err error, marker string) error {

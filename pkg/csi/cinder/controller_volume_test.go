@@ -310,8 +310,8 @@ func TestControllerCreateVolume(t *testing.T) {
 			}
 			e.warm()
 			resp, err := e.cs.CreateVolume(ctx, tt.req(e))
-			switch {
-			case tt.code == codes.Unknown: // error from Cinder's own failure
+			switch tt.code {
+			case codes.Unknown: // error from Cinder's own failure
 				if c := CodeForError(err); c != codes.ResourceExhausted && c != codes.Unavailable {
 					t.Fatalf("code = %v, want ResourceExhausted or Unavailable (err: %v)", c, err)
 				}
