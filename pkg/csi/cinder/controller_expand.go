@@ -41,25 +41,8 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 	}
 
 	start := time.Now()
-	switch vol.Status {
-	case openstack.VolumeAvailable, openstack.VolumeInUse:
-		inUse := vol.Status == openstack.VolumeInUse
-		if inUse && !c.Features().ExtendInUse {
-			return nil, errPrecondition("volume %s is in use and this cloud's Cinder is older than microversion 3.42, so it can only be extended while detached", id)
-		}
-		if err := c.ExtendVolume(ctx, id, sizeGiB, inUse); err != nil {
-			return nil, StatusFromError(err, "extending volume %s to %d GiB", id, sizeGiB)
-		}
-	case openstack.VolumeExtending:
-		// An earlier call's extend is running; wait for it below.
-	case openstack.VolumeErrorExtending:
-		reason := latestReason(ctx, c, id)
-		return nil, errPrecondition("volume %s is in status error_extending%s; an administrator must reset it", id, reasonSuffix(reason))
-	default:
-		if isVolumeErrorStatus(vol.Status) {
-			return nil, errPrecondition("volume %s is in status %s and cannot be extended", id, vol.Status)
-		}
-		return nil, errInProgress("volume %s is %s; it can be extended once Cinder finishes", id, vol.Status)
+	if err := startExtend(ctx, c, vol, sizeGiB); err != nil {
+		return nil, err
 	}
 
 	last, err := c.WaitVolume(ctx, id, func(v *openstack.Volume) bool {
@@ -78,6 +61,34 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 	}
 	klog.FromContext(ctx).Info("Extended volume", "volumeID", id, "fromGiB", vol.SizeGiB, "toGiB", last.SizeGiB, "took", time.Since(start))
 	return expandResponse(last.SizeGiB, nodeExpansion), nil
+}
+
+// startExtend asks Cinder to extend an available or in-use volume, lets an
+// extend already running go on, and refuses the states that cannot be
+// extended.
+func startExtend(ctx context.Context, c openstack.Cloud, vol *openstack.Volume, sizeGiB int) error {
+	id := vol.ID
+	switch vol.Status {
+	case openstack.VolumeAvailable, openstack.VolumeInUse:
+		inUse := vol.Status == openstack.VolumeInUse
+		if inUse && !c.Features().ExtendInUse {
+			return errPrecondition("volume %s is in use and this cloud's Cinder is older than microversion 3.42, so it can only be extended while detached", id)
+		}
+		if err := c.ExtendVolume(ctx, vol.ID, sizeGiB, inUse); err != nil {
+			return StatusFromError(err, "extending volume %s to %d GiB", id, sizeGiB)
+		}
+	case openstack.VolumeExtending:
+		// An earlier call's extend is running; the caller waits for it.
+	case openstack.VolumeErrorExtending:
+		reason := latestReason(ctx, c, id)
+		return errPrecondition("volume %s is in status error_extending%s; an administrator must reset it", id, reasonSuffix(reason))
+	default:
+		if isVolumeErrorStatus(vol.Status) {
+			return errPrecondition("volume %s is in status %s and cannot be extended", id, vol.Status)
+		}
+		return errInProgress("volume %s is %s; it can be extended once Cinder finishes", id, vol.Status)
+	}
+	return nil
 }
 
 func expandResponse(sizeGiB int, nodeExpansion bool) *csi.ControllerExpandVolumeResponse {

@@ -59,25 +59,8 @@ func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi
 	}
 
 	start := time.Now()
-	switch {
-	case migrating(vol.MigrationStatus):
-		return nil, errInProgress("volume %s is migrating (%s); it can be retyped once the migration finishes", id, vol.MigrationStatus)
-	case vol.Status == openstack.VolumeAvailable || vol.Status == openstack.VolumeInUse:
-		if vol.Status == openstack.VolumeInUse && vol.Multiattach != vt.Multiattach {
-			// Cinder refuses it; detaching makes it possible, so this is
-			// not infeasible.
-			return nil, errPrecondition("volume %s is attached; Cinder changes a type to or from multiattach only while the volume is detached", id)
-		}
-		if err := c.RetypeVolume(ctx, id, vt.Name, want.MigrationPolicy); err != nil {
-			return nil, retypeRefused(ctx, c, id, vt.Name, err)
-		}
-	case vol.Status == openstack.VolumeRetyping:
-		// An earlier call's retype is running; wait for it below.
-	default:
-		if isVolumeErrorStatus(vol.Status) {
-			return nil, errPrecondition("volume %s is in status %s and cannot be retyped", id, vol.Status)
-		}
-		return nil, errInProgress("volume %s is %s; it can be retyped once Cinder finishes", id, vol.Status)
+	if err := startRetype(ctx, c, vol, vt, want.MigrationPolicy); err != nil {
+		return nil, err
 	}
 
 	last, err := c.WaitVolume(ctx, id, func(v *openstack.Volume) bool { return v.Status != openstack.VolumeRetyping })
@@ -98,6 +81,34 @@ func (cs *ControllerServer) ControllerModifyVolume(ctx context.Context, req *csi
 	}
 	logger.Info("Retyped volume", "migrationPolicy", want.MigrationPolicy, "took", time.Since(start))
 	return &csi.ControllerModifyVolumeResponse{}, nil
+}
+
+// startRetype asks Cinder to retype an available or in-use volume to vt,
+// lets a retype already running go on, and refuses the states (and the
+// attached multiattach change) that cannot be retyped now.
+func startRetype(ctx context.Context, c openstack.Cloud, vol *openstack.Volume, vt *openstack.VolumeType, migrationPolicy string) error {
+	id := vol.ID
+	switch {
+	case migrating(vol.MigrationStatus):
+		return errInProgress("volume %s is migrating (%s); it can be retyped once the migration finishes", id, vol.MigrationStatus)
+	case vol.Status == openstack.VolumeAvailable || vol.Status == openstack.VolumeInUse:
+		if vol.Status == openstack.VolumeInUse && vol.Multiattach != vt.Multiattach {
+			// Cinder refuses it; detaching makes it possible, so this is
+			// not infeasible.
+			return errPrecondition("volume %s is attached; Cinder changes a type to or from multiattach only while the volume is detached", id)
+		}
+		if err := c.RetypeVolume(ctx, id, vt.Name, migrationPolicy); err != nil {
+			return retypeRefused(ctx, c, id, vt.Name, err)
+		}
+	case vol.Status == openstack.VolumeRetyping:
+		// An earlier call's retype is running; the caller waits for it.
+	default:
+		if isVolumeErrorStatus(vol.Status) {
+			return errPrecondition("volume %s is in status %s and cannot be retyped", id, vol.Status)
+		}
+		return errInProgress("volume %s is %s; it can be retyped once Cinder finishes", id, vol.Status)
+	}
+	return nil
 }
 
 // retypeRefused maps a refused os-retype. Zed answers one 400 for a wrong
