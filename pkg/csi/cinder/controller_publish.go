@@ -54,30 +54,8 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 	}
 
 	start := time.Now()
-	needAttach := vol.Status == openstack.VolumeAvailable || (vol.Multiattach && vol.Status == openstack.VolumeInUse)
-	if !needAttach {
-		// reserved or attaching: an attachment is in progress. Wait for it
-		// only if it is ours; Nova knows which server it is for.
-		ours, err := novaHasAttachment(ctx, c, nodeID, volID)
-		if err != nil {
-			return nil, err
-		}
-		if !ours {
-			return nil, errInProgress("volume %s is %s for another node; retry when that finishes", volID, vol.Status)
-		}
-	} else if _, err := c.AttachVolume(ctx, nodeID, volID, vol.Multiattach); err != nil {
-		if openstack.IsNotFound(err) {
-			return nil, errNotFound("attaching volume %s: node %s or the volume no longer exists: %v", volID, nodeID, err)
-		}
-		// A conflict may be our own attachment, made by a call whose answer
-		// was lost; then wait on it rather than fail.
-		if openstack.KindOf(err) != openstack.KindConflict {
-			return nil, StatusFromError(err, "attaching volume %s to node %s", volID, nodeID)
-		}
-		ours, lerr := novaHasAttachment(ctx, c, nodeID, volID)
-		if lerr != nil || !ours {
-			return nil, StatusFromError(err, "attaching volume %s to node %s", volID, nodeID)
-		}
+	if err := startAttach(ctx, c, vol, nodeID); err != nil {
+		return nil, err
 	}
 
 	last, err := c.WaitVolume(ctx, volID, func(v *openstack.Volume) bool {
@@ -86,21 +64,63 @@ func (cs *ControllerServer) ControllerPublishVolume(ctx context.Context, req *cs
 	})
 	server.RecordTiming(ctx, "waitAttached", time.Since(start))
 	if err != nil {
-		if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
-			status := vol.Status
-			if last != nil {
-				status = last.Status
-			}
-			return nil, errInProgress("volume %s is still %s on node %s; the attach continues and the retry waits for it", volID, status, nodeID)
-		}
-		if openstack.IsNotFound(err) {
-			return nil, errNotFound("volume %s disappeared while attaching", volID)
-		}
-		return nil, StatusFromError(err, "waiting for volume %s to attach to node %s", volID, nodeID)
+		return nil, attachWaitError(ctx, err, vol, last, nodeID)
 	}
 	a, _ := attachmentFor(last, nodeID)
 	klog.FromContext(ctx).Info("Attached volume", "volumeID", volID, "nodeID", nodeID, "device", a.Device, "took", time.Since(start))
 	return publishResponse(a.Device, last.SizeGiB), nil
+}
+
+// startAttach asks Nova to attach the volume to the node, or, when an
+// attachment is already in progress (reserved, attaching, or a conflict
+// answered to our own lost call), makes sure it is this node's.
+func startAttach(ctx context.Context, c openstack.Cloud, vol *openstack.Volume, nodeID string) error {
+	volID := vol.ID
+	needAttach := vol.Status == openstack.VolumeAvailable || (vol.Multiattach && vol.Status == openstack.VolumeInUse)
+	if !needAttach {
+		// reserved or attaching: an attachment is in progress. Wait for it
+		// only if it is ours; Nova knows which server it is for.
+		ours, err := novaHasAttachment(ctx, c, nodeID, volID)
+		if err != nil {
+			return err
+		}
+		if !ours {
+			return errInProgress("volume %s is %s for another node; retry when that finishes", volID, vol.Status)
+		}
+	} else if _, err := c.AttachVolume(ctx, nodeID, volID, vol.Multiattach); err != nil {
+		if openstack.IsNotFound(err) {
+			return errNotFound("attaching volume %s: node %s or the volume no longer exists: %v", volID, nodeID, err)
+		}
+		// A conflict may be our own attachment, made by a call whose answer
+		// was lost; then wait on it rather than fail.
+		if openstack.KindOf(err) != openstack.KindConflict {
+			return StatusFromError(err, "attaching volume %s to node %s", volID, nodeID)
+		}
+		ours, lerr := novaHasAttachment(ctx, c, nodeID, volID)
+		if lerr != nil || !ours {
+			return StatusFromError(err, "attaching volume %s to node %s", volID, nodeID)
+		}
+	}
+	return nil
+}
+
+// attachWaitError maps a failed wait for the attachment: the deadline
+// (Aborted: the attach goes on and the retry waits for it), the volume
+// gone, or the cloud's error. vol is the volume before the wait, last the
+// last state seen.
+func attachWaitError(ctx context.Context, err error, vol, last *openstack.Volume, nodeID string) error {
+	volID := vol.ID
+	if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
+		status := vol.Status
+		if last != nil {
+			status = last.Status
+		}
+		return errInProgress("volume %s is still %s on node %s; the attach continues and the retry waits for it", volID, status, nodeID)
+	}
+	if openstack.IsNotFound(err) {
+		return errNotFound("volume %s disappeared while attaching", volID)
+	}
+	return StatusFromError(err, "waiting for volume %s to attach to node %s", volID, nodeID)
 }
 
 // checkAttachable refuses states an attach cannot start from.
