@@ -70,7 +70,7 @@ e2e-openstack: ## the driver end to end on a real OpenStack Zed (openstack-rig):
 	./hack/e2e-openstack.sh
 
 .PHONY: e2e-vm
-e2e-vm: ## the Cinder node suite in a vm-rig guest (real kernel, virtio-blk hot-plug through the emulator's VM mode) and csi-sanity's node specs there; needs root
+e2e-vm: ## the Cinder node suite in a vm-rig guest (real kernel, virtio-blk hot-plug through the emulator's VM mode) and csi-sanity's node specs there; needs root; the Manila node (kernel NFSv3 on the emulator's export: two guests, csi-sanity)
 	./hack/e2e-vm.sh
 
 .PHONY: e2e-k8s

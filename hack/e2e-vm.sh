@@ -8,9 +8,12 @@
 #  2. runs, one package after the other (each boots its own guest):
 #     tests/vmrig (the rig package's own check), tests/e2e/vm/node (the
 #     node scenarios, which discovery path served each) and
-#     tests/e2e/vm/sanity (csi-sanity's Node Service specs), with
-#     CINDER_CSI_E2E_VM=1, the whole run bounded by E2E_VM_TIMEBOX seconds
-#     (default 900; each suite has its own time box inside);
+#     tests/e2e/vm/sanity (csi-sanity's Node Service specs), and the Manila
+#     node's: tests/e2e/manilavm/nfs (two guests on the emulator's NFS
+#     export) and tests/e2e/manilavm/sanity (csi-sanity, node in a guest),
+#     with CINDER_CSI_E2E_VM=1, the whole run bounded by E2E_VM_TIMEBOX
+#     seconds (default 1500: the Cinder suites ~4-6 min, the Manila ones
+#     ~3-9 min under load; each suite has its own time box inside);
 #  3. prints a summary; the full log is bin/e2e-vm.log.
 #
 # Not root, no QEMU, no vm-rig or a failed build.sh: skips with the reason
@@ -22,7 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 mkdir -p bin
 LOG=bin/e2e-vm.log
-TIMEBOX=${E2E_VM_TIMEBOX:-900}
+TIMEBOX=${E2E_VM_TIMEBOX:-1500}
 
 skip() { echo "e2e-vm SKIPPED: $*"; exit 0; }
 [[ $(id -u) == 0 ]] || skip "needs root (QEMU guests, loop devices)"
@@ -44,7 +47,7 @@ echo "e2e-vm: vm-rig build.sh $((SECONDS - t0)) s"
 t1=$SECONDS
 rc=0
 CINDER_CSI_E2E_VM=1 VM_RIG_DIR=$rig VM_RIG_NO_BUILD=1 timeout "$TIMEBOX" \
-	go test -count=1 -p 1 -v -timeout "$((TIMEBOX - 30))s" ./tests/vmrig/ ./tests/e2e/vm/... >"$LOG" 2>&1 || rc=$?
+	go test -count=1 -p 1 -v -timeout "$((TIMEBOX - 30))s" ./tests/vmrig/ ./tests/e2e/vm/... ./tests/e2e/manilavm/... >"$LOG" 2>&1 || rc=$?
 echo "e2e-vm: suites $((SECONDS - t1)) s (rc=$rc; log $LOG)"
 grep -E '^(--- |    --- |ok|FAIL|Ran [0-9]+ of|SUCCESS!|FAIL!)|^\s+\| .* \| [0-9.]+ s \||online ext4 growth:' "$LOG" || true
 [[ $rc == 124 ]] && echo "e2e-vm: the run hit its ${TIMEBOX}s time box"

@@ -56,18 +56,14 @@ type Options struct {
 // RemoteNode is a node service the run does not start: the plugin in a
 // vm-rig guest, mounting for real. The suite reaches its node service
 // through the run's endpoint, beside the in-process identity and
-// controller, and makes, removes and checks its paths with the hooks,
-// which run in the node's file system.
+// controller (relay.go).
 type RemoteNode struct {
-	// Client is the node plugin's node service; the run serves it
-	// beside its identity and controller (relay.go).
-	Client                  csi.NodeClient
-	TargetPath, StagingPath string
-	CreateTargetDir         func(path string) (string, error)
-	CreateStagingDir        func(path string) (string, error)
-	RemoveTargetPath        func(path string) error
-	RemoveStagingPath       func(path string) error
-	CheckPath               func(path string) (sanity.PathKind, error)
+	// Client is the node plugin's node service.
+	Client csi.NodeClient
+	// Paths points the suite's target and staging paths into the node's
+	// file system and makes, removes and checks them there
+	// (sanitykit.GuestPaths).
+	Paths func(cfg *sanity.TestConfig)
 	// MountsLeft lists the node's mounts under its kubelet root after
 	// the run (none may remain).
 	MountsLeft func(t *testing.T) []string
@@ -157,11 +153,8 @@ func RunOn(t *testing.T, o Options, target Target, work string) {
 	cfg.Address = endpoint
 	cfg.TargetPath = filepath.Join(work, "target")
 	cfg.StagingPath = filepath.Join(work, "staging")
-	if n := target.Node; n != nil {
-		cfg.TargetPath, cfg.StagingPath = n.TargetPath, n.StagingPath
-		cfg.CreateTargetDir, cfg.CreateStagingDir = n.CreateTargetDir, n.CreateStagingDir
-		cfg.RemoveTargetPath, cfg.RemoveStagingPath = n.RemoveTargetPath, n.RemoveStagingPath
-		cfg.CheckPath = n.CheckPath
+	if target.Node != nil {
+		target.Node.Paths(&cfg)
 	}
 	cfg.TestVolumeSize = VolumeSize
 	cfg.TestVolumeExpandSize = 2 * VolumeSize

@@ -8,12 +8,23 @@ import (
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 )
 
-// NodeInGuest points csi-sanity's target and staging paths into the guest
-// where the node plugin runs (under its kubelet root), creates, removes
-// and checks them there with sh (a shell script run in the guest), and
+// NodeInGuest points csi-sanity's paths into the guest (GuestPaths) and
 // focuses the run on the node specs ("Node Service") unless the command
 // line chose a focus.
 func NodeInGuest(cfg *sanity.TestConfig, kubeletRoot string, sh func(script string) (string, error)) {
+	GuestPaths(cfg, kubeletRoot, sh)
+	for name, value := range map[string]string{"ginkgo.focus": "Node Service", "ginkgo.no-color": "true"} {
+		if f := flag.Lookup(name); f != nil && !IsSet(name) {
+			_ = f.Value.Set(value)
+		}
+	}
+}
+
+// GuestPaths points csi-sanity's target and staging paths into the guest
+// where the node plugin runs (under its kubelet root), and creates,
+// removes and checks them there with sh (a shell script run in the
+// guest).
+func GuestPaths(cfg *sanity.TestConfig, kubeletRoot string, sh func(script string) (string, error)) {
 	cfg.TargetPath = kubeletRoot + "/pods/sanity/volumes/kubernetes.io~csi/pv"
 	cfg.StagingPath = kubeletRoot + "/plugins/kubernetes.io/csi/sanity/globalmount"
 	mkdir := func(p string) (string, error) { _, err := sh("mkdir -p " + p); return p, err }
@@ -27,10 +38,5 @@ func NodeInGuest(cfg *sanity.TestConfig, kubeletRoot string, sh func(script stri
 			return "", err
 		}
 		return sanity.IsPathKind(strings.TrimSpace(out))
-	}
-	for name, value := range map[string]string{"ginkgo.focus": "Node Service", "ginkgo.no-color": "true"} {
-		if f := flag.Lookup(name); f != nil && !IsSet(name) {
-			_ = f.Value.Set(value)
-		}
 	}
 }

@@ -8,8 +8,6 @@ package sanity
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/tests/e2e/manilavm"
 	"github.com/cinder-csi/cinder-csi/tests/sanity/manilaharness"
+	"github.com/cinder-csi/cinder-csi/tests/sanity/sanitykit"
 	"github.com/cinder-csi/cinder-csi/tests/vmrig"
 )
 
@@ -30,18 +29,12 @@ func TestSanityManilaNFSNodeInAGuest(t *testing.T) {
 	defer cancel()
 	emu, conf, port := manilavm.Emulator(t)
 	node := manilavm.StartNode(ctx, t, r, manilaharness.NodeName, manilavm.PluginDir(t, r), port)
-	g := guestPaths{ctx: ctx, node: node}
+	inGuest := func(script string) (string, error) { return node.G.Sh(ctx, script) }
 	manilaharness.RunOn(t, manilaharness.Options{Protocol: "NFS", ShareType: "cephfsnfstype",
 		Parameters: map[string]string{"nfsVersion": "3", "nfs-mountOptions": manilavm.NFSv3Options}},
 		manilaharness.Target{ConfPath: conf, ClusterID: "sanity-vm", Node: &manilaharness.RemoteNode{
-			Client:            node.CSI,
-			TargetPath:        manilavm.KubeletRoot + "/sanity/target",
-			StagingPath:       manilavm.KubeletRoot + "/sanity/staging",
-			CreateTargetDir:   g.mkdir,
-			CreateStagingDir:  g.mkdir,
-			RemoveTargetPath:  g.rmdirs,
-			RemoveStagingPath: g.rmdirs,
-			CheckPath:         g.kind,
+			Client: node.CSI,
+			Paths:  func(cfg *sanity.TestConfig) { sanitykit.GuestPaths(cfg, manilavm.KubeletRoot, inGuest) },
 			// Runs from t.Cleanup, after the time box's cancel.
 			MountsLeft: func(t *testing.T) []string {
 				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -54,42 +47,4 @@ func TestSanityManilaNFSNodeInAGuest(t *testing.T) {
 			},
 		}}, t.TempDir())
 	t.Logf("OpenStack API calls: %d", emu.TotalCalls())
-}
-
-// guestPaths makes, removes and inspects paths in the guest.
-type guestPaths struct {
-	ctx  context.Context
-	node *manilavm.Node
-}
-
-func (g guestPaths) mkdir(p string) (string, error) {
-	_, err := g.node.G.Exec(g.ctx, "mkdir", "-p", p)
-	return p, err
-}
-
-// rmdirs removes p and the empty directories in it; never a file, so a
-// share mounted there by mistake loses nothing.
-func (g guestPaths) rmdirs(p string) error {
-	_, err := g.node.G.Exec(g.ctx, "sh", "-c", `[ ! -e "$1" ] || { rmdir "$1"/* 2>/dev/null; rmdir "$1"; }`, "rmdirs", p)
-	return err
-}
-
-func (g guestPaths) kind(p string) (sanity.PathKind, error) {
-	out, err := g.node.G.Exec(g.ctx, "sh", "-c",
-		`if [ -f "$1" ]; then echo file; elif [ -d "$1" ]; then echo directory; elif [ -e "$1" ]; then echo other; else echo not_found; fi`, "kind", p)
-	if err != nil {
-		return "", err
-	}
-	switch k := strings.TrimSpace(out.Stdout); k {
-	case "file":
-		return sanity.PathIsFile, nil
-	case "directory":
-		return sanity.PathIsDir, nil
-	case "other":
-		return sanity.PathIsOther, nil
-	case "not_found":
-		return sanity.PathIsNotFound, nil
-	default:
-		return "", fmt.Errorf("checking %s in the guest: %q", p, k)
-	}
 }
