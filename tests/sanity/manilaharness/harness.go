@@ -56,7 +56,7 @@ type Options struct {
 // RemoteNode is a node service the run does not start: the plugin in a
 // vm-rig guest, mounting for real. The suite reaches its node service
 // through the run's endpoint, beside the in-process identity and
-// controller (relay.go).
+// controller (sanitykit.NodeRelay).
 type RemoteNode struct {
 	// Client is the node plugin's node service.
 	Client csi.NodeClient
