@@ -55,9 +55,11 @@ sanity-binary: build ## the standalone csi-sanity binary against bin/cinder-csi-
 
 test: lint unit fuzz sanity sanity-binary ## what CI runs
 
-bench: ## benchmarks (about 20 minutes; root for the node rows); writes the tables in docs/benchmarks.md
+bench: ## benchmarks (about 30 minutes; root for the node rows), beside the reference plugin when it builds; writes the tables in docs/benchmarks.md
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/cinder-csi-plugin ./cmd/csi-bench
-	./$(BIN)/csi-bench -runs 5 -plugin $(BIN)/cinder-csi-plugin -out docs/benchmarks.md
+	./hack/reference-plugin.sh $(BIN)/reference-cinder-csi-plugin || echo "bench: the reference plugin did not build; its columns are left out"
+	./$(BIN)/csi-bench -runs 5 -plugin $(BIN)/cinder-csi-plugin -out docs/benchmarks.md \
+	  $$([ -x $(BIN)/reference-cinder-csi-plugin ] && echo -reference $(BIN)/reference-cinder-csi-plugin)
 
 demo: build ## the plugins against the emulator: a Cinder volume, then a Manila share, through their whole lives
 	./$(BIN)/csi-demo

@@ -48,6 +48,14 @@ func main() {
 			r.latencies = res.Latencies
 			logf("operations run %d/%d: %s", i+1, *runs, time.Since(start).Round(time.Second))
 		}
+		if *reference != "" {
+			for i := 0; i < *runs; i++ {
+				res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Seed: int64(i), Profile: *profile, Reference: *reference})
+				fail(err)
+				r.refOps = append(r.refOps, res.Stats())
+			}
+			logf("operations through the reference plugin: %d runs", *runs)
+		}
 	}
 	if !skipped["storm"] {
 		cfg := bench.DefaultStorm(*plugin)

@@ -15,6 +15,7 @@ type report struct {
 	machine                 string
 
 	ops       []map[string]bench.OpStats
+	refOps    []map[string]bench.OpStats // the same through the reference plugin
 	latencies map[string]time.Duration
 
 	storm     bench.StormConfig
@@ -97,9 +98,10 @@ func (r *report) opsSection(w func(string, ...any)) {
 	w("**Intrinsic** is the cloud's own time: from the start of the RPC to the moment the emulator's state changed, ")
 	w("seen in process every 2 ms without API calls; no client could answer sooner. **Ratio** is each operation's latency over its own intrinsic time, ")
 	w("at p50 and p99. **Calls** are API calls per operation (Keystone excluded), **mutating** the POST/PUT/DELETE among them, ")
-	w("**polls** those the shared poller made. CreateSnapshot is measured until ready (ListSnapshots while ReadyToUse is false, as the snapshotter does).\n\n")
-	w("| Operation | Intrinsic p50 (s) | p50 (s) | p99 (s) | Ratio p50 | Ratio p99 | Calls | Mutating | Polls |\n")
-	w("|---|---|---|---|---|---|---|---|---|\n")
+	w("**polls** those the shared poller made. CreateSnapshot is measured until ready (ListSnapshots while ReadyToUse is false, as the snapshotter does). ")
+	w("**Reference calls** are the same lifecycles through cloud-provider-openstack's plugin (v1.36, over its socket); it waits for neither a create nor a delete, so it is not timed here.\n\n")
+	w("| Operation | Intrinsic p50 (s) | p50 (s) | p99 (s) | Ratio p50 | Ratio p99 | Calls | Mutating | Polls | Reference calls |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range bench.Ops {
 		f := func(g func(bench.OpStats) float64, format string) string { return cell(r.opFigure(op, g), format) }
 		intr, r50, r99 := "–", "–", "–"
@@ -108,11 +110,11 @@ func (r *report) opsSection(w func(string, ...any)) {
 			r50 = f(func(s bench.OpStats) float64 { return s.RatioP50 }, "%.2f")
 			r99 = f(func(s bench.OpStats) float64 { return s.RatioP99 }, "%.2f")
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", op, intr,
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", op, intr,
 			f(func(s bench.OpStats) float64 { return s.P50 }, "%.3f"), f(func(s bench.OpStats) float64 { return s.P99 }, "%.3f"),
 			r50, r99,
 			f(func(s bench.OpStats) float64 { return s.Calls }, "%.0f"), f(func(s bench.OpStats) float64 { return s.Mutating }, "%.0f"),
-			f(func(s bench.OpStats) float64 { return s.Polls }, "%.0f"))
+			f(func(s bench.OpStats) float64 { return s.Polls }, "%.0f"), cell(refFigure(r.refOps, op, func(s bench.OpStats) float64 { return s.Calls }), "%.0f"))
 	}
 	w("\n")
 	// Targets.
@@ -131,7 +133,37 @@ func (r *report) opsSection(w func(string, ...any)) {
 	w("| Overhead ≤ 1.10× intrinsic at p50 | worst %.2f× (%s) | %s |\n", worst50, worstOp50, verdict(worst50 <= 1.10))
 	w("| Overhead ≤ 1.25× intrinsic at p99 | worst %.2f× (%s) | %s |\n", worst99, worstOp99, verdict(worst99 <= 1.25))
 	w("| CreateVolume ≤ 3 API calls plus shared polls | %.0f besides polls (name lookup, create; at most, over all runs) | %s |\n", createNonPoll, verdict(createNonPoll <= 3))
-	w("| Publish to an already attached node: 0 mutating calls | %.0f (at most, over all runs) | %s |\n\n", againMut, verdict(againMut == 0))
+	w("| Publish to an already attached node: 0 mutating calls | %.0f (at most, over all runs) | %s |\n", againMut, verdict(againMut == 0))
+	if len(r.refOps) > 0 {
+		var over []string
+		for _, op := range bench.Ops {
+			ours := bench.Summarize(r.opFigure(op, func(s bench.OpStats) float64 { return s.Calls })).Median
+			ref := bench.Summarize(refFigure(r.refOps, op, func(s bench.OpStats) float64 { return s.Calls })).Median
+			if ours > ref {
+				over = append(over, fmt.Sprintf("%s %.0f > %.0f", op, ours, ref))
+			}
+		}
+		w("| Every sequential RPC: no more calls than the reference's | %s | %s |\n", orNone(over), verdict(len(over) == 0))
+	}
+	w("\n")
+}
+
+// refFigure is opFigure over the reference plugin's runs.
+func refFigure(runs []map[string]bench.OpStats, op string, f func(bench.OpStats) float64) []float64 {
+	var xs []float64
+	for _, run := range runs {
+		if s, ok := run[op]; ok {
+			xs = append(xs, f(s))
+		}
+	}
+	return xs
+}
+
+func orNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none over"
+	}
+	return strings.Join(xs, "; ")
 }
 
 func (r *report) stormSection(w func(string, ...any)) {

@@ -37,6 +37,10 @@ type OpsConfig struct {
 	Profile string
 	Latency map[string]time.Duration
 	Seed    int64
+	// Reference, when set, is cloud-provider-openstack's plugin binary:
+	// each lane runs it over its socket instead of our controller in
+	// process (its calls are counted; it has no polls to tell apart).
+	Reference string
 }
 
 // Sample is one operation's measurement.
@@ -98,7 +102,7 @@ func RunOps(ctx context.Context, cfg OpsConfig) (*OpsResult, error) {
 
 type lane struct {
 	emu  *emulator.Emulator
-	cs   csi.ControllerServer
+	cs   controller
 	obs  *callCounter
 	w    *watcher
 	out  map[string][]Sample
@@ -134,8 +138,15 @@ func runLane(ctx context.Context, cfg OpsConfig, n int) (map[string][]Sample, ma
 	}
 	defer emu.Close()
 	obs := newCallCounter()
-	cs, err := newController(emu, obs)
-	if err != nil {
+	var cs controller
+	if cfg.Reference != "" {
+		p, err := startPlugin(ctx, StormConfig{Plugin: cfg.Reference, Reference: true}, emu)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer p.stop()
+		cs = clientController{p.cc}
+	} else if cs, err = newController(emu, obs); err != nil {
 		return nil, nil, err
 	}
 	l := &lane{emu: emu, cs: cs, obs: obs, w: startWatcher(emu), out: map[string][]Sample{}, node: nodeID(0)}
