@@ -80,12 +80,9 @@ func (ns *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilit
 // NodePublishVolume writes the record and creates the target.
 func (ns *NodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	volID, target := req.GetVolumeId(), req.GetTargetPath()
-	if err := hostpath.CheckID("volume id", volID); err != nil {
-		return nil, errInvalid("%v", err)
-	}
-	resolved, err := ns.root.Resolve("target path", target)
+	resolved, err := ns.checkPaths(volID, target)
 	if err != nil {
-		return nil, errInvalid("%v", err)
+		return nil, err
 	}
 	mi, err := record(req)
 	if err != nil {
@@ -105,6 +102,20 @@ func (ns *NodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishV
 	}
 	klog.InfoS("Published peer-pod volume (direct-volume record for cloud-api-adaptor)", "volumeID", volID, "target", target)
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// checkPaths is every publish and unpublish's opening: a well-formed volume
+// id, and the target beneath the kubelet root (InvalidArgument otherwise,
+// nothing touched). It returns the resolved target.
+func (ns *NodeServer) checkPaths(volID, target string) (string, error) {
+	if err := hostpath.CheckID("volume id", volID); err != nil {
+		return "", errInvalid("%v", err)
+	}
+	resolved, err := ns.root.Resolve("target path", target)
+	if err != nil {
+		return "", errInvalid("%v", err)
+	}
+	return resolved, nil
 }
 
 // record builds the direct-volume record of a publish. Only the filesystem
@@ -147,12 +158,9 @@ func record(req *csi.NodePublishVolumeRequest) (*kata.MountInfo, error) {
 // success.
 func (ns *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	volID, target := req.GetVolumeId(), req.GetTargetPath()
-	if err := hostpath.CheckID("volume id", volID); err != nil {
-		return nil, errInvalid("%v", err)
-	}
-	resolved, err := ns.root.Resolve("target path", target)
+	resolved, err := ns.checkPaths(volID, target)
 	if err != nil {
-		return nil, errInvalid("%v", err)
+		return nil, err
 	}
 	if mi, err := ns.store.Read(target); err == nil && mi.Metadata[kata.MetaVolumeID] != volID {
 		return nil, status(alreadyExists, "target %s holds the record of volume %q, not %q", hostpath.Quote(target), mi.Metadata[kata.MetaVolumeID], volID)

@@ -12,13 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-
 	"github.com/cinder-csi/cinder-csi/pkg/config"
-	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack/emulator"
 	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
+	"github.com/cinder-csi/cinder-csi/tests/peerpodkit"
 	"github.com/cinder-csi/cinder-csi/tests/vmrig"
 )
 
@@ -80,27 +78,17 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	co := cinder.DefaultControllerOptions()
-	co.PeerPods = true
-	cs, err := cinder.NewControllerServer(clouds, co)
+	drv, err := peerpodkit.New(clouds, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloud := peerpod.CurrentCloud{Clouds: clouds}
-	ctrl := peerpod.NewController(cs, cloud)
-	att := peerpod.NewAttacher(cloud, cs, &peerpod.Locator{})
+	att := drv.Attacher
 
 	var volID, dataFile string
 	s.do("CreateVolume 1 GiB RWOP (peer-pod controller)", func() error {
-		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pv-peerpod-vm",
-			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
-			VolumeCapabilities: []*csi.VolumeCapability{{
-				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER}}}})
-		if err != nil {
+		if volID, err = drv.CreateVolume(ctx, "pv-peerpod-vm"); err != nil {
 			return err
 		}
-		volID = resp.Volume.VolumeId
 		for _, v := range emu.Volumes() {
 			if v.ID == volID {
 				dataFile = v.DataFile
@@ -114,12 +102,9 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 
 	pod := peerpod.PodRef{Namespace: "ns", Name: "web-0", UID: "uid-web-0"}
 	vm1 := "9a1c2b3d-0000-4000-8000-000000000001"
-	attached := make(chan error, 1)
+	var attached <-chan error
 	s.do("attach started before the pod VM exists", func() error {
-		go func() {
-			_, err := att.Attach(ctx, pod, volID)
-			attached <- err
-		}()
+		attached = drv.StartAttach(ctx, pod, volID)
 		time.Sleep(500 * time.Millisecond)
 		emu.AddBootingServer(emulator.ServerSpec{ID: vm1, Name: peerpod.InstanceName(pod.Name, "5e1f00aa77c34d21"), AZ: "nova"})
 		return nil

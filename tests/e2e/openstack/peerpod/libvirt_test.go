@@ -15,10 +15,10 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 
-	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+	"github.com/cinder-csi/cinder-csi/tests/peerpodkit"
 )
 
 // timeBox: a libvirt instance boots in 30-90 s under TCG on this host
@@ -65,45 +65,28 @@ func TestPeerPodOnTheLibvirtCompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	co := cinder.DefaultControllerOptions()
-	co.Cluster = "e2e-peerpod"
-	co.PeerPods = true
-	cs, err := cinder.NewControllerServer(clouds, co)
+	drv, err := peerpodkit.New(clouds, "e2e-peerpod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloud := peerpod.CurrentCloud{Clouds: clouds}
-	ctrl := peerpod.NewController(cs, cloud)
-	att := peerpod.NewAttacher(cloud, cs, &peerpod.Locator{})
 
 	var volID string
-	step("CreateVolume 1 GiB RWOP (Cinder RBD)", func() error {
-		resp, err := ctrl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "e2e-peerpod-" + rig.NewUUID()[:8],
-			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 30},
-			VolumeCapabilities: []*csi.VolumeCapability{{
-				AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-				AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER}}}})
-		if err != nil {
-			return err
-		}
-		volID = resp.Volume.VolumeId
-		return nil
+	step("CreateVolume 1 GiB RWOP (Cinder RBD)", func() (err error) {
+		volID, err = drv.CreateVolume(ctx, "e2e-peerpod-"+rig.NewUUID()[:8])
+		return err
 	})
 	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cctx, ccancel := context.WithTimeout(context.Background(), peerpodkit.CleanupTimeout)
 		defer ccancel()
-		if _, err := ctrl.DeleteVolume(cctx, &csi.DeleteVolumeRequest{VolumeId: volID}); err != nil {
+		if _, err := drv.Ctrl.DeleteVolume(cctx, &csi.DeleteVolumeRequest{VolumeId: volID}); err != nil {
 			t.Errorf("deleting volume %s: %v", volID, err)
 		}
 	})
 
 	pod := peerpod.PodRef{Namespace: "e2e", Name: "peerpod-" + rig.NewUUID()[:6], UID: rig.NewUUID()}
-	attached := make(chan error, 1)
+	var attached <-chan error
 	step("attach started before the pod VM exists", func() error {
-		go func() {
-			_, err := att.Attach(ctx, pod, volID)
-			attached <- err
-		}()
+		attached = drv.StartAttach(ctx, pod, volID)
 		return nil
 	})
 	var serverID string
@@ -120,18 +103,14 @@ func TestPeerPodOnTheLibvirtCompute(t *testing.T) {
 	t.Cleanup(func() { deleteServer(t, c, serverID) })
 	step("VM boots (BUILD -> ACTIVE), then Nova/libvirt attach -> in-use", func() error { return <-attached })
 	step("the volume is attached to the pod VM only", func() error {
-		v, err := clouds.Get("")
+		status, atts, err := drv.Attachments(ctx, volID)
 		if err != nil {
 			return err
 		}
-		vol, err := v.GetVolume(ctx, volID)
-		if err != nil {
-			return err
+		if len(atts) != 1 || atts[0].ServerID != serverID || status != "in-use" {
+			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, status, atts)
 		}
-		if len(vol.Attachments) != 1 || vol.Attachments[0].ServerID != serverID || vol.Status != "in-use" {
-			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, vol.Status, vol.Attachments)
-		}
-		t.Logf("attached as %s on pod VM %s", vol.Attachments[0].Device, serverID)
+		t.Logf("attached as %s on pod VM %s", atts[0].Device, serverID)
 		return nil
 	})
 	step("pod VM deleted before any detach (Nova delete)", func() error {
@@ -139,16 +118,15 @@ func TestPeerPodOnTheLibvirtCompute(t *testing.T) {
 		return nil
 	})
 	step("Detach: 0 attachments left, volume available", func() error {
-		if err := att.Detach(ctx, volID, serverID); err != nil {
+		if err := drv.Attacher.Detach(ctx, volID, serverID); err != nil {
 			return err
 		}
-		v, _ := clouds.Get("")
-		vol, err := v.GetVolume(ctx, volID)
+		status, atts, err := drv.Attachments(ctx, volID)
 		if err != nil {
 			return err
 		}
-		if len(vol.Attachments) != 0 || vol.Status != "available" {
-			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, vol.Status, vol.Attachments)
+		if len(atts) != 0 || status != "available" {
+			return fmt.Errorf("volume %s: status %s, attachments %+v", volID, status, atts)
 		}
 		return nil
 	})
