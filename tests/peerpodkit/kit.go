@@ -6,6 +6,7 @@ package peerpodkit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -79,3 +80,19 @@ func (d *Driver) StartAttach(ctx context.Context, pod peerpod.PodRef, volID stri
 
 // CleanupTimeout bounds a test's cleanup calls.
 const CleanupTimeout = 2 * time.Minute
+
+// GuestCheck is the in-VM side CAA's agent would run (with our upstream
+// by-serial lookup): find the disk by serial, format only a blank one,
+// mount, run action (a shell snippet using /mnt/vol), unmount. Its output
+// says whether the disk was formatted ("fs: formatted blank disk") or kept.
+func GuestCheck(volID, action string) string {
+	byID := "/dev/disk/by-id/virtio-" + volID[:20]
+	return fmt.Sprintf(`set -e
+i=0; while [ ! -e %[1]s ]; do i=$((i+1)); [ $i -gt 150 ] && { echo "no %[1]s"; exit 1; }; sleep 0.2; done
+dev=$(readlink -f %[1]s)
+if blkid "$dev" >/dev/null 2>&1; then echo "fs: $(blkid -o value -s TYPE "$dev") (kept)"; else mkfs.ext4 -q "$dev"; echo "fs: formatted blank disk"; fi
+mkdir -p /mnt/vol && mount "$dev" /mnt/vol
+%[2]s
+sync; umount /mnt/vol
+ls -l %[1]s`, byID, action)
+}

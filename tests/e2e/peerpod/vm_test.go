@@ -42,21 +42,6 @@ func (s *steps) do(name string, f func() error) {
 
 func (s *steps) report() { s.t.Logf("peer-pod flow steps:\n%s", strings.Join(s.lines, "\n")) }
 
-// guestCheck is the in-VM side CAA's agent would run (with our upstream
-// by-serial lookup): find the disk by serial, format only a blank one,
-// mount, write or read.
-func guestCheck(volID, action string) string {
-	byID := "/dev/disk/by-id/virtio-" + volID[:20]
-	return fmt.Sprintf(`set -e
-i=0; while [ ! -e %[1]s ]; do i=$((i+1)); [ $i -gt 150 ] && { echo "no %[1]s"; exit 1; }; sleep 0.2; done
-dev=$(readlink -f %[1]s)
-if blkid "$dev" >/dev/null 2>&1; then echo "fs: $(blkid -o value -s TYPE "$dev") (kept)"; else mkfs.ext4 -q "$dev"; echo "fs: formatted blank disk"; fi
-mkdir -p /mnt/vol && mount "$dev" /mnt/vol
-%[2]s
-sync; umount /mnt/vol
-ls -l %[1]s`, byID, action)
-}
-
 func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 	r := vmrig.RequireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeBox)
@@ -124,7 +109,7 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 		return err
 	})
 	s.do("in-VM check: by-id lookup, format blank, mount, write", func() error {
-		out, err := g1.Sh(ctx, guestCheck(volID, `echo "written by pod VM 1" > /mnt/vol/data; cat /mnt/vol/data`))
+		out, err := g1.Sh(ctx, peerpodkit.GuestCheck(volID, `echo "written by pod VM 1" > /mnt/vol/data; cat /mnt/vol/data`))
 		t.Logf("guest 1:\n%s", out)
 		if err == nil && !strings.Contains(out, "formatted blank disk") {
 			err = fmt.Errorf("the blank disk was not formatted")
@@ -132,7 +117,7 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 		return err
 	})
 	s.do("in-VM check again: existing filesystem kept", func() error {
-		out, err := g1.Sh(ctx, guestCheck(volID, `cat /mnt/vol/data`))
+		out, err := g1.Sh(ctx, peerpodkit.GuestCheck(volID, `cat /mnt/vol/data`))
 		if err == nil && (!strings.Contains(out, "(kept)") || !strings.Contains(out, "written by pod VM 1")) {
 			err = fmt.Errorf("filesystem or data not kept:\n%s", out)
 		}
@@ -183,7 +168,7 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 		return err
 	})
 	s.do("in-VM check in pod VM 2: data reads back, no format", func() error {
-		out, err := g2.Sh(ctx, guestCheck(volID, `cat /mnt/vol/data`))
+		out, err := g2.Sh(ctx, peerpodkit.GuestCheck(volID, `cat /mnt/vol/data`))
 		t.Logf("guest 2:\n%s", out)
 		if err == nil && (!strings.Contains(out, "written by pod VM 1") || strings.Contains(out, "formatted")) {
 			err = fmt.Errorf("pod VM 2 did not read pod VM 1's data on the kept filesystem")

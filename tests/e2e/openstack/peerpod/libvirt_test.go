@@ -18,6 +18,7 @@ import (
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
 	"github.com/cinder-csi/cinder-csi/tests/e2e/openstack/rig"
+	"github.com/cinder-csi/cinder-csi/tests/libvirtguest"
 	"github.com/cinder-csi/cinder-csi/tests/peerpodkit"
 )
 
@@ -112,6 +113,25 @@ func TestPeerPodOnTheLibvirtCompute(t *testing.T) {
 		}
 		t.Logf("attached as %s on pod VM %s", atts[0].Device, serverID)
 		return nil
+	})
+	step("in the pod VM: by-id lookup, format blank, mount, write", func() error {
+		// unix socket paths are limited to 108 bytes: t.TempDir() is too deep.
+		dir, err := os.MkdirTemp("", "peerpod-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		g, err := libvirtguest.Connect(ctx, serverID, dir)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		out, err := g.Sh(ctx, peerpodkit.GuestCheck(volID, `echo "written in the libvirt pod VM" > /mnt/vol/data; cat /mnt/vol/data`))
+		t.Logf("pod VM:\n%s", out)
+		if err == nil && !strings.Contains(out, "formatted blank disk") {
+			err = fmt.Errorf("the blank Cinder volume was not formatted in the pod VM")
+		}
+		return err
 	})
 	step("pod VM deleted before any detach (Nova delete)", func() error {
 		deleteServer(t, c, serverID)
