@@ -1,11 +1,14 @@
 package sanitykit
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
+	"google.golang.org/grpc"
 )
 
 // NodeInGuest points csi-sanity's paths into the guest (GuestPaths) and
@@ -39,4 +42,20 @@ func GuestPaths(cfg *sanity.TestConfig, kubeletRoot string, sh func(script strin
 		}
 		return sanity.IsPathKind(strings.TrimSpace(out))
 	}
+}
+
+// PluginCapabilitiesFrom is a dial option for csi-sanity's node
+// connection that sends GetPluginCapabilities to controller instead. A
+// node-only plugin (--provide-controller-service=false, as in a guest
+// with no route to the cloud) does not advertise CONTROLLER_SERVICE, and
+// csi-sanity asks the node endpoint before its node specs decide whether
+// to ControllerPublish: without this they stage volumes nothing attached.
+func PluginCapabilitiesFrom(controller *grpc.ClientConn) grpc.DialOption {
+	return grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == csi.Identity_GetPluginCapabilities_FullMethodName {
+			return controller.Invoke(ctx, method, req, reply, opts...)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
 }

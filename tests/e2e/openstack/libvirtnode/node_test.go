@@ -279,6 +279,7 @@ func sanityNode(ctx context.Context, t *testing.T, n *node, ctrl *rig.Driver) {
 		return n.g.Sh(cctx, script)
 	}
 	sanitykit.NodeInGuest(cfg, kubeletRoot, inGuest)
+	cfg.DialOptions = append(cfg.DialOptions, sanitykit.PluginCapabilitiesFrom(ctrl.Conn))
 	csisanity.Test(t, *cfg)
 	if out, err := inGuest("grep ' " + kubeletRoot + "' /proc/mounts || true"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("mounts left in the guest: %v %s", err, out)
