@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -168,12 +169,30 @@ func (g *GroupControllerServer) progress(ctx context.Context, c openstack.Cloud,
 	return &csi.CreateVolumeGroupSnapshotResponse{GroupSnapshot: groupSnapshotEntry(gs, members)}, nil
 }
 
-// briefWait gives Cinder SnapshotReadyWait, as CreateSnapshot does.
+// groupAnswerMargin is what briefWait leaves of the request's deadline for
+// the member listing and the answer (a few Cinder calls, well under 1 s
+// on the rig).
+const groupAnswerMargin = 5 * time.Second
+
+// briefWait gives Cinder until shortly before the request's deadline
+// (SnapshotReadyWait when there is none). Not CreateSnapshot's 2 s:
+// snapshot-controller v8.2-v8.3 creates the member VolumeSnapshots from
+// the first answer that lists them and, when that answer is not ready,
+// never completes the VolumeGroupSnapshot (its next pass fails on the
+// members it already made: "binding volumesnapshot to
+// volumesnapshotcontent resource name may not be empty"; seen on the rig,
+// where the first answer came after 5 s with the group still creating).
+// Answering once it is available avoids that; a deadline that runs out
+// still answers not ready and the sidecar retries.
 func (g *GroupControllerServer) briefWait(ctx context.Context, gc openstack.GroupCloud, gs *openstack.GroupSnapshot) (*openstack.GroupSnapshot, error) {
-	if gs.Status != openstack.GroupSnapshotCreating || g.cs.opts.SnapshotReadyWait <= 0 {
+	wait := g.cs.opts.SnapshotReadyWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(wait, time.Until(dl)-groupAnswerMargin)
+	}
+	if gs.Status != openstack.GroupSnapshotCreating || wait <= 0 {
 		return gs, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, g.cs.opts.SnapshotReadyWait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	last, err := gc.WaitGroupSnapshot(wctx, gs.ID, func(x *openstack.GroupSnapshot) bool { return x.Status != openstack.GroupSnapshotCreating })
 	if last == nil {

@@ -130,11 +130,17 @@ func cinderArgs(root string) (map[string][]string, error) {
 // nodeCloudConf extracts cloud.conf from the manifests' node ConfigMap, so
 // the node plugin runs with the configuration we ship.
 func nodeCloudConf(root, path string) error {
-	objs, err := sidecarargs.LoadKustomization(filepath.Join(root, sidecarargs.ManifestDir))
+	return configMapFile(filepath.Join(root, sidecarargs.ManifestDir), "cinder-csi-node-config", "cloud.conf", path)
+}
+
+// configMapFile writes key of the ConfigMap name in the kustomize
+// directory dir to path: what a pod would see in its mounted volume.
+func configMapFile(dir, name, key, path string) error {
+	objs, err := sidecarargs.LoadKustomization(dir)
 	if err != nil {
 		return err
 	}
-	o, err := sidecarargs.Find(objs, "ConfigMap", "cinder-csi-node-config")
+	o, err := sidecarargs.Find(objs, "ConfigMap", name)
 	if err != nil {
 		return err
 	}
@@ -144,11 +150,14 @@ func nodeCloudConf(root, path string) error {
 	if err := yaml.Unmarshal(o.Data, &cm); err != nil {
 		return err
 	}
-	conf, ok := cm.Data["cloud.conf"]
+	data, ok := cm.Data[key]
 	if !ok {
-		return fmt.Errorf("%s has no cloud.conf", o)
+		return fmt.Errorf("%s has no %s", o, key)
 	}
-	return os.WriteFile(path, []byte(conf), 0o644)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(data), 0o644)
 }
 
 // override applies set/drop to a manifest container's args and records
@@ -260,34 +269,8 @@ func (d *driver) startSidecars(ctx context.Context, p *procs, rigBin, root, kube
 	if err != nil {
 		return err
 	}
-	for key, a := range args {
-		name := strings.TrimPrefix(strings.TrimPrefix(key, "controller/"), "node/")
-		if sc, ok := sidecarargs.ByContainer(name); ok {
-			if err := sc.Validate(a); err != nil {
-				return fmt.Errorf("manifest args of %s: %w", key, err)
-			}
-		}
-	}
-	for _, name := range controllerSidecars {
-		key := "controller/" + name
-		a, ok := args[key]
-		if !ok {
-			return fmt.Errorf("the controller Deployment has no %s container", name)
-		}
-		addr, err := loopbackAddr()
-		if err != nil {
-			return err
-		}
-		// Only what must differ outside a pod: the socket path (an
-		// emptyDir mount in the pod), the kubeconfig (in-cluster config in
-		// the pod) and the HTTP address (the pod's own network namespace).
-		final := d.override(key, a, map[string]string{"csi-address": d.ctrlSock, "kubeconfig": kubeconfig, "http-endpoint": addr})
-		if _, err := p.start(name, nil, filepath.Join(rigBin, name), final...); err != nil {
-			return err
-		}
-		if _, hasHTTP := sidecarargs.Lookup(a, "http-endpoint"); hasHTTP {
-			d.healthz[key] = "http://" + addr + "/healthz/leader-election"
-		}
+	if err := d.startSidecarSet(p, rigBin, args, "", kubeconfig); err != nil {
+		return err
 	}
 	// The snapshot-controller is a cluster add-on, not part of our
 	// manifests: started as tools/k8s-rig/up.sh does.
@@ -322,6 +305,42 @@ func groupSnapshotGate(args []string) bool {
 		}
 	}
 	return false
+}
+
+// startSidecarSet validates every sidecar's args of a driver's manifests
+// against its pinned flag set and starts controllerSidecars on d.ctrlSock,
+// each as process procPrefix+name.
+func (d *driver) startSidecarSet(p *procs, rigBin string, args map[string][]string, procPrefix, kubeconfig string) error {
+	for key, a := range args {
+		name := strings.TrimPrefix(strings.TrimPrefix(key, "controller/"), "node/")
+		if sc, ok := sidecarargs.ByContainer(name); ok {
+			if err := sc.Validate(a); err != nil {
+				return fmt.Errorf("manifest args of %s%s: %w", procPrefix, key, err)
+			}
+		}
+	}
+	for _, name := range controllerSidecars {
+		key := "controller/" + name
+		a, ok := args[key]
+		if !ok {
+			return fmt.Errorf("the %scontroller Deployment has no %s container", procPrefix, name)
+		}
+		addr, err := loopbackAddr()
+		if err != nil {
+			return err
+		}
+		// Only what must differ outside a pod: the socket path (an
+		// emptyDir mount in the pod), the kubeconfig (in-cluster config in
+		// the pod) and the HTTP address (the pod's own network namespace).
+		final := d.override(procPrefix+key, a, map[string]string{"csi-address": d.ctrlSock, "kubeconfig": kubeconfig, "http-endpoint": addr})
+		if _, err := p.start(procPrefix+name, nil, filepath.Join(rigBin, name), final...); err != nil {
+			return err
+		}
+		if _, hasHTTP := sidecarargs.Lookup(a, "http-endpoint"); hasHTTP {
+			d.healthz[procPrefix+key] = "http://" + addr + "/healthz/leader-election"
+		}
+	}
+	return nil
 }
 
 // waitHealthy polls every liveness URL the manifests' probes name until

@@ -47,8 +47,14 @@ type env struct {
 	d       *driver
 	k       *kubelet
 	mounted map[string]*mounted // by claim name
-	pods    []string
-	times   []timing
+	// The Manila driver (nil until its flows start), its nodes, and what
+	// they mounted, by node and claim ("node-2/claim").
+	m        *driver
+	mnodes   []*manilaNode
+	mmounted map[string]*mounted
+	rm       *realManila // the real Manila's state (E2E_K8S_CLOUD=openstack)
+	pods     []string
+	times    []timing
 }
 
 type timing struct {
@@ -124,9 +130,9 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	binDir := getenv("E2E_K8S_BIN", filepath.Join(root, "bin"))
-	bins := []string{"cinder-csi-plugin", "openstack-emulator"}
+	bins := []string{"cinder-csi-plugin", "manila-csi-plugin", "openstack-emulator"}
 	if realCloudMode() {
-		bins = bins[:1]
+		bins = bins[:2]
 	}
 	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
@@ -148,7 +154,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	e := &env{t: t, ctx: ctx, root: root, dir: dir, p: p, mounted: map[string]*mounted{}}
+	e := &env{t: t, ctx: ctx, root: root, dir: dir, p: p, mounted: map[string]*mounted{}, mmounted: map[string]*mounted{}}
 	t.Cleanup(func() { e.teardownAll() })
 
 	e.step("up control plane", func() (string, error) {
@@ -182,6 +188,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	e.peerPodFlows()
 	e.step("7 teardown", e.teardownFlow)
+	e.manilaFlows(rigBin, binDir)
 }
 
 // ------------------------------------------------------------------ setup
@@ -279,7 +286,7 @@ func (e *env) upDriver(rigBin, binDir string) (string, error) {
 	if err := d.startSidecars(e.ctx, e.p, rigBin, e.root, e.cp.kubeconfig); err != nil {
 		return "", err
 	}
-	k, err := newKubelet(e.ctx, e.cp.client, d.nodeSock, d.kubeletDir, nodeName)
+	k, err := newKubelet(e.ctx, e.cp.client, driverName, d.nodeSock, d.kubeletDir, nodeName)
 	if err != nil {
 		return "", err
 	}
@@ -986,13 +993,20 @@ func (e *env) teardownFlow() (string, error) {
 // when the test failed or E2E_K8S_KEEP=1).
 func (e *env) teardownAll() {
 	t := e.t
-	if e.k != nil {
-		for _, m := range e.mounted {
-			if err := e.k.unmount(context.Background(), m); err != nil {
+	for _, all := range []map[string]*mounted{e.mounted, e.mmounted} {
+		for _, m := range all {
+			if err := m.k.unmount(context.Background(), m); err != nil {
 				t.Logf("teardown: %v", err)
 			}
 		}
+	}
+	if e.k != nil {
 		e.k.close()
+	}
+	for _, n := range e.mnodes {
+		if n.k != nil {
+			n.k.close()
+		}
 	}
 	t0 := time.Now()
 	e.p.stopAll()
@@ -1020,6 +1034,15 @@ func (e *env) teardownAll() {
 			t.Errorf("teardown: purging the real cloud (found %s): %v", left, err)
 		case left != (&emuState{}).String():
 			t.Errorf("teardown: the real cloud still held %s; detached and deleted", left)
+		}
+	}
+	if e.rm != nil {
+		left, err := e.rm.purge(context.Background(), 3*time.Minute)
+		switch {
+		case err != nil:
+			t.Errorf("teardown: purging the real Manila (found %s): %v", left, err)
+		case left != (&manilaState{}).String():
+			t.Errorf("teardown: the real Manila still held %s; deleted", left)
 		}
 	}
 	e.times = append(e.times, timing{step: "down", took: stopped, ok: true, detail: "every process stopped (SIGTERM to its group)"})

@@ -32,6 +32,7 @@ type kubelet struct {
 	client   kubernetes.Interface
 	conn     *grpc.ClientConn
 	node     csi.NodeClient
+	driver   string // the CSI driver name this node plugin registers
 	nodeName string
 	root     string // kubelet's root dir (/var/lib/kubelet)
 
@@ -43,12 +44,12 @@ type kubelet struct {
 	snmw       bool // SINGLE_NODE_MULTI_WRITER
 }
 
-func newKubelet(ctx context.Context, client kubernetes.Interface, sock, root, nodeName string) (*kubelet, error) {
+func newKubelet(ctx context.Context, client kubernetes.Interface, driver, sock, root, nodeName string) (*kubelet, error) {
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
-	k := &kubelet{client: client, conn: conn, node: csi.NewNodeClient(conn), nodeName: nodeName, root: root}
+	k := &kubelet{client: client, conn: conn, node: csi.NewNodeClient(conn), driver: driver, nodeName: nodeName, root: root}
 	caps, err := k.node.NodeGetCapabilities(ctx, &csi.NodeGetCapabilitiesRequest{})
 	if err != nil {
 		conn.Close()
@@ -107,22 +108,47 @@ func (k *kubelet) register(ctx context.Context) error {
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
-	nodeIDs, _ := json.Marshal(map[string]string{driverName: k.nodeID})
-	node.Annotations["csi.volume.kubernetes.io/nodeid"] = string(nodeIDs)
+	// One node-id entry per driver registered on the node.
+	nodeIDs := map[string]string{}
+	if old := node.Annotations["csi.volume.kubernetes.io/nodeid"]; old != "" {
+		if err := json.Unmarshal([]byte(old), &nodeIDs); err != nil {
+			return fmt.Errorf("Node %s nodeid annotation %q: %w", k.nodeName, old, err)
+		}
+	}
+	nodeIDs[k.driver] = k.nodeID
+	ids, _ := json.Marshal(nodeIDs)
+	node.Annotations["csi.volume.kubernetes.io/nodeid"] = string(ids)
 	if _, err := k.client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("label Node: %w", err)
 	}
-	d := storagev1.CSINodeDriver{Name: driverName, NodeID: k.nodeID, TopologyKeys: keys}
+	d := storagev1.CSINodeDriver{Name: k.driver, NodeID: k.nodeID, TopologyKeys: keys}
 	if k.maxVolumes > 0 {
 		n := int32(k.maxVolumes)
 		d.Allocatable = &storagev1.VolumeNodeResources{Count: &n}
 	}
-	csiNode := &storagev1.CSINode{
-		ObjectMeta: metav1.ObjectMeta{Name: k.nodeName},
-		Spec:       storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{d}},
+	return k.addCSINodeDriver(ctx, d)
+}
+
+// addCSINodeDriver creates the node's CSINode, or adds the driver to the
+// one another driver's registration made.
+func (k *kubelet) addCSINodeDriver(ctx context.Context, d storagev1.CSINodeDriver) error {
+	cn, err := k.client.StorageV1().CSINodes().Get(ctx, k.nodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		cn = &storagev1.CSINode{
+			ObjectMeta: metav1.ObjectMeta{Name: k.nodeName},
+			Spec:       storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{d}},
+		}
+		if _, err := k.client.StorageV1().CSINodes().Create(ctx, cn, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create CSINode: %w", err)
+		}
+		return nil
 	}
-	if _, err := k.client.StorageV1().CSINodes().Create(ctx, csiNode, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create CSINode: %w", err)
+	if err != nil {
+		return err
+	}
+	cn.Spec.Drivers = append(cn.Spec.Drivers, d)
+	if _, err := k.client.StorageV1().CSINodes().Update(ctx, cn, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("add %s to CSINode %s: %w", k.driver, k.nodeName, err)
 	}
 	return nil
 }
@@ -167,6 +193,7 @@ func (k *kubelet) capability(pv *corev1.PersistentVolume) *csi.VolumeCapability 
 
 // mounted is one volume kubelet staged and published for a pod.
 type mounted struct {
+	k        *kubelet // the node that mounted it
 	pod      *corev1.Pod
 	pv       *corev1.PersistentVolume
 	pvc      *corev1.PersistentVolumeClaim
@@ -215,17 +242,21 @@ func (k *kubelet) mount(ctx context.Context, pod *corev1.Pod, claim string, time
 	if err != nil {
 		return nil, err
 	}
-	m := &mounted{pod: pod, pv: pv, pvc: pvc, cap: k.capability(pv), pubCtx: va.Status.AttachmentMetadata, attachNS: time.Since(t0)}
+	m := &mounted{k: k, pod: pod, pv: pv, pvc: pvc, cap: k.capability(pv), pubCtx: va.Status.AttachmentMetadata, attachNS: time.Since(t0)}
 	handle := pv.Spec.CSI.VolumeHandle
-	m.staging = filepath.Join(k.root, "plugins/kubernetes.io/csi", driverName, fmt.Sprintf("%x", sha256.Sum256([]byte(handle))), "globalmount")
+	m.staging = filepath.Join(k.root, "plugins/kubernetes.io/csi", k.driver, fmt.Sprintf("%x", sha256.Sum256([]byte(handle))), "globalmount")
 	m.target = filepath.Join(k.root, "pods", string(pod.UID), "volumes/kubernetes.io~csi", pv.Name, "mount")
 	if k.stage {
 		if err := os.MkdirAll(m.staging, 0o750); err != nil {
 			return nil, err
 		}
+		secrets, err := k.secret(ctx, pv.Spec.CSI.NodeStageSecretRef)
+		if err != nil {
+			return nil, fmt.Errorf("nodeStageSecretRef of %s: %w", pv.Name, err)
+		}
 		if _, err := k.node.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{
 			VolumeId: handle, PublishContext: m.pubCtx, StagingTargetPath: m.staging,
-			VolumeCapability: m.cap, VolumeContext: pv.Spec.CSI.VolumeAttributes,
+			VolumeCapability: m.cap, VolumeContext: pv.Spec.CSI.VolumeAttributes, Secrets: secrets,
 		}); err != nil {
 			return nil, fmt.Errorf("NodeStageVolume %s: %w", handle, err)
 		}
@@ -253,6 +284,23 @@ func (k *kubelet) mount(ctx context.Context, pod *corev1.Pod, claim string, time
 		return nil, fmt.Errorf("NodePublishVolume %s: %w", handle, err)
 	}
 	return m, nil
+}
+
+// secret reads the Secret a PV names for a node call, as kubelet does
+// (its data as strings); no reference, no secrets.
+func (k *kubelet) secret(ctx context.Context, ref *corev1.SecretReference) (map[string]string, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	s, err := k.client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for key, v := range s.Data {
+		out[key] = string(v)
+	}
+	return out, nil
 }
 
 // unmount undoes mount: NodeUnpublish, then NodeUnstage.

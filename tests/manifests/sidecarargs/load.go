@@ -277,6 +277,14 @@ const (
 	Node       = "csi-cinder-nodeplugin"
 )
 
+// The Manila driver's kustomize directory (relative to the repository
+// root), controller Deployment and node DaemonSet.
+const (
+	ManilaManifestDir = "manifests/manila-csi-plugin"
+	ManilaController  = "csi-manila-controllerplugin"
+	ManilaNode        = "csi-manila-nodeplugin"
+)
+
 // PodSpecs returns the controller Deployment's and the node DaemonSet's
 // pod specs from the kustomize directory under root.
 func PodSpecs(root string) (controller, node *corev1.PodSpec, err error) {
@@ -294,7 +302,13 @@ func PodSpecsOf(dir string) (controller, node *corev1.PodSpec, err error) {
 
 // PodSpecsFrom is PodSpecs over already loaded objects (e.g. a Helm render).
 func PodSpecsFrom(objs []Object) (controller, node *corev1.PodSpec, err error) {
-	d, err := Find(objs, "Deployment", Controller)
+	return PodSpecsNamed(objs, Controller, Node)
+}
+
+// PodSpecsNamed returns the pod specs of the Deployment controllerName and
+// the DaemonSet nodeName among objs (Manila's workloads, say).
+func PodSpecsNamed(objs []Object, controllerName, nodeName string) (controller, node *corev1.PodSpec, err error) {
+	d, err := Find(objs, "Deployment", controllerName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -302,7 +316,7 @@ func PodSpecsFrom(objs []Object) (controller, node *corev1.PodSpec, err error) {
 	if err := yaml.UnmarshalStrict(d.Data, &dep); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", d, err)
 	}
-	n, err := Find(objs, "DaemonSet", Node)
+	n, err := Find(objs, "DaemonSet", nodeName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -333,7 +347,17 @@ func SidecarArgs(root string) (map[string][]string, error) {
 
 // SidecarArgsOf is SidecarArgs for the kustomize directory dir.
 func SidecarArgsOf(dir string) (map[string][]string, error) {
-	c, n, err := PodSpecsOf(dir)
+	return WorkloadArgs(dir, Controller, Node)
+}
+
+// WorkloadArgs is SidecarArgsOf for the kustomize directory dir whose
+// controller Deployment and node DaemonSet have the given names.
+func WorkloadArgs(dir, controllerName, nodeName string) (map[string][]string, error) {
+	objs, err := LoadKustomization(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, n, err := PodSpecsNamed(objs, controllerName, nodeName)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,9 @@ type VolumeContext struct {
 }
 
 // ParseVolumeContext parses a volume context. Keys under the sidecars'
-// prefix are tolerated (the kubelet adds pod information on the node).
+// prefix are tolerated (the kubelet adds pod information on the node), and
+// so is csi-provisioner's identity, which every dynamically provisioned
+// PV carries into ControllerPublishVolume (found by make e2e-k8s).
 func ParseVolumeContext(in map[string]string) (*VolumeContext, error) {
 	vc := &VolumeContext{CephFS: CephFS{Mounter: MounterFuse}}
 	var errs []error
@@ -81,7 +83,7 @@ func ParseVolumeContext(in map[string]string) (*VolumeContext, error) {
 		default:
 			if ok, err := parseMountSetting(key, value, &vc.CephFS, &vc.NFS); ok {
 				add(err)
-			} else if !strings.HasPrefix(key, SidecarPrefix) {
+			} else if !strings.HasPrefix(key, SidecarPrefix) && key != ProvisionerIdentityKey {
 				add(&Error{Key: key, Reason: "unknown volume attribute; see docs/compatibility.md for the attributes the Manila driver reads"})
 			}
 		}

@@ -53,6 +53,10 @@ const (
 // are tolerated rather than rejected.
 const (
 	SidecarPrefix = "csi.storage.k8s.io/"
+	// ProvisionerIdentityKey is the attribute csi-provisioner adds to
+	// every PV it provisions (which provisioner instance made it); the
+	// attacher then passes it in ControllerPublishVolume's volume context.
+	ProvisionerIdentityKey = "storage.kubernetes.io/csiProvisionerIdentity"
 
 	KeyPVCName                  = "csi.storage.k8s.io/pvc/name"
 	KeyPVCNamespace             = "csi.storage.k8s.io/pvc/namespace"

@@ -67,6 +67,22 @@ func TestVolumeContextRoundTrips(t *testing.T) {
 	}
 }
 
+// TestVolumeContextFromProvisionedPV: a dynamically provisioned PV's
+// attributes, as csi-attacher passes them to ControllerPublishVolume,
+// carry csi-provisioner's identity besides what CreateVolume returned.
+func TestVolumeContextFromProvisionedPV(t *testing.T) {
+	in := (&VolumeContext{ShareID: "s1", Protocol: ProtocolNFS, ExportLocation: "10.0.0.1:/share"}).Map()
+	in[ProvisionerIdentityKey] = "1764637200000-8081-manila.csi.openstack.org"
+	vc, err := ParseVolumeContext(in)
+	if err != nil || vc.ShareID != "s1" {
+		t.Fatalf("%+v, %v", vc, err)
+	}
+	in["storage.kubernetes.io/other"] = "x"
+	if _, err := ParseVolumeContext(in); !IsInvalid(err) {
+		t.Errorf("an unknown storage.kubernetes.io/ key was accepted: %v", err)
+	}
+}
+
 func TestStaticVolumeContext(t *testing.T) {
 	vc, err := ParseVolumeContext(map[string]string{"shareName": "legacy", "shareAccessID": "r1,r2"})
 	if err != nil {
