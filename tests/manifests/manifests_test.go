@@ -147,7 +147,7 @@ func TestGroupSnapshotsOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	over, err := sidecarargs.SidecarArgsOf(filepath.Join(repoRoot(t), sidecarargs.GroupSnapshotsDir))
+	over, err := sidecarargs.WorkloadArgs(filepath.Join(repoRoot(t), sidecarargs.GroupSnapshotsDir), sidecarargs.Controller, sidecarargs.Node)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ const cinderManifests = sidecarargs.GroupSnapshotsDir
 
 // cinderArgs returns every container's args of cinderManifests.
 func cinderArgs(root string) (map[string][]string, error) {
-	return sidecarargs.SidecarArgsOf(filepath.Join(root, cinderManifests))
+	return sidecarargs.WorkloadArgs(filepath.Join(root, cinderManifests), sidecarargs.Controller, sidecarargs.Node)
 }
 
 // nodeCloudConf extracts cloud.conf from the manifests' node ConfigMap, so

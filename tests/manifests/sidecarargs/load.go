@@ -342,16 +342,12 @@ func ContainerArgs(spec *corev1.PodSpec) map[string][]string {
 // "controller/csi-provisioner". The k8s e2e harness starts each sidecar
 // with these (through Override for socket, kubeconfig and ports).
 func SidecarArgs(root string) (map[string][]string, error) {
-	return SidecarArgsOf(filepath.Join(root, ManifestDir))
+	return WorkloadArgs(filepath.Join(root, ManifestDir), Controller, Node)
 }
 
-// SidecarArgsOf is SidecarArgs for the kustomize directory dir.
-func SidecarArgsOf(dir string) (map[string][]string, error) {
-	return WorkloadArgs(dir, Controller, Node)
-}
-
-// WorkloadArgs is SidecarArgsOf for the kustomize directory dir whose
-// controller Deployment and node DaemonSet have the given names.
+// WorkloadArgs is SidecarArgs for the kustomize directory dir (an overlay,
+// or another driver's) whose controller Deployment and node DaemonSet have
+// the given names.
 func WorkloadArgs(dir, controllerName, nodeName string) (map[string][]string, error) {
 	objs, err := LoadKustomization(dir)
 	if err != nil {
