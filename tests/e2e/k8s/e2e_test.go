@@ -391,6 +391,22 @@ func readBack(m *mounted) error {
 	return nil
 }
 
+// waitReadyToUse polls a VolumeSnapshot or VolumeGroupSnapshot until its
+// status says readyToUse; a status error ends the wait with its message.
+func (e *env) waitReadyToUse(gvr schema.GroupVersionResource, name string) error {
+	return poll(e.ctx, stepTimeout, gvr.Resource+" "+name+" readyToUse", func(ctx context.Context) (bool, error) {
+		u, err := e.a.dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if msg, ok, _ := unstructured.NestedString(u.Object, "status", "error", "message"); ok {
+			return false, fmt.Errorf("%s error: %s", gvr.Resource, msg)
+		}
+		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
+		return ready, nil
+	})
+}
+
 // ------------------------------------------------------------------ flows
 
 func (e *env) registerNode() (string, error) {
@@ -499,18 +515,7 @@ func (e *env) snapshot() (string, error) {
 		return "", err
 	}
 	var handle string
-	err := poll(e.ctx, stepTimeout, "VolumeSnapshot new-snapshot-demo readyToUse", func(ctx context.Context) (bool, error) {
-		u, err := e.a.dyn.Resource(snapshotGVR).Namespace(ns).Get(ctx, "new-snapshot-demo", metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		if msg, ok, _ := unstructured.NestedString(u.Object, "status", "error", "message"); ok {
-			return false, fmt.Errorf("snapshot error: %s", msg)
-		}
-		return ready, nil
-	})
-	if err != nil {
+	if err := e.waitReadyToUse(snapshotGVR, "new-snapshot-demo"); err != nil {
 		return "", err
 	}
 	st, err := e.d.state(e.ctx)

@@ -86,17 +86,7 @@ func (e *env) groupSnapshot() (string, error) {
 			return "", err
 		}
 	}
-	if err := poll(e.ctx, stepTimeout, "VolumeGroupSnapshot "+groupSnapshotName+" readyToUse", func(ctx context.Context) (bool, error) {
-		u, err := e.a.dyn.Resource(groupSnapshotGVR).Namespace(ns).Get(ctx, groupSnapshotName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if msg, ok, _ := unstructured.NestedString(u.Object, "status", "error", "message"); ok {
-			return false, fmt.Errorf("group snapshot error: %s", msg)
-		}
-		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		return ready, nil
-	}); err != nil {
+	if err := e.waitReadyToUse(groupSnapshotGVR, groupSnapshotName); err != nil {
 		return "", err
 	}
 	members, err := e.groupMembers(e.ctx)

@@ -258,7 +258,7 @@ func (e *env) manilaSnapshotRestore(c *manilaCase) (string, error) {
 	if _, err := e.a.applyObjects(e.ctx, ns, false, keep[0]); err != nil {
 		return "", err
 	}
-	if err := e.waitSnapshotReady(snap); err != nil {
+	if err := e.waitReadyToUse(snapshotGVR, snap); err != nil {
 		return "", err
 	}
 	st, err := e.manilaState(e.ctx)
@@ -307,20 +307,6 @@ func (e *env) mountRestored(claim string) (*mounted, error) {
 		return e.manilaMount(e.mnodes[0], claim, claim)
 	}
 	return nil, fmt.Errorf("examples/manila/pvc.yaml has no pod")
-}
-
-func (e *env) waitSnapshotReady(name string) error {
-	return poll(e.ctx, stepTimeout, "VolumeSnapshot "+name+" readyToUse", func(ctx context.Context) (bool, error) {
-		u, err := e.a.dyn.Resource(snapshotGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if msg, ok, _ := unstructured.NestedString(u.Object, "status", "error", "message"); ok {
-			return false, fmt.Errorf("snapshot error: %s", msg)
-		}
-		ready, _, _ := unstructured.NestedBool(u.Object, "status", "readyToUse")
-		return ready, nil
-	})
 }
 
 // manilaResize grows the claim to 2Gi (examples/manila/resize.yaml's
