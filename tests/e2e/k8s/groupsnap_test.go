@@ -135,26 +135,35 @@ func (e *env) ensureGroupType(objs []*unstructured.Unstructured) error {
 
 // groupMembers maps each claim to the member VolumeSnapshot the
 // snapshot-controller made for it: v1beta1 lists no members in the
-// group's status; a member has status.volumeGroupSnapshotName (what
-// examples/group-snapshot/README.md selects on), is owned by the group,
-// and names its claim in spec.source.persistentVolumeClaimName.
+// group's status; a member is owned by the group, names its claim in
+// spec.source.persistentVolumeClaimName and gets
+// status.volumeGroupSnapshotName (what examples/group-snapshot/README.md
+// selects on) from the snapshot-controller, on the rig a moment after the
+// group is ready: the wait is for every member to have it.
 func (e *env) groupMembers(ctx context.Context) (map[string]string, error) {
-	list, err := e.a.dyn.Resource(snapshotGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
-	}
 	out := map[string]string{}
-	for _, u := range list.Items {
-		group, _, _ := unstructured.NestedString(u.Object, "status", "volumeGroupSnapshotName")
-		owned := ownedBy(&u, "VolumeGroupSnapshot", groupSnapshotName)
-		if group != groupSnapshotName && !owned {
-			continue
+	var missing []string
+	err := poll(ctx, stepTimeout, "every member VolumeSnapshot naming "+groupSnapshotName+" in its status", func(ctx context.Context) (bool, error) {
+		list, err := e.a.dyn.Resource(snapshotGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
 		}
-		if group != groupSnapshotName || !owned {
-			return nil, fmt.Errorf("VolumeSnapshot %s: status.volumeGroupSnapshotName %q, owned by the group %v", u.GetName(), group, owned)
+		clear(out)
+		missing = nil
+		for _, u := range list.Items {
+			if !ownedBy(&u, "VolumeGroupSnapshot", groupSnapshotName) {
+				continue
+			}
+			claim, _, _ := unstructured.NestedString(u.Object, "spec", "source", "persistentVolumeClaimName")
+			out[claim] = u.GetName()
+			if g, _, _ := unstructured.NestedString(u.Object, "status", "volumeGroupSnapshotName"); g != groupSnapshotName {
+				missing = append(missing, u.GetName())
+			}
 		}
-		claim, _, _ := unstructured.NestedString(u.Object, "spec", "source", "persistentVolumeClaimName")
-		out[claim] = u.GetName()
+		return len(missing) == 0, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (members %v, without status.volumeGroupSnapshotName: %v)", err, out, missing)
 	}
 	return out, nil
 }
