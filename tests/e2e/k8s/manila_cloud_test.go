@@ -85,6 +85,10 @@ func newRealManila(ctx context.Context, rc *realCloud) (*realManila, bool, error
 	return rm, true, nil
 }
 
+// manilaClusterKey is the share metadata our Manila driver writes
+// (--cluster-id) on every share it creates.
+const manilaClusterKey = "manila.csi.openstack.org/cluster"
+
 // manilaMicroversion is what the reads need: share-access-rules (2.45).
 const manilaMicroversion = "2.45"
 
@@ -105,20 +109,24 @@ func (rm *realManila) state(ctx context.Context) (*manilaState, error) {
 		return nil, err
 	}
 	st := &manilaState{}
+	ours := map[string]bool{}
 	for _, x := range list(shares, "shares") {
 		id := str(x, "id")
-		if rm.baseline[id] {
+		raw, _ := x["metadata"].(map[string]any)
+		// Only our driver's shares (its cluster metadata): the project is
+		// shared with the other rig tests, whose shares come and go
+		// meanwhile and are never this harness's to count or delete.
+		if rm.baseline[id] || raw[manilaClusterKey] == nil {
 			continue
 		}
+		ours[id] = true
 		rules, err := rm.get(ctx, "/share-access-rules?share_id="+url.QueryEscape(id))
 		if err != nil {
 			return nil, err
 		}
 		meta := map[string]string{}
-		if m, ok := x["metadata"].(map[string]any); ok {
-			for k, v := range m {
-				meta[k], _ = v.(string)
-			}
+		for k, v := range raw {
+			meta[k], _ = v.(string)
 		}
 		size, _ := x["size"].(float64)
 		st.Shares = append(st.Shares, manila.ShareView{ID: id, Name: str(x, "name"), Status: str(x, "status"),
@@ -130,7 +138,7 @@ func (rm *realManila) state(ctx context.Context) (*manilaState, error) {
 		return nil, err
 	}
 	for _, x := range list(snaps, "snapshots") {
-		if id := str(x, "id"); !rm.baseline[id] {
+		if id := str(x, "id"); !rm.baseline[id] && ours[str(x, "share_id")] {
 			size, _ := x["size"].(float64)
 			st.Snapshots = append(st.Snapshots, manila.SnapshotView{ID: id, Name: str(x, "name"), Status: str(x, "status"),
 				ShareID: str(x, "share_id"), Size: int(size)})

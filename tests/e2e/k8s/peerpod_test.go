@@ -2,7 +2,6 @@ package k8s
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -161,12 +159,14 @@ func (e *env) upPeerPods(st *peerPodState) (string, error) {
 	if err := e.startPeerPodPlugin(st); err != nil {
 		return "", err
 	}
-	k, err := newKubelet(e.ctx, e.cp.client, st.nodeSock, e.d.kubeletDir, nodeName)
+	k, err := newKubelet(e.ctx, e.cp.client, peerpod.DriverName, st.nodeSock, e.d.kubeletDir, nodeName)
 	if err != nil {
 		return "", err
 	}
 	st.k = k
-	if err := registerPeerPodDriver(e, k); err != nil {
+	// kubelet's registration of a second driver on the node: its node id
+	// beside Cinder's in the Node annotation, its entry in the CSINode.
+	if err := k.register(e.ctx); err != nil {
 		return "", err
 	}
 	return "stand-in PeerPod CRD established, CSIDriver " + peerpod.DriverName + " (attachRequired false), RuntimeClass kata-remote, plugin --peer-pods controller+node, csi-provisioner", nil
@@ -232,38 +232,6 @@ func (e *env) startPeerPodPlugin(st *peerPodState) error {
 func k8sRigBin() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(getenv("K8S_RIG_CACHE", filepath.Join(home, ".cache", "k8s-rig")), "bin")
-}
-
-// registerPeerPodDriver adds the peer-pod driver to the node's CSINode and
-// node-id annotation (node-driver-registrar's job for the second driver).
-func registerPeerPodDriver(e *env, k *kubelet) error {
-	info, err := k.node.NodeGetInfo(e.ctx, &csi.NodeGetInfoRequest{})
-	if err != nil {
-		return fmt.Errorf("peer-pod NodeGetInfo: %w", err)
-	}
-	var keys []string
-	for key := range info.GetAccessibleTopology().GetSegments() {
-		keys = append(keys, key)
-	}
-	cn, err := e.cp.client.StorageV1().CSINodes().Get(e.ctx, nodeName, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	cn.Spec.Drivers = append(cn.Spec.Drivers, storagev1.CSINodeDriver{Name: peerpod.DriverName, NodeID: info.GetNodeId(), TopologyKeys: keys})
-	if _, err := e.cp.client.StorageV1().CSINodes().Update(e.ctx, cn, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	node, err := e.cp.client.CoreV1().Nodes().Get(e.ctx, nodeName, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	ids := map[string]string{}
-	_ = json.Unmarshal([]byte(node.Annotations["csi.volume.kubernetes.io/nodeid"]), &ids)
-	ids[peerpod.DriverName] = info.GetNodeId()
-	b, _ := json.Marshal(ids)
-	node.Annotations["csi.volume.kubernetes.io/nodeid"] = string(b)
-	_, err = e.cp.client.CoreV1().Nodes().Update(e.ctx, node, metav1.UpdateOptions{})
-	return err
 }
 
 // peerPodAttach: the example app (PVC RWOP + kata-remote pod) is
