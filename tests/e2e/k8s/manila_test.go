@@ -41,7 +41,7 @@ func (c *manilaCase) name() string { return strings.ToLower(c.proto) }
 // locations name no Ceph cluster).
 func (e *env) manilaCases() []*manilaCase {
 	nfs := &manilaCase{proto: "NFS", class: "storageclass-nfs.yaml", claim: "manila-nfs-pvc",
-		mount: "no kernel NFS client on this host: the NFS mount is proven in vm-rig guests (tests/e2e/openstack/manilanode, nfs_vm_test.go)"}
+		mount: "no kernel NFS client on this host: the NFS mount is proven in vm-rig guests (make e2e-vm: tests/e2e/manilavm/nfs; tests/e2e/openstack/manilanode)"}
 	ceph := &manilaCase{proto: "CEPHFS", class: "storageclass-cephfs.yaml", claim: "manila-cephfs-pvc"}
 	switch _, err := exec.LookPath("ceph-fuse"); {
 	case e.rm == nil:
