@@ -91,10 +91,26 @@ func (r *Rig) Start(t testing.TB, prefix string, o Options) *Guest {
 	ctx, cancel := context.WithTimeout(context.Background(), boot+30*time.Second)
 	defer cancel()
 	t.Cleanup(func() { g.stop(t) })
+	recordStarted(g.Name)
 	if err := r.vm(ctx, env, args...); err != nil {
 		t.Fatalf("starting guest %s: %v\nconsole: %s", g.Name, err, g.ConsoleTail(20))
 	}
 	return g
+}
+
+// recordStarted appends the guest's name to $VM_RIG_STARTED_LOG, if set:
+// hack/e2e-vm.sh stops the guests of a run it had to kill.
+func recordStarted(name string) {
+	p := os.Getenv("VM_RIG_STARTED_LOG")
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(name + "\n")
 }
 
 // uniqueName keeps names short: the rig's unix socket paths are limited to
