@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sort"
 	"sync"
@@ -86,6 +87,7 @@ type clockSource struct {
 	mu    sync.Mutex
 	first map[string]time.Time
 	calls atomic.Int64
+	seen  []string // id@age of every fetch, for failure messages
 }
 
 func (s *clockSource) fetch(_ context.Context, ids []string) (map[string]Result[string], error) {
@@ -104,6 +106,7 @@ func (s *clockSource) fetch(_ context.Context, ids []string) (map[string]Result[
 		if now.Sub(f) >= s.after {
 			v = "ready"
 		}
+		s.seen = append(s.seen, fmt.Sprintf("%s@%s", id, now.Sub(f)))
 		out[id] = Result[string]{Value: v}
 	}
 	return out, nil
@@ -124,12 +127,13 @@ func stepWait(t *testing.T, p *Poller[string], src *clockSource, id string, h Hi
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := p.WaitHinted(context.Background(), id, h, func(r Result[string], err error) (bool, error) {
+			// finished before checks: the driver reads them the other
+			// way round, so it never sees this check counted while the
+			// wait it ends still looks unfinished.
+			done := err != nil || r.Value == "ready"
+			finished.Store(done)
 			checks.Add(1)
-			if err != nil || r.Value == "ready" {
-				finished.Store(true)
-				return true, err
-			}
-			return false, nil
+			return done, err
 		})
 		done <- err
 	}()
@@ -147,7 +151,7 @@ func stepWait(t *testing.T, p *Poller[string], src *clockSource, id string, h Hi
 		if time.Now().After(deadline) {
 			t.Fatal("wait did not finish")
 		}
-		if !finished.Load() && checks.Load() == src.calls.Load()-before && src.clock.pending() {
+		if checks.Load() == src.calls.Load()-before && !finished.Load() && src.clock.pending() {
 			src.clock.fire()
 		} else {
 			runtime.Gosched()

@@ -27,7 +27,7 @@ func TestHeadStartSkipsEarlyPolls(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		n, took := stepWait(t, p, src, fmt.Sprint(i), Hint{})
 		if took < 200*time.Millisecond || took > 220*time.Millisecond {
-			t.Errorf("wait %d took %s on the clock; want 200 ms plus at most one 10 %% step", i, took)
+			t.Errorf("wait %d took %s on the clock; want 200 ms plus at most one 10 %% step; fetches %v", i, took, src.seen)
 		}
 		fetches = append(fetches, n)
 	}
