@@ -99,7 +99,7 @@ func (e *Emulator) createBackup(q *req) {
 			return
 		}
 		src = s.DataFile
-	} else if v.Status != "available" && !(force && v.Status == "in-use") {
+	} else if backupable := v.Status == "available" || force && v.Status == "in-use"; !backupable {
 		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"%s\".", v.Status))
 		return
 	}

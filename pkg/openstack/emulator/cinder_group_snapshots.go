@@ -209,6 +209,8 @@ func (e *Emulator) GroupIDs() []string {
 	return sortedKeysOf(e.st.Groups)
 }
 
+// GroupSnapshotIDs returns the ids of the group snapshots, sorted, for
+// leak checks (nil when none).
 func (e *Emulator) GroupSnapshotIDs() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()

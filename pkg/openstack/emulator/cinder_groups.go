@@ -89,9 +89,9 @@ func (e *Emulator) cinderGroupRoutes(add addFunc) {
 
 // mvGate answers 404 below the microversion that introduced a route, as
 // Cinder does ("The resource could not be found.").
-func mvGate(min string, h handler) handler {
+func mvGate(since string, h handler) handler {
 	return func(e *Emulator, q *req) {
-		if !q.mv.AtLeast(min) {
+		if !q.mv.AtLeast(since) {
 			writeError(q.w, http.StatusNotFound, "The resource could not be found.")
 			return
 		}

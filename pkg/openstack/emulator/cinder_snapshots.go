@@ -103,7 +103,7 @@ func (e *Emulator) createSnapshot(q *req) {
 	}
 	// From 3.66 snapshots of in-use volumes need no force flag.
 	inUseOK := force || q.mv.AtLeast("3.66")
-	if v.Status != "available" && !(inUseOK && v.Status == "in-use") {
+	if snapshottable := v.Status == "available" || inUseOK && v.Status == "in-use"; !snapshottable {
 		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume %s status must be available, but current status is: %s.", v.ID, v.Status))
 		return
 	}

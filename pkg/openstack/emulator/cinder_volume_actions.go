@@ -51,7 +51,7 @@ func (e *Emulator) extendVolume(q *req, raw rawJSON) {
 		return
 	}
 	inUseOK := q.mv.AtLeast("3.42")
-	if v.Status != "available" && !(inUseOK && v.Status == "in-use") {
+	if extendable := v.Status == "available" || inUseOK && v.Status == "in-use"; !extendable {
 		// Cinder routes only an in-use volume at >= 3.42 to the attached
 		// extend; every other status gets the plain extend's check, whose
 		// message prints the expected-values dict (checked on Zed).

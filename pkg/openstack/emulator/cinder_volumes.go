@@ -165,7 +165,7 @@ func (e *Emulator) createVolume(q *req) {
 			return
 		}
 		if sn.Status != "available" {
-			writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid snapshot: Originating snapshot status must be one of 'available' values"))
+			writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Originating snapshot status must be one of 'available' values")
 			return
 		}
 		srcFile, srcSize = sn.DataFile, sn.Size

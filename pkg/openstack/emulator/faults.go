@@ -80,14 +80,15 @@ func (e *Emulator) injectFault(q *req) bool {
 		}
 	}
 	var code int
-	if applies && f.ErrorRate > 0 && e.rng.Float64() < f.ErrorRate {
+	switch {
+	case applies && f.ErrorRate > 0 && e.rng.Float64() < f.ErrorRate:
 		code = http.StatusInternalServerError
 		if e.rng.Intn(2) == 1 {
 			code = http.StatusServiceUnavailable
 		}
-	} else if applies && f.RateLimitRate > 0 && e.rng.Float64() < f.RateLimitRate {
+	case applies && f.RateLimitRate > 0 && e.rng.Float64() < f.RateLimitRate:
 		code = http.StatusTooManyRequests
-	} else if f.RateLimitRPS > 0 {
+	case f.RateLimitRPS > 0:
 		b := e.buckets[key]
 		now := time.Now()
 		burst := math.Max(1, f.RateLimitRPS)

@@ -283,7 +283,7 @@ func (e *Emulator) tokenBodyLocked(t *token, q *req) map[string]any {
 
 func (e *Emulator) catalog(base, projectID string) []any {
 	region := e.opts.Region
-	eps := func(svc, url string) []any {
+	eps := func(url string) []any {
 		var out []any
 		for _, iface := range []string{"public", "internal", "admin"} {
 			out = append(out, map[string]any{"id": newHexID(), "interface": iface, "region": region, "region_id": region, "url": url})
@@ -291,12 +291,12 @@ func (e *Emulator) catalog(base, projectID string) []any {
 		return out
 	}
 	volURL := base + "/volume/v3/" + projectID
-	services := e.serviceCatalog(base, projectID, func(url string) []any { return eps("", url) })
+	services := e.serviceCatalog(base, projectID, eps)
 	return append([]any{
-		map[string]any{"id": "0f6c6a1a3f3b4f0e8f9a1b2c3d4e5f60", "type": "identity", "name": "keystone", "endpoints": eps("identity", base+"/identity")},
-		map[string]any{"id": "1f6c6a1a3f3b4f0e8f9a1b2c3d4e5f61", "type": "block-storage", "name": "cinder", "endpoints": eps("block-storage", volURL)},
-		map[string]any{"id": "2f6c6a1a3f3b4f0e8f9a1b2c3d4e5f62", "type": "volumev3", "name": "cinderv3", "endpoints": eps("volumev3", volURL)},
-		map[string]any{"id": "3f6c6a1a3f3b4f0e8f9a1b2c3d4e5f63", "type": "compute", "name": "nova", "endpoints": eps("compute", base+"/compute/v2.1")},
+		map[string]any{"id": "0f6c6a1a3f3b4f0e8f9a1b2c3d4e5f60", "type": "identity", "name": "keystone", "endpoints": eps(base + "/identity")},
+		map[string]any{"id": "1f6c6a1a3f3b4f0e8f9a1b2c3d4e5f61", "type": "block-storage", "name": "cinder", "endpoints": eps(volURL)},
+		map[string]any{"id": "2f6c6a1a3f3b4f0e8f9a1b2c3d4e5f62", "type": "volumev3", "name": "cinderv3", "endpoints": eps(volURL)},
+		map[string]any{"id": "3f6c6a1a3f3b4f0e8f9a1b2c3d4e5f63", "type": "compute", "name": "nova", "endpoints": eps(base + "/compute/v2.1")},
 	}, services...)
 }
 

@@ -160,7 +160,11 @@ func startControlPlane(ctx context.Context, p *procs, rigBin, crdDir, dir string
 		return nil, err
 	}
 	if err := poll(ctx, 60*time.Second, "etcd /health", func(ctx context.Context) (bool, error) {
-		resp, err := http.Get(etcdURL + "/health")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, etcdURL+"/health", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false, err
 		}

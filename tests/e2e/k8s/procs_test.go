@@ -132,18 +132,3 @@ func (p *procs) stopAll() {
 		_ = os.Remove(filepath.Join(p.dir, "pids", list[i].name+".pid"))
 	}
 }
-
-// stopNamed stops one process started under that name.
-func (p *procs) stopNamed(name string) {
-	p.mu.Lock()
-	var pr *proc
-	for _, x := range p.list {
-		if x.name == name {
-			pr = x
-		}
-	}
-	p.mu.Unlock()
-	if pr != nil {
-		pr.stop()
-	}
-}

@@ -161,7 +161,7 @@ func (s *Service) applyRuleLater(id string) {
 		}
 		if fail || !s.ruleFits(r) {
 			r.State, r.UpdatedAt = "error", time.Now().UTC()
-			s.addMessageLocked(r.ProjectID, "SHARE", r.ShareID, "", "010", "021")
+			s.addMessageLocked(r.ProjectID, r.ShareID, "", "010", "021")
 			s.h.MarkDirty()
 			return
 		}

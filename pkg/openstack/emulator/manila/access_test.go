@@ -155,7 +155,7 @@ func TestHeldAccessRuleStaysQueuedUntilReleased(t *testing.T) {
 			func(e *emulator.Emulator) { e.SetFaults(host.Faults{StuckAccessRules: true}) },
 			func(e *emulator.Emulator, _ string) { e.SetFaults(host.Faults{}) }},
 		{"by HoldAccessRule", time.Second,
-			func(e *emulator.Emulator) {},
+			func(*emulator.Emulator) {},
 			func(e *emulator.Emulator, id string) { e.Manila().HoldAccessRule(id, false) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

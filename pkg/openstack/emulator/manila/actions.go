@@ -128,12 +128,12 @@ func (s *Service) resize(q *host.Request, raw json.RawMessage, grow bool) {
 			// The driver failed: extending_error until an admin resets it
 			// (the reference plugin's #2619), with message 008/015.
 			sh.Status, sh.UpdatedAt = "extending_error", time.Now().UTC()
-			s.addMessageLocked(sh.ProjectID, "SHARE", id, requestID, "008", "015")
+			s.addMessageLocked(sh.ProjectID, id, requestID, "008", "015")
 			return
 		}
 		sh.Status, sh.UpdatedAt = "available", time.Now().UTC()
 		if !grow && usedBytes(filepath.Join(s.sharesRoot(), id)) > int64(newSize)<<30 {
-			s.addMessageLocked(sh.ProjectID, "SHARE", id, requestID, "009", "018")
+			s.addMessageLocked(sh.ProjectID, id, requestID, "009", "018")
 		} else {
 			sh.Size = newSize
 		}

@@ -22,20 +22,20 @@ func TestFaultsReachManila(t *testing.T) {
 		check  func(t *testing.T, e *emulator.Emulator, c *gophercloud.ServiceClient)
 	}{
 		{"injected 500/503 on a share path", host.Faults{ErrorRate: 1, OnlyPaths: []string{"GET /share/v2/{project_id}/shares/detail"}},
-			func(t *testing.T, e *emulator.Emulator, c *gophercloud.ServiceClient) {
+			func(t *testing.T, _ *emulator.Emulator, c *gophercloud.ServiceClient) {
 				_, err := shares.ListDetail(c, nil).AllPages(ctx)
 				if !gophercloud.ResponseCodeIs(err, 500) && !gophercloud.ResponseCodeIs(err, 503) {
 					t.Errorf("list: %v, want 500 or 503", err)
 				}
 			}},
 		{"share_error_rate", host.Faults{ShareErrorRate: 1},
-			func(t *testing.T, e *emulator.Emulator, c *gophercloud.ServiceClient) {
+			func(t *testing.T, _ *emulator.Emulator, c *gophercloud.ServiceClient) {
 				if sh := createShare(t, c, shares.CreateOpts{ShareProto: "CEPHFS", Size: 1}); sh.Status != "error" {
 					t.Errorf("status %s, want error", sh.Status)
 				}
 			}},
 		{"share_extend_error_rate", host.Faults{ShareExtendErrorRate: 1},
-			func(t *testing.T, e *emulator.Emulator, c *gophercloud.ServiceClient) {
+			func(t *testing.T, _ *emulator.Emulator, c *gophercloud.ServiceClient) {
 				sh := createShare(t, c, shares.CreateOpts{ShareProto: "CEPHFS", Size: 1})
 				if err := shares.Extend(ctx, c, sh.ID, shares.ExtendOpts{NewSize: 2}).ExtractErr(); err != nil {
 					t.Fatal(err)
@@ -49,7 +49,7 @@ func TestFaultsReachManila(t *testing.T) {
 				}
 			}},
 		{"access_rule_error_rate", host.Faults{AccessRuleErrorRate: 1},
-			func(t *testing.T, e *emulator.Emulator, c *gophercloud.ServiceClient) {
+			func(t *testing.T, _ *emulator.Emulator, c *gophercloud.ServiceClient) {
 				sh := createShare(t, c, shares.CreateOpts{ShareProto: "CEPHFS", Size: 1})
 				r, err := shares.GrantAccess(ctx, c, sh.ID, shares.GrantAccessOpts{AccessType: "cephx", AccessTo: "x", AccessLevel: "rw"}).Extract()
 				if err != nil {

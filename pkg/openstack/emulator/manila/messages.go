@@ -29,14 +29,16 @@ var messageDetails = map[string]string{
 // messageTTL is Manila's message_ttl default (30 days).
 const messageTTL = 30 * 24 * time.Hour
 
-func (s *Service) addMessageLocked(projectID, resourceType, resourceID, requestID, action, detail string) {
+// addMessageLocked records a user message about a share (the only
+// resource type the emulator reports on).
+func (s *Service) addMessageLocked(projectID, resourceID, requestID, action, detail string) {
 	now := time.Now().UTC()
 	if requestID == "" {
 		requestID = "req-" + host.NewUUID()
 	}
 	m := &message{ID: host.NewUUID(), ProjectID: projectID, ActionID: action, DetailID: detail,
 		UserMessage:  messageActions[action] + ": " + messageDetails[detail],
-		ResourceType: resourceType, ResourceID: resourceID, RequestID: requestID, CreatedAt: now,
+		ResourceType: "SHARE", ResourceID: resourceID, RequestID: requestID, CreatedAt: now,
 		ExpiresAt: now.Add(messageTTL).Truncate(time.Second)}
 	s.st.Messages[m.ID] = m
 	s.h.MarkDirty()

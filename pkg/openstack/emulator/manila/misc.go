@@ -80,9 +80,9 @@ func (s *Service) getType(q *host.Request) {
 	host.WriteJSON(q.W, http.StatusOK, map[string]any{"share_type": b, "volume_type": b})
 }
 
-func (s *Service) listAZs(min, max string) host.Handler {
+func (s *Service) listAZs(since, until string) host.Handler {
 	return func(q *host.Request) {
-		if !q.MV.AtLeast(min) || (max != "" && q.MV.AtLeast(nextMinor(max))) {
+		if !q.MV.AtLeast(since) || (until != "" && q.MV.AtLeast(nextMinor(until))) {
 			notFound(q)
 			return
 		}

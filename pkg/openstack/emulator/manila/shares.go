@@ -313,7 +313,7 @@ func (s *Service) scheduleCreateLocked(sh *share, t *shareType, requestID string
 // scheduler does when no backend fits (action 001 "allocate host").
 func (s *Service) failShareLocked(sh *share, action, detail, requestID string) {
 	sh.Status, sh.UpdatedAt = "error", time.Now().UTC()
-	s.addMessageLocked(sh.ProjectID, "SHARE", sh.ID, requestID, action, detail)
+	s.addMessageLocked(sh.ProjectID, sh.ID, requestID, action, detail)
 	s.h.MarkDirty()
 }
 
