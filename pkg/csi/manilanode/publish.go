@@ -60,21 +60,12 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 	if err := singleWriterFree(table, rec, req.GetVolumeCapability(), staging, target); err != nil {
 		return nil, err
 	}
-	if top, mounted := table.top(target); mounted {
-		if !rec.owns(top) {
-			return nil, errPrecondition("target_path %s already holds %s, which is not volume %s", target, describe(top), volumeID)
-		}
-		if rec.Mount.sameFilesystem(top) && !isBroken(target) {
-			if isReadOnly(top) != readOnly {
-				return nil, errPublishedDifferently(volumeID, target, isReadOnly(top))
-			}
-			logger.V(2).Info("Share already published")
-			return &csi.NodePublishVolumeResponse{}, nil
-		}
-		logger.Info("Published bind mount is of a broken stage mount; binding it again", "mount", describe(top))
-		if err := ns.unmountOwnOf(target, rec); err != nil {
-			return nil, statusFromError(err, "publishing volume %s", volumeID)
-		}
+	done, err := ns.publishedAt(logger, table, rec, volumeID, target, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	if done {
+		return &csi.NodePublishVolumeResponse{}, nil
 	}
 	if err := os.MkdirAll(target, 0o750); err != nil {
 		return nil, statusFromError(err, "creating target_path %s", target)
@@ -84,6 +75,32 @@ func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublis
 	}
 	logger.Info("Published share", "stagingTargetPath", staging, "readOnly", readOnly)
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// publishedAt looks at the target: done when it already holds this
+// volume's bind with the same read-only setting; a bind of a broken stage
+// mount is removed (done false) so it is bound again; anything else at the
+// target is refused.
+func (ns *NodeServer) publishedAt(logger logr.Logger, table mountTable, rec *stageRecord, volumeID, target string, readOnly bool) (bool, error) {
+	top, mounted := table.top(target)
+	if !mounted {
+		return false, nil
+	}
+	if !rec.owns(top) {
+		return false, errPrecondition("target_path %s already holds %s, which is not volume %s", target, describe(top), volumeID)
+	}
+	if rec.Mount.sameFilesystem(top) && !isBroken(target) {
+		if isReadOnly(top) != readOnly {
+			return false, errPublishedDifferently(volumeID, target, isReadOnly(top))
+		}
+		logger.V(2).Info("Share already published")
+		return true, nil
+	}
+	logger.Info("Published bind mount is of a broken stage mount; binding it again", "mount", describe(top))
+	if err := ns.unmountOwnOf(target, rec); err != nil {
+		return false, statusFromError(err, "publishing volume %s", volumeID)
+	}
+	return false, nil
 }
 
 // errPublishedDifferently is the spec's answer to a publish at a target that holds this

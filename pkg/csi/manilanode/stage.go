@@ -8,6 +8,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+	"k8s.io/mount-utils"
 )
 
 // NodeStageVolume implements csi.NodeServer: it mounts the share at the
@@ -75,31 +76,11 @@ func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, stag
 	}
 	top, mounted := table.top(staging)
 	if !mounted {
-		if rec != nil && rec.StagingPath == staging {
-			// The stage mount vanished (a ceph-fuse that died and was
-			// unmounted): binds of it are still this volume's.
-			return false, rec.formerWith(rec.Mount), nil
-		}
-		if rec != nil && rec.StagingPath != staging && rec.Mount != nil {
-			if other, ok := table.top(rec.StagingPath); ok && rec.Mount.sameFilesystem(other) {
-				return false, nil, errPrecondition("volume %s is already staged at %s; it cannot be staged at %s too", spec.VolumeID, rec.StagingPath, staging)
-			}
-		}
-		return false, nil, nil
+		former, err := notStagedAt(table, rec, spec, staging)
+		return false, former, err
 	}
-	switch {
-	case rec == nil && sourceMatches(top, spec):
-		// Staged before the state directory was lost: adopt the mount.
-		rec = &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}
-	case rec == nil || rec.StagingPath != staging:
-		return false, nil, errPrecondition("staging_target_path %s already holds %s, which is not volume %s's stage mount", staging, describe(top), spec.VolumeID)
-	case !sameShare(&rec.Spec, spec):
-		return false, nil, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
-			spec.VolumeID, staging, rec.Spec.Export, rec.Spec.Protocol, rec.Spec.Mounter, spec.Export, spec.Protocol, spec.Mounter)
-	case rec.Mount == nil && !rec.owns(top) && !plausiblyOurs(top, spec):
-		return false, nil, errPrecondition("staging_target_path %s holds %s, which volume %s's unfinished stage cannot have made", staging, describe(top), spec.VolumeID)
-	case rec.Mount != nil && !rec.owns(top):
-		return false, nil, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
+	if rec, err = stageRecordOf(rec, top, spec, staging); err != nil {
+		return false, nil, err
 	}
 	if isBroken(staging) {
 		logger.Info("Stage mount is broken (its server or ceph-fuse daemon is gone); mounting it again", "mount", describe(top))
@@ -120,6 +101,44 @@ func (ns *NodeServer) checkStaged(logger logr.Logger, spec *ShareSpec, key, stag
 	}
 	logger.V(2).Info("Share already staged", "mount", describe(top))
 	return true, nil, nil
+}
+
+// notStagedAt answers for a staging path with nothing mounted: the binds
+// of a vanished stage mount of this volume are still its own (former);
+// the volume staged and mounted at another path is refused.
+func notStagedAt(table mountTable, rec *stageRecord, spec *ShareSpec, staging string) ([]*mountID, error) {
+	if rec != nil && rec.StagingPath == staging {
+		// The stage mount vanished (a ceph-fuse that died and was
+		// unmounted): binds of it are still this volume's.
+		return rec.formerWith(rec.Mount), nil
+	}
+	if rec != nil && rec.StagingPath != staging && rec.Mount != nil {
+		if other, ok := table.top(rec.StagingPath); ok && rec.Mount.sameFilesystem(other) {
+			return nil, errPrecondition("volume %s is already staged at %s; it cannot be staged at %s too", spec.VolumeID, rec.StagingPath, staging)
+		}
+	}
+	return nil, nil
+}
+
+// stageRecordOf checks that top, the mount at the staging path, is this
+// volume's stage mount of the same share, and returns its record (a new
+// one adopting a mount whose record was lost).
+func stageRecordOf(rec *stageRecord, top mount.MountInfo, spec *ShareSpec, staging string) (*stageRecord, error) {
+	switch {
+	case rec == nil && sourceMatches(top, spec):
+		// Staged before the state directory was lost: adopt the mount.
+		return &stageRecord{VolumeID: spec.VolumeID, StagingPath: staging, Spec: *spec}, nil
+	case rec == nil || rec.StagingPath != staging:
+		return nil, errPrecondition("staging_target_path %s already holds %s, which is not volume %s's stage mount", staging, describe(top), spec.VolumeID)
+	case !sameShare(&rec.Spec, spec):
+		return nil, errPrecondition("volume %s is already staged at %s from %s (%s %s); this request asks for %s (%s %s)",
+			spec.VolumeID, staging, rec.Spec.Export, rec.Spec.Protocol, rec.Spec.Mounter, spec.Export, spec.Protocol, spec.Mounter)
+	case rec.Mount == nil && !rec.owns(top) && !plausiblyOurs(top, spec):
+		return nil, errPrecondition("staging_target_path %s holds %s, which volume %s's unfinished stage cannot have made", staging, describe(top), spec.VolumeID)
+	case rec.Mount != nil && !rec.owns(top):
+		return nil, errPrecondition("staging_target_path %s holds %s, not the mount volume %s staged there", staging, describe(top), spec.VolumeID)
+	}
+	return rec, nil
 }
 
 // mountStage writes the key file and the record, then mounts, then
