@@ -207,10 +207,13 @@ compute_up() {
   start nova-compute "$sum" nova-compute --config-file "$RIG_CONF" --config-file "$CONF" --log-file "$S/log/nova-compute.log"
   since=$(stat -c %Y "$S/run/nova-compute.pid")
   until_ok "nova-compute $HOST up (fresh heartbeat)" 180 compute_fresh "$since" || cannot "nova-compute on $HOST did not report (see $S/log/nova-compute.log)"
-  # discover_hosts_in_cells_interval = -1 on the rig: map the new host once.
-  if [[ ! -e $S/state/.discovered ]]; then
+  # discover_hosts_in_cells_interval = -1 on the rig: map the new host once
+  # per rig database (up.sh makes .synced when it creates the databases).
+  local db
+  db=$(stat -c %Y "$RIG_STATE/nova/.synced" 2>/dev/null || echo none)
+  if [[ $(cat "$S/state/.discovered" 2>/dev/null) != "$db" ]]; then
     nova-manage --config-file "$RIG_CONF" cell_v2 discover_hosts >"$S/log/discover.log" 2>&1
-    touch "$S/state/.discovered"
+    echo "$db" >"$S/state/.discovered"
   fi
   # down disables the service; an up after it enables it again.
   if [[ -e $S/state/.disabled ]]; then
