@@ -157,7 +157,8 @@ EOF
 compute_conf() {
   local mem
   # libvirt's total is what nova reports as MEMORY_MB; reserving all of it
-  # keeps every flavor that asks for memory off this host.
+  # (and a tiny allocation ratio) keeps every flavor that asks for memory
+  # off this host.
   mem=$(/usr/bin/python3 -c "import libvirt; print(libvirt.open('qemu:///system').getInfo()[1])")
   mkdir -p "$S/provider-config" "$S/instances" "$S/state" "$S/lock"
   cat >"$S/provider-config/rig-libvirt.yaml" <<'EOF'
@@ -180,6 +181,9 @@ instances_path = $S/instances
 force_config_drive = true
 config_drive_format = iso9660
 reserved_host_memory_mb = $mem
+# Should the host's memory grow while nova-compute runs (it went from 20442
+# to 24105 MB here once), this keeps MEMORY_MB's capacity under 1 MB.
+ram_allocation_ratio = 0.0001
 [compute]
 provider_config_location = $S/provider-config
 [oslo_concurrency]
