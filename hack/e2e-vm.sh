@@ -11,6 +11,7 @@
 #     tests/e2e/vm/sanity (csi-sanity's Node Service specs), and the Manila
 #     node's: tests/e2e/manilavm/nfs (two guests on the emulator's NFS
 #     export) and tests/e2e/manilavm/sanity (csi-sanity, node in a guest),
+#     and tests/e2e/peerpod (two guests as peer-pod VMs, ~2 min),
 #     with CINDER_CSI_E2E_VM=1, the whole run bounded by E2E_VM_TIMEBOX
 #     seconds (default 1500: the Cinder suites ~4-6 min, the Manila ones
 #     ~3-9 min under load; each suite has its own time box inside): past
@@ -55,7 +56,7 @@ t1=$SECONDS
 rc=0
 # timeout signals the whole process group: go test and the test binaries.
 CINDER_CSI_E2E_VM=1 VM_RIG_DIR=$rig VM_RIG_NO_BUILD=1 VM_RIG_STARTED_LOG=$started timeout "$TIMEBOX" \
-	go test -count=1 -p 1 -v -timeout "$((TIMEBOX + 60))s" ./tests/vmrig/ ./tests/e2e/vm/... ./tests/e2e/manilavm/... >"$LOG" 2>&1 || rc=$?
+	go test -count=1 -p 1 -v -timeout "$((TIMEBOX + 60))s" ./tests/vmrig/ ./tests/e2e/vm/... ./tests/e2e/manilavm/... ./tests/e2e/peerpod/ >"$LOG" 2>&1 || rc=$?
 echo "e2e-vm: suites $((SECONDS - t1)) s (rc=$rc; log $LOG)"
 grep -E '^(--- |    --- |ok|FAIL)|Ran [0-9]+ of|SUCCESS!|FAIL!|^\s+\| .* \| [0-9.]+ s \||online ext4 growth:' "$LOG" || true
 if [[ $rc == 124 ]]; then

@@ -38,7 +38,8 @@ func (e *Emulator) SetServerStatus(serverID, status string) {
 }
 
 // DeleteServer deletes a server the way Nova does: its volumes are
-// detached (unplugged) and their Cinder attachments removed. With
+// detached (unplugged: the loop device, or the disk of a guest server) and
+// their Cinder attachments removed. With
 // orphanAttachments the Cinder attachments stay behind, naming a server
 // that no longer exists: what a Nova delete whose volume cleanup failed
 // leaves, and what the peer-pod reconciler must clean up.
@@ -55,6 +56,10 @@ func (e *Emulator) deleteServerLocked(serverID string, orphan bool) bool {
 	for _, a := range e.st.attachmentsOfServer(serverID) {
 		if a.LoopDevice != "" {
 			e.unplug(a)
+		}
+		if a.GuestDevice != "" {
+			// The QEMU of a deleted server lets go of the disk.
+			e.unplugFromGuestLocked(a)
 		}
 		if orphan {
 			continue

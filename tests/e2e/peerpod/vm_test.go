@@ -1,8 +1,8 @@
 // Package peerpod_test proves the peer-pod attach with a real kernel: a
-// vm-rig guest plays the pod VM, the emulator (real gophercloud HTTP) is
-// Nova and Cinder, and the test plays the hypervisor, hot-plugging the
-// volume's file into the guest when Nova reports it attached (serial = the
-// volume id, as Nova sets it).
+// vm-rig guest plays the pod VM and the emulator (real gophercloud HTTP) is
+// Nova and Cinder in its VM hot-plug mode: an attach to the guest's server
+// hot-plugs the volume as virtio-blk with the volume id as serial, as Nova
+// does.
 package peerpod_test
 
 import (
@@ -69,21 +69,12 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 	}
 	att := drv.Attacher
 
-	var volID, dataFile string
+	var volID string
 	s.do("CreateVolume 1 GiB RWOP (peer-pod controller)", func() error {
-		if volID, err = drv.CreateVolume(ctx, "pv-peerpod-vm"); err != nil {
-			return err
-		}
-		for _, v := range emu.Volumes() {
-			if v.ID == volID {
-				dataFile = v.DataFile
-			}
-		}
-		if dataFile == "" {
-			return fmt.Errorf("emulator has no data file for %s", volID)
-		}
-		return nil
+		volID, err = drv.CreateVolume(ctx, "pv-peerpod-vm")
+		return err
 	})
+	byID := "/dev/disk/by-id/virtio-" + volID[:20]
 
 	pod := peerpod.PodRef{Namespace: "ns", Name: "web-0", UID: "uid-web-0"}
 	vm1 := "9a1c2b3d-0000-4000-8000-000000000001"
@@ -96,17 +87,17 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 	})
 	var g1 *vmrig.Guest
 	s.do("pod VM 1 boots (vm-rig guest; Nova server in BUILD)", func() error {
-		g1 = r.Start(t, "peerpod1", vmrig.Options{})
-		return nil
+		g1 = r.Start(t, "peerpod1", vmrig.Options{QMP: true})
+		// The emulator's VM mode: attachments to this server are
+		// hot-plugged into the guest (virtio-blk, serial = volume id).
+		return emu.SetServerGuest(vm1, &emulator.GuestSpec{QMPSocket: g1.QMPSocket()})
 	})
-	s.do("pod VM 1 ACTIVE -> Nova attach (volume in-use)", func() error {
+	s.do("pod VM 1 ACTIVE -> Nova attach + hot-plug (in-use)", func() error {
 		emu.SetServerStatus(vm1, "ACTIVE")
-		return <-attached
-	})
-	s.do("hypervisor hot-plug into pod VM 1 (serial = volume id)", func() error {
-		a, err := g1.Attach(ctx, volID, dataFile)
-		t.Logf("guest 1 sees %s as %s", a.ByID, a.GuestDev)
-		return err
+		if err := <-attached; err != nil {
+			return err
+		}
+		return g1.WaitPath(ctx, byID, false)
 	})
 	s.do("in-VM check: by-id lookup, format blank, mount, write", func() error {
 		out, err := g1.Sh(ctx, peerpodkit.GuestCheck(volID, `echo "written by pod VM 1" > /mnt/vol/data; cat /mnt/vol/data`))
@@ -136,12 +127,9 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 		return nil
 	})
 
-	s.do("pod 1 deleted: hot-unplug, VM deleted before the detach", func() error {
-		if _, err := g1.Detach(ctx, volID); err != nil {
-			return err
-		}
+	s.do("pod 1's VM deleted before the detach (disk unplugged)", func() error {
 		emu.DeleteServer(vm1, true) // Nova's cleanup failed: the Cinder attachment stays
-		return nil
+		return g1.WaitPath(ctx, byID, true)
 	})
 	s.do("detach frees the volume of the deleted VM", func() error {
 		if err := att.Detach(ctx, volID, vm1); err != nil {
@@ -156,16 +144,14 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 	})
 	var g2 *vmrig.Guest
 	s.do("pod VM 2 boots (vm-rig guest)", func() error {
-		g2 = r.Start(t, "peerpod2", vmrig.Options{})
-		return nil
+		g2 = r.Start(t, "peerpod2", vmrig.Options{QMP: true})
+		return emu.SetServerGuest(vm2, &emulator.GuestSpec{QMPSocket: g2.QMPSocket()})
 	})
-	s.do("attach to pod VM 2 (ACTIVE)", func() error {
-		_, err := att.Attach(ctx, pod2, volID)
-		return err
-	})
-	s.do("hypervisor hot-plug into pod VM 2", func() error {
-		_, err := g2.Attach(ctx, volID, dataFile)
-		return err
+	s.do("attach to pod VM 2 (ACTIVE) + hot-plug", func() error {
+		if _, err := att.Attach(ctx, pod2, volID); err != nil {
+			return err
+		}
+		return g2.WaitPath(ctx, byID, false)
 	})
 	s.do("in-VM check in pod VM 2: data reads back, no format", func() error {
 		out, err := g2.Sh(ctx, peerpodkit.GuestCheck(volID, `cat /mnt/vol/data`))
@@ -175,11 +161,11 @@ func TestPeerPodVolumeInAGuestPodVM(t *testing.T) {
 		}
 		return err
 	})
-	s.do("pod 2 deleted: hot-unplug, detach, VM deleted", func() error {
-		if _, err := g2.Detach(ctx, volID); err != nil {
+	s.do("pod 2 deleted: detach (hot-unplug), VM deleted", func() error {
+		if err := att.Detach(ctx, volID, vm2); err != nil {
 			return err
 		}
-		if err := att.Detach(ctx, volID, vm2); err != nil {
+		if err := g2.WaitPath(ctx, byID, true); err != nil {
 			return err
 		}
 		emu.DeleteServer(vm2, false)
