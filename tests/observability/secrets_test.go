@@ -157,6 +157,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 			for i := range 3 {
 				faulty = append(faulty, create(fmt.Sprintf("pvc-secrets-faults-%d", i), "appcred"))
 			}
+			// A 429 for certain: polls are sent once (their schedule is
+			// the retry), so the random 429s above may all land on polls
+			// and none be retried. A bucket of one request per second
+			// answers the create's POST, right after its lookup, with
+			// 429 and a Retry-After the retry policy honours.
+			s.emu.SetFaults(emulator.Faults{RateLimitRPS: 1})
+			faulty = append(faulty, create("pvc-secrets-rate-limited", "appcred"))
 			s.emu.SetFaults(emulator.Faults{})
 
 			// Panics, one with the secrets in its value.
