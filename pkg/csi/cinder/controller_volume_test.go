@@ -325,6 +325,14 @@ func TestControllerCreateVolume(t *testing.T) {
 			if tt.calls >= 0 && distinct(calls) != tt.calls {
 				t.Errorf("API calls (polls once) = %d, want %d: %s", distinct(calls), tt.calls, formatCalls(calls))
 			}
+			// A failed volume's DELETE is accepted and carried out
+			// asynchronously: wait for those deletes instead of
+			// counting at once.
+			for _, v := range e.emu.Volumes() {
+				if v.Status == openstack.VolumeDeleting {
+					e.waitVolumeGone(v.ID)
+				}
+			}
 			if got := len(e.emu.Volumes()); got != tt.volumes {
 				t.Errorf("volumes in the emulator = %d, want %d", got, tt.volumes)
 			}
