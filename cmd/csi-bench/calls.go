@@ -130,15 +130,7 @@ func (r *report) callsSection(w func(string, ...any)) {
 	if r.callsSkip != "" {
 		w("The reference plugin was not run: %s.\n\n", r.callsSkip)
 	}
-	w("| Figure |")
-	for _, cr := range r.calls {
-		w(" %s |", cr.target)
-	}
-	w("\n|---|")
-	for range r.calls {
-		w("---|")
-	}
-	w("\n")
+	r.targetHeader(w, "Figure")
 	row := func(name string, f func(cr *callsResult) string) {
 		w("| %s |", name)
 		for _, cr := range r.calls {
@@ -179,6 +171,19 @@ func (r *report) callsSection(w func(string, ...any)) {
 	r.callsTargets(w)
 }
 
+// targetHeader starts a table with a column per target.
+func (r *report) targetHeader(w func(string, ...any), first string) {
+	w("| %s |", first)
+	for _, cr := range r.calls {
+		w(" %s |", cr.target)
+	}
+	w("\n|---|")
+	for range r.calls {
+		w("---|")
+	}
+	w("\n")
+}
+
 // endpointTable lists the no-fault storm's calls per volume by endpoint.
 func (r *report) endpointTable(w func(string, ...any)) {
 	per := map[string]map[string]float64{} // endpoint -> target -> median per volume
@@ -200,15 +205,8 @@ func (r *report) endpointTable(w func(string, ...any)) {
 			all[e] += bench.Summarize(xs).Median
 		}
 	}
-	w("API calls per volume by endpoint, no faults (median of runs; identity is Keystone):\n\n| Endpoint |")
-	for _, cr := range r.calls {
-		w(" %s |", cr.target)
-	}
-	w("\n|---|")
-	for range r.calls {
-		w("---|")
-	}
-	w("\n")
+	w("API calls per volume by endpoint, no faults (median of runs; identity is Keystone):\n\n")
+	r.targetHeader(w, "Endpoint")
 	for _, e := range bench.SortedEndpoints(all) {
 		w("| `%s` |", e)
 		for _, cr := range r.calls {
