@@ -328,9 +328,12 @@ status() {
   alive libvirtd && virsh -c qemu:///system list --all
 }
 
+# One up or down at a time: several suites (libvirtnode, peerpod) bring the
+# compute up, and two ups at once would restart each other's daemons.
+lock() { mkdir -p "$S"; exec 9>"$S/lock"; flock -w 900 9 || cannot "another rig-libvirt.sh holds $S/lock"; }
 case ${1:-} in
-  up) up ;;
-  down) down ;;
+  up) lock; up ;;
+  down) lock; down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac
