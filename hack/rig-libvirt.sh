@@ -68,7 +68,8 @@ start() {
   stop "$name"
   log "starting $name"
   # exec: the recorded pid is the daemon's (no shell in between holding our stdout)
-  (cd / && exec setsid "$@") >>"$S/log/$name.out" 2>&1 </dev/null &
+  # 9>&-: the daemon must not inherit (and so hold) the lock of lock().
+  (cd / && exec setsid "$@") >>"$S/log/$name.out" 2>&1 </dev/null 9>&- &
   echo $! >"$S/run/$name.pid"
   echo "$sum" >"$S/run/$name.sum"
 }
