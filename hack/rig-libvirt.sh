@@ -331,7 +331,7 @@ status() {
 
 # One up or down at a time: several suites (libvirtnode, peerpod) bring the
 # compute up, and two ups at once would restart each other's daemons.
-lock() { mkdir -p "$S"; exec 9>"$S/lock"; flock -w 900 9 || cannot "another rig-libvirt.sh holds $S/lock"; }
+lock() { mkdir -p "$S/run"; exec 9>"$S/run/rig-libvirt.lock"; flock -w 900 9 || cannot "another rig-libvirt.sh holds $S/run/rig-libvirt.lock"; }
 case ${1:-} in
   up) lock; up ;;
   down) lock; down ;;
