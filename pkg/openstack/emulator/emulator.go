@@ -118,45 +118,14 @@ func Start(opts Options) (*Emulator, error) {
 		counters: map[string]int64{},
 		done:     make(chan struct{}),
 	}
-	var err error
-	if e.maxCinder, err = parseMicroversion(opts.MaxCinderMicroversion); err != nil || e.maxCinder.Major != 3 {
-		return nil, fmt.Errorf("emulator: bad MaxCinderMicroversion %q", opts.MaxCinderMicroversion)
+	if err := e.configure(); err != nil {
+		return nil, err
 	}
-	if e.maxNova, err = parseMicroversion(opts.MaxNovaMicroversion); err != nil || e.maxNova.Major != 2 {
-		return nil, fmt.Errorf("emulator: bad MaxNovaMicroversion %q", opts.MaxNovaMicroversion)
-	}
-	e.faults = normalizeFaults(opts.Faults)
-	if !opts.Manila.Disabled {
-		if e.manila, err = manila.New(coreHost{e}, opts.Manila); err != nil {
-			return nil, fmt.Errorf("emulator: %w", err)
-		}
-		e.addService(e.manila)
-	}
-	e.latency = profileLatency(opts.Profile)
-	e.serviceLatency(opts.Profile, e.latency)
-	for k, v := range opts.Latency {
-		if _, ok := e.latency[k]; !ok {
-			return nil, fmt.Errorf("emulator: unknown latency op %q", k)
-		}
-		e.latency[k] = v
-	}
-
-	if e.opts.DataDir == "" {
-		if e.opts.StateDir != "" {
-			e.opts.DataDir = e.opts.StateDir + "/data"
-		} else {
-			d, err := os.MkdirTemp("", "openstack-emulator-data-")
-			if err != nil {
-				return nil, err
-			}
-			e.opts.DataDir = d
-			e.ownDataDir = true
-		}
-	}
-	if err := os.MkdirAll(e.opts.DataDir, 0o755); err != nil {
+	if err := e.makeDataDir(); err != nil {
 		return nil, err
 	}
 
+	var err error
 	loaded := false
 	if e.opts.StateDir != "" {
 		if loaded, err = e.loadState(); err != nil {
@@ -195,13 +164,65 @@ func Start(opts Options) (*Emulator, error) {
 	return e, nil
 }
 
+// configure reads the microversion caps, the faults, Manila and the
+// latencies from e.opts.
+func (e *Emulator) configure() error {
+	opts := e.opts
+	var err error
+	if e.maxCinder, err = parseMicroversion(opts.MaxCinderMicroversion); err != nil || e.maxCinder.Major != 3 {
+		return fmt.Errorf("emulator: bad MaxCinderMicroversion %q", opts.MaxCinderMicroversion)
+	}
+	if e.maxNova, err = parseMicroversion(opts.MaxNovaMicroversion); err != nil || e.maxNova.Major != 2 {
+		return fmt.Errorf("emulator: bad MaxNovaMicroversion %q", opts.MaxNovaMicroversion)
+	}
+	e.faults = normalizeFaults(opts.Faults)
+	if !opts.Manila.Disabled {
+		if e.manila, err = manila.New(coreHost{e}, opts.Manila); err != nil {
+			return fmt.Errorf("emulator: %w", err)
+		}
+		e.addService(e.manila)
+	}
+	e.latency = profileLatency(opts.Profile)
+	e.serviceLatency(opts.Profile, e.latency)
+	for k, v := range opts.Latency {
+		if _, ok := e.latency[k]; !ok {
+			return fmt.Errorf("emulator: unknown latency op %q", k)
+		}
+		e.latency[k] = v
+	}
+	return nil
+}
+
+// makeDataDir settles where the volume files live (DataDir, else
+// <StateDir>/data, else a temporary directory removed on Close) and
+// creates it.
+func (e *Emulator) makeDataDir() error {
+	if e.opts.DataDir == "" {
+		if e.opts.StateDir != "" {
+			e.opts.DataDir = e.opts.StateDir + "/data"
+		} else {
+			d, err := os.MkdirTemp("", "openstack-emulator-data-")
+			if err != nil {
+				return err
+			}
+			e.opts.DataDir = d
+			e.ownDataDir = true
+		}
+	}
+	return os.MkdirAll(e.opts.DataDir, 0o755)
+}
+
+// orDefault sets *p to def when it holds the zero value.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
 func applyDefaults(o *Options) error {
-	if o.Addr == "" {
-		o.Addr = "127.0.0.1:0"
-	}
-	if o.Region == "" {
-		o.Region = "RegionOne"
-	}
+	orDefault(&o.Addr, "127.0.0.1:0")
+	orDefault(&o.Region, "RegionOne")
 	if len(o.AvailabilityZones) == 0 {
 		o.AvailabilityZones = []string{"nova"}
 	}
@@ -211,46 +232,25 @@ func applyDefaults(o *Options) error {
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = time.Hour
 	}
-	if o.Profile == "" {
-		o.Profile = "fast"
-	}
+	orDefault(&o.Profile, "fast")
 	if o.Profile != "fast" && o.Profile != "realistic" && o.Profile != "bench" {
 		return fmt.Errorf("emulator: unknown profile %q (want fast, realistic or bench)", o.Profile)
 	}
-	if o.MaxCinderMicroversion == "" {
-		o.MaxCinderMicroversion = "3.70"
-	}
-	if o.MaxNovaMicroversion == "" {
-		o.MaxNovaMicroversion = "2.96"
-	}
-	if o.QuotaGigabytes == 0 {
-		o.QuotaGigabytes = 1000
-	}
-	if o.QuotaVolumes == 0 {
-		o.QuotaVolumes = 100
-	}
-	if o.QuotaSnapshots == 0 {
-		o.QuotaSnapshots = 100
-	}
-	if o.QuotaBackups == 0 {
-		o.QuotaBackups = 100
-	}
-	if o.MaxDevicesPerServer <= 0 {
-		o.MaxDevicesPerServer = 26
-	}
-	if o.MaxDevicesPerServer > 26 {
+	orDefault(&o.MaxCinderMicroversion, "3.70")
+	orDefault(&o.MaxNovaMicroversion, "2.96")
+	orDefault(&o.QuotaGigabytes, 1000)
+	orDefault(&o.QuotaVolumes, 100)
+	orDefault(&o.QuotaSnapshots, 100)
+	orDefault(&o.QuotaBackups, 100)
+	if o.MaxDevicesPerServer <= 0 || o.MaxDevicesPerServer > 26 {
 		o.MaxDevicesPerServer = 26
 	}
 	for i := range o.Servers {
 		if o.Servers[i].ID == "" {
 			o.Servers[i].ID = newUUID()
 		}
-		if o.Servers[i].Name == "" {
-			o.Servers[i].Name = fmt.Sprintf("node-%d", i+1)
-		}
-		if o.Servers[i].AZ == "" {
-			o.Servers[i].AZ = o.AvailabilityZones[0]
-		}
+		orDefault(&o.Servers[i].Name, fmt.Sprintf("node-%d", i+1))
+		orDefault(&o.Servers[i].AZ, o.AvailabilityZones[0])
 	}
 	return nil
 }

@@ -106,18 +106,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := e.findRoute(method, segs, q.params)
 	if rt == nil {
-		service := ""
-		if len(segs) > 0 {
-			service = segs[0]
-		}
-		if e.isAPIService(service) {
-			e.count(r.Method + " " + r.URL.Path)
-		}
-		if e.pathExists(segs) {
-			writeError(w, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
-			return
-		}
-		writeError(w, http.StatusNotFound, "The resource could not be found.")
+		e.noRoute(w, r, segs)
 		return
 	}
 	q.service = rt.service
@@ -128,21 +117,41 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, versioned := e.versionRule(rt.service); versioned {
-		if !rt.public {
-			if !e.authenticate(q) {
-				return
-			}
-			if pid := q.params["project_id"]; pid != "" && pid != q.tok.ProjectID {
-				writeError(w, http.StatusBadRequest, "Malformed request url")
-				return
-			}
-			if !e.negotiateMicroversion(q) {
-				return
-			}
-		}
+	if _, versioned := e.versionRule(rt.service); versioned && !rt.public && !e.admit(q) {
+		return
 	}
 	rt.h(e, q)
+}
+
+// noRoute answers a path no route serves: 405 when another method would
+// match, 404 otherwise (counted as an API call when under a service).
+func (e *Emulator) noRoute(w http.ResponseWriter, r *http.Request, segs []string) {
+	service := ""
+	if len(segs) > 0 {
+		service = segs[0]
+	}
+	if e.isAPIService(service) {
+		e.count(r.Method + " " + r.URL.Path)
+	}
+	if e.pathExists(segs) {
+		writeError(w, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+		return
+	}
+	writeError(w, http.StatusNotFound, "The resource could not be found.")
+}
+
+// admit authenticates a call to a versioned API, checks that the URL's
+// project is the token's and negotiates the microversion; false means it
+// has answered.
+func (e *Emulator) admit(q *req) bool {
+	if !e.authenticate(q) {
+		return false
+	}
+	if pid := q.params["project_id"]; pid != "" && pid != q.tok.ProjectID {
+		writeError(q.w, http.StatusBadRequest, "Malformed request url")
+		return false
+	}
+	return e.negotiateMicroversion(q)
 }
 
 func (e *Emulator) isAPIService(s string) bool {

@@ -17,6 +17,19 @@ func nullable(s string) any {
 	return s
 }
 
+// legacyExports are the share's export paths as microversions below 2.9
+// give them in the share body: the first and the list.
+func legacyExports(sh *share) (first any, paths []any) {
+	paths = []any{}
+	for _, el := range visibleExports(sh) {
+		paths = append(paths, el.Path)
+		if first == nil {
+			first = el.Path
+		}
+	}
+	return first, paths
+}
+
 func (s *Service) shareBodyLocked(q *host.Request, sh *share) map[string]any {
 	mv := q.MV
 	t := s.st.Types[sh.TypeID]
@@ -39,15 +52,7 @@ func (s *Service) shareBodyLocked(q *host.Request, sh *share) map[string]any {
 		b["share_type"] = typeName
 	}
 	if !mv.AtLeast("2.9") {
-		paths := []any{}
-		var first any
-		for _, el := range visibleExports(sh) {
-			paths = append(paths, el.Path)
-			if first == nil {
-				first = el.Path
-			}
-		}
-		b["export_location"], b["export_locations"] = first, paths
+		b["export_location"], b["export_locations"] = legacyExports(sh)
 	}
 	specs := map[string]string{}
 	if t != nil {
