@@ -967,6 +967,9 @@ func (e *env) teardownFlow() (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	if err := e.deleteDerivedClaimsFirst(); err != nil {
+		return "", err
+	}
 	if err := e.cp.client.CoreV1().PersistentVolumeClaims(ns).DeleteCollection(e.ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return "", err
 	}
@@ -988,6 +991,45 @@ func (e *env) teardownFlow() (string, error) {
 		return "", fmt.Errorf("%w; cloud: %v%s", err, last, left)
 	}
 	return fmt.Sprintf("detached in %.1fs; snapshot, PVCs and PVs deleted; cloud: %v", detached.Seconds(), last), nil
+}
+
+// deleteDerivedClaimsFirst deletes the claims made from another claim or a
+// snapshot (clones, restores) and waits until their PVs are gone, before
+// the sources go. Cinder Zed's RBD driver races when a clone and its source
+// volume are deleted at once: the clone's delete looks up the parent image
+// the source's delete just removed (rbd.ImageNotFound in cinder-volume.log)
+// and the clone ends in error_deleting, which only an administrator can
+// clear (seen on the rig 2026-12-02, volume e02201c4). Users deleting a
+// namespace can hit the same; docs/design.md (DeleteVolume) says so.
+func (e *env) deleteDerivedClaimsFirst() error {
+	claims, err := e.cp.client.CoreV1().PersistentVolumeClaims(ns).List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	pvs := map[string]bool{}
+	for _, c := range claims.Items {
+		if c.Spec.DataSource == nil && c.Spec.DataSourceRef == nil {
+			continue
+		}
+		if err := e.cp.client.CoreV1().PersistentVolumeClaims(ns).Delete(e.ctx, c.Name, metav1.DeleteOptions{}); err != nil && !isNotFound(err) {
+			return err
+		}
+		if c.Spec.VolumeName != "" {
+			pvs[c.Spec.VolumeName] = true
+		}
+	}
+	return poll(e.ctx, stepTimeout, "the PVs of clones and restores gone", func(ctx context.Context) (bool, error) {
+		for pv := range pvs {
+			_, err := e.cp.client.CoreV1().PersistentVolumes().Get(ctx, pv, metav1.GetOptions{})
+			if err == nil {
+				return false, nil
+			}
+			if !isNotFound(err) {
+				return false, err
+			}
+		}
+		return true, nil
+	})
 }
 
 // ------------------------------------------------------------------ teardown
