@@ -52,24 +52,7 @@ func (e *Emulator) createGroupSnapshot(q *req) {
 		writeError(q.w, http.StatusBadRequest, "Invalid Group: Source group cannot be empty or in 'creating' or 'updating' state. No group snapshot will be created.")
 		return
 	}
-	size := 0
-	for _, v := range vols {
-		if v.Status == "error" {
-			writeError(q.w, http.StatusBadRequest, "Invalid volume: The snapshot cannot be created when the volume is in error status.")
-			return
-		}
-		if v.Status == "maintenance" {
-			writeError(q.w, http.StatusBadRequest, "Invalid volume: The snapshot cannot be created when the volume is in maintenance mode.")
-			return
-		}
-		size += v.Size
-	}
-	// Zed reserves one snapshot per member at once.
-	if qt, u := e.quotaLocked(g.ProjectID), e.usageLocked(g.ProjectID); qt.Snapshots >= 0 && u.snapshots+len(vols) > qt.Snapshots {
-		overLimit(q, fmt.Sprintf("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) exceeded", qt.Snapshots))
-		return
-	}
-	if !e.checkQuotaLocked(q, g.ProjectID, "snapshots", size) {
+	if !e.membersSnapshottableLocked(q, g.ProjectID, vols) {
 		return
 	}
 	now := time.Now().UTC()
@@ -107,6 +90,30 @@ func (e *Emulator) createGroupSnapshot(q *req) {
 		e.markDirty()
 	})
 	writeJSON(q.w, http.StatusAccepted, map[string]any{"group_snapshot": map[string]any{"id": gs.ID, "name": gs.Name, "group_type_id": gs.GroupTypeID}})
+}
+
+// membersSnapshottableLocked answers 400 for a member in error or
+// maintenance and 413 when the project's quota cannot take a snapshot of
+// every member; false means it has answered.
+func (e *Emulator) membersSnapshottableLocked(q *req, projectID string, vols []*volume) bool {
+	size := 0
+	for _, v := range vols {
+		if v.Status == "error" {
+			writeError(q.w, http.StatusBadRequest, "Invalid volume: The snapshot cannot be created when the volume is in error status.")
+			return false
+		}
+		if v.Status == "maintenance" {
+			writeError(q.w, http.StatusBadRequest, "Invalid volume: The snapshot cannot be created when the volume is in maintenance mode.")
+			return false
+		}
+		size += v.Size
+	}
+	// Zed reserves one snapshot per member at once.
+	if qt, u := e.quotaLocked(projectID), e.usageLocked(projectID); qt.Snapshots >= 0 && u.snapshots+len(vols) > qt.Snapshots {
+		overLimit(q, fmt.Sprintf("SnapshotLimitExceeded: Maximum number of snapshots allowed (%d) exceeded", qt.Snapshots))
+		return false
+	}
+	return e.checkQuotaLocked(q, projectID, "snapshots", size)
 }
 
 func (e *Emulator) getGroupSnapshot(q *req) {

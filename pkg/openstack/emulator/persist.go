@@ -80,6 +80,19 @@ func (e *Emulator) loadState() (bool, error) {
 			e.addServerLocked(sp, time.Now().UTC())
 		}
 	}
+	e.settleVolumesLocked()
+	settleOthers(st)
+	for _, v := range st.Volumes {
+		e.recomputeVolumeStatusLocked(v)
+	}
+	return true, nil
+}
+
+// settleVolumesLocked finishes the volume operations a restart cut
+// short: a create completes (its file made now when missing), a delete is
+// done, an extend is undone.
+func (e *Emulator) settleVolumesLocked() {
+	st := e.st
 	for id, v := range st.Volumes {
 		switch v.Status {
 		case "creating":
@@ -98,6 +111,12 @@ func (e *Emulator) loadState() (bool, error) {
 			v.Status = v.PreviousStatus
 		}
 	}
+}
+
+// settleOthers finishes the snapshot, backup and attachment operations a
+// restart cut short: creates fail, restores and deletes are done, and
+// attachments lose their loop devices (replugAfterLoad makes new ones).
+func settleOthers(st *state) {
 	for id, s := range st.Snapshots {
 		switch s.Status {
 		case "creating":
@@ -130,10 +149,6 @@ func (e *Emulator) loadState() (bool, error) {
 			}
 		}
 	}
-	for _, v := range st.Volumes {
-		e.recomputeVolumeStatusLocked(v)
-	}
-	return true, nil
 }
 
 // replugAfterLoad hot-plugs attachments restored from disk.
