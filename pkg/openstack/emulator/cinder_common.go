@@ -130,28 +130,49 @@ func parseListQuery(q *req, allowed map[string]bool) (*listQuery, bool) {
 		lq.offset = n
 	}
 	lq.marker = vals.Get("marker")
-	if s := vals.Get("sort"); s != "" {
-		for _, item := range strings.Split(s, ",") {
-			k, d, _ := strings.Cut(strings.TrimSpace(item), ":")
-			if d == "" {
-				d = "desc"
-			}
-			lq.sortKeys = append(lq.sortKeys, k)
-			lq.sortDirs = append(lq.sortDirs, d)
-		}
-	} else if s := vals.Get("sort_key"); s != "" {
-		d := vals.Get("sort_dir")
-		if d == "" {
-			d = "desc"
-		}
-		lq.sortKeys, lq.sortDirs = []string{s}, []string{d}
-	}
+	lq.sortKeys, lq.sortDirs = parseSort(vals)
 	for i, d := range lq.sortDirs {
 		if d != "asc" && d != "desc" {
 			writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid sort direction %s for key %s.", d, lq.sortKeys[i]))
 			return nil, false
 		}
 	}
+	if bad := lq.takeFilters(q, vals, allowed); len(bad) > 0 {
+		sort.Strings(bad)
+		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid filters %s are found in query options.", strings.Join(bad, ",")))
+		return nil, false
+	}
+	return lq, true
+}
+
+// parseSort reads sort=k1:dir,k2 or sort_key and sort_dir; a direction
+// defaults to desc.
+func parseSort(vals url.Values) (keys, dirs []string) {
+	if s := vals.Get("sort"); s != "" {
+		for _, item := range strings.Split(s, ",") {
+			k, d, _ := strings.Cut(strings.TrimSpace(item), ":")
+			if d == "" {
+				d = "desc"
+			}
+			keys = append(keys, k)
+			dirs = append(dirs, d)
+		}
+		return keys, dirs
+	}
+	if s := vals.Get("sort_key"); s != "" {
+		d := vals.Get("sort_dir")
+		if d == "" {
+			d = "desc"
+		}
+		return []string{s}, []string{d}
+	}
+	return nil, nil
+}
+
+// takeFilters keeps the allowed filter keys of vals in lq.filters and
+// returns the keys Cinder rejects at this microversion (none below 3.31,
+// where unknown keys are ignored).
+func (lq *listQuery) takeFilters(q *req, vals url.Values, allowed map[string]bool) []string {
 	var bad []string
 	for k, v := range vals {
 		if pagingKeys[k] {
@@ -177,12 +198,7 @@ func parseListQuery(q *req, allowed map[string]bool) (*listQuery, bool) {
 		}
 		lq.filters[k] = v
 	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid filters %s are found in query options.", strings.Join(bad, ",")))
-		return nil, false
-	}
-	return lq, true
+	return bad
 }
 
 // parseMetadataFilter accepts the JSON or Python-dict text Cinder clients send
