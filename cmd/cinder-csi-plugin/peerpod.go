@@ -12,6 +12,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/config"
 	"github.com/cinder-csi/cinder-csi/pkg/csi/cinder"
+	"github.com/cinder-csi/cinder-csi/pkg/kubeclient"
 	"github.com/cinder-csi/cinder-csi/pkg/metadata"
 	"github.com/cinder-csi/cinder-csi/pkg/openstack"
 	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
@@ -84,5 +85,13 @@ func buildPeerPodNode(o *options, md *metadata.Client, cfg *config.Config) (csi.
 	if err != nil {
 		return nil, err
 	}
-	return peerpod.NewNodeServer(info, o.kataRecordRoot, o.kubeletRootDir)
+	kube, err := kubeclient.Client(kubeFlags(o))
+	if err != nil {
+		return nil, fmt.Errorf("--peer-pods node needs the Kubernetes API to check each pod's RuntimeClass: %w", err)
+	}
+	gate, err := peerpod.NewPodGate(kube, o.peerPods.runtimeClasses)
+	if err != nil {
+		return nil, err
+	}
+	return peerpod.NewNodeServer(info, gate, o.kataRecordRoot, o.kubeletRootDir)
 }

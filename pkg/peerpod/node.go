@@ -38,14 +38,19 @@ type InfoServer interface {
 type NodeServer struct {
 	csi.UnimplementedNodeServer
 	info  InfoServer
+	gate  *PodGate
 	store *kata.Store
 	root  *hostpath.Root
 }
 
-// NewNodeServer returns the node service. recordRoot is the Kata record
-// root (kata.DefaultRecordRoot when empty), kubeletRoot kubelet's
-// --root-dir: targets must lie beneath it.
-func NewNodeServer(info InfoServer, recordRoot, kubeletRoot string) (*NodeServer, error) {
+// NewNodeServer returns the node service. gate checks each publish's pod
+// (required: the node fails closed), recordRoot is the Kata record root
+// (kata.DefaultRecordRoot when empty), kubeletRoot kubelet's --root-dir:
+// targets must lie beneath it.
+func NewNodeServer(info InfoServer, gate *PodGate, recordRoot, kubeletRoot string) (*NodeServer, error) {
+	if gate == nil {
+		return nil, errors.New("the peer-pod node needs a pod gate (NewPodGate)")
+	}
 	if kubeletRoot == "" {
 		kubeletRoot = hostpath.DefaultKubeletRoot
 	}
@@ -59,7 +64,7 @@ func NewNodeServer(info InfoServer, recordRoot, kubeletRoot string) (*NodeServer
 	} else if n > 0 {
 		klog.InfoS("Removed stale temporary Kata records", "count", n, "root", store.Root())
 	}
-	return &NodeServer{info: info, store: store, root: root}, nil
+	return &NodeServer{info: info, gate: gate, store: store, root: root}, nil
 }
 
 // NodeGetInfo is the Cinder node's.
@@ -77,8 +82,10 @@ func (ns *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilit
 	return capability.Node([]csi.NodeServiceCapability_RPC_Type{csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER}), nil
 }
 
-// NodePublishVolume writes the record and creates the target.
-func (ns *NodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+// NodePublishVolume writes the record and creates the target, only for a
+// pod whose RuntimeClass is a peer-pod one (PodGate): any other pod is
+// refused with nothing written.
+func (ns *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	volID, target := req.GetVolumeId(), req.GetTargetPath()
 	resolved, err := ns.checkPaths(volID, target)
 	if err != nil {
@@ -86,6 +93,9 @@ func (ns *NodeServer) NodePublishVolume(_ context.Context, req *csi.NodePublishV
 	}
 	mi, err := record(req)
 	if err != nil {
+		return nil, err
+	}
+	if err := ns.gate.check(ctx, volID, req.GetVolumeContext()); err != nil {
 		return nil, err
 	}
 	if err := ns.store.Write(target, mi); err != nil {

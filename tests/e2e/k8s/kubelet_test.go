@@ -264,15 +264,7 @@ func (k *kubelet) mount(ctx context.Context, pod *corev1.Pod, claim string, time
 	if err := os.MkdirAll(filepath.Dir(m.target), 0o750); err != nil {
 		return nil, err
 	}
-	// CSIDriver podInfoOnMount: kubelet adds the pod's identity.
-	volCtx := map[string]string{
-		"csi.storage.k8s.io/pod.name": pod.Name, "csi.storage.k8s.io/pod.namespace": pod.Namespace,
-		"csi.storage.k8s.io/pod.uid": string(pod.UID), "csi.storage.k8s.io/serviceAccount.name": pod.Spec.ServiceAccountName,
-		"csi.storage.k8s.io/ephemeral": "false",
-	}
-	for key, v := range pv.Spec.CSI.VolumeAttributes {
-		volCtx[key] = v
-	}
+	volCtx := podVolumeContext(pod, pv)
 	req := &csi.NodePublishVolumeRequest{
 		VolumeId: handle, PublishContext: m.pubCtx, TargetPath: m.target,
 		VolumeCapability: m.cap, VolumeContext: volCtx, Readonly: pv.Spec.CSI.ReadOnly,
@@ -450,4 +442,19 @@ func resizeClaim(ctx context.Context, c kubernetes.Interface, ns, claim string, 
 		}
 		return err == nil, err
 	})
+}
+
+// podVolumeContext is NodePublish's volume context as kubelet builds it
+// for a CSIDriver with podInfoOnMount: the pod's identity, then the PV's
+// attributes.
+func podVolumeContext(pod *corev1.Pod, pv *corev1.PersistentVolume) map[string]string {
+	volCtx := map[string]string{
+		"csi.storage.k8s.io/pod.name": pod.Name, "csi.storage.k8s.io/pod.namespace": pod.Namespace,
+		"csi.storage.k8s.io/pod.uid": string(pod.UID), "csi.storage.k8s.io/serviceAccount.name": pod.Spec.ServiceAccountName,
+		"csi.storage.k8s.io/ephemeral": "false",
+	}
+	for key, v := range pv.Spec.CSI.VolumeAttributes {
+		volCtx[key] = v
+	}
+	return volCtx
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -257,6 +259,10 @@ func (e *env) peerPodAttach(st *peerPodState) (string, error) {
 		return "", err
 	}
 	st.volID = pv.Spec.CSI.VolumeHandle
+	refusal, err := e.peerPodRefusesRunc(st, pv)
+	if err != nil {
+		return "", err
+	}
 	t0 := time.Now()
 	// kubelet: no VolumeAttachment for an attachRequired: false driver,
 	// so publish right away (mount would wait for one).
@@ -265,7 +271,7 @@ func (e *env) peerPodAttach(st *peerPodState) (string, error) {
 		return "", err
 	}
 	if _, err := st.k.node.NodePublishVolume(e.ctx, &csi.NodePublishVolumeRequest{
-		VolumeId: st.volID, TargetPath: target, VolumeCapability: st.k.capability(pv), VolumeContext: pv.Spec.CSI.VolumeAttributes,
+		VolumeId: st.volID, TargetPath: target, VolumeCapability: st.k.capability(pv), VolumeContext: podVolumeContext(st.pod, pv),
 	}); err != nil {
 		return "", fmt.Errorf("peer-pod NodePublishVolume: %w", err)
 	}
@@ -317,8 +323,44 @@ func (e *env) peerPodAttach(st *peerPodState) (string, error) {
 			return "", fmt.Errorf("VolumeAttachment %s for the peer-pod driver: it must never attach to the worker", va.Name)
 		}
 	}
-	return fmt.Sprintf("PV %s bound; NodePublish wrote the directvol record (device %s) in %.2fs, no VolumeAttachment; pod VM %s (PeerPod CR) got the volume %.2fs after it appeared",
-		pv.Name, st.volID, published.Seconds(), name, time.Since(t1).Seconds()), nil
+	return fmt.Sprintf("PV %s bound; %s; NodePublish wrote the directvol record (device %s) in %.2fs, no VolumeAttachment; pod VM %s (PeerPod CR) got the volume %.2fs after it appeared",
+		pv.Name, refusal, st.volID, published.Seconds(), name, time.Since(t1).Seconds()), nil
+}
+
+// peerPodRefusesRunc: a plain (runc) pod on the peer-pod claim is refused
+// by the node, FailedPrecondition, with no record and no target written
+// (the node fails closed instead of handing it the worker's disk).
+func (e *env) peerPodRefusesRunc(st *peerPodState, pv *corev1.PersistentVolume) (string, error) {
+	plain := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "peerpod-plain", Namespace: ns},
+		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "app", Image: "busybox:1.37"}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: peerPodClaim}}}}},
+	}
+	plain, err := e.cp.client.CoreV1().Pods(ns).Create(e.ctx, plain, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		_ = e.cp.client.CoreV1().Pods(ns).Delete(e.ctx, plain.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	}()
+	target := filepath.Join(e.d.kubeletDir, "pods", string(plain.UID), "volumes/kubernetes.io~csi", pv.Name, "mount")
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+		return "", err
+	}
+	_, err = st.k.node.NodePublishVolume(e.ctx, &csi.NodePublishVolumeRequest{
+		VolumeId: st.volID, TargetPath: target, VolumeCapability: st.k.capability(pv), VolumeContext: podVolumeContext(plain, pv),
+	})
+	if status.Code(err) != codes.FailedPrecondition {
+		return "", fmt.Errorf("NodePublish for runc pod %s: %v, want FailedPrecondition", plain.Name, err)
+	}
+	if _, serr := os.Stat(target); !os.IsNotExist(serr) {
+		return "", fmt.Errorf("target %s written for the refused runc pod (%v)", target, serr)
+	}
+	if _, rerr := kata.NewStore(filepath.Join(e.dir, "peerpod", "direct-volumes")).Read(target); rerr == nil {
+		return "", fmt.Errorf("direct-volume record written for the refused runc pod")
+	}
+	return "runc pod refused (FailedPrecondition, nothing written)", nil
 }
 
 // peerPodDelete: the pod goes (kubelet unpublishes); the controller
