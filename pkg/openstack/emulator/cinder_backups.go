@@ -88,32 +88,13 @@ func (e *Emulator) createBackup(q *req) {
 	if v == nil {
 		return
 	}
-	src := v.DataFile
-	if in.SnapshotID != "" {
-		s := e.visibleSnapshotLocked(q, in.SnapshotID)
-		if s == nil {
-			return
-		}
-		if s.VolumeID != v.ID || s.Status != "available" {
-			writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid snapshot: Snapshot to be backed up must be available, but the current status is \"%s\".", s.Status))
-			return
-		}
-		src = s.DataFile
-	} else if backupable := v.Status == "available" || force && v.Status == "in-use"; !backupable {
-		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"%s\".", v.Status))
+	src, ok := e.backupSourceLocked(q, v, in.SnapshotID, force)
+	if !ok {
 		return
 	}
-	if incr {
-		hasFull := false
-		for _, b := range e.st.Backups {
-			if b.VolumeID == v.ID && b.Status == "available" {
-				hasFull = true
-			}
-		}
-		if !hasFull {
-			writeError(q.w, http.StatusBadRequest, "Invalid backup: No backups available to do an incremental backup.")
-			return
-		}
+	if incr && !e.hasFullBackupLocked(v.ID) {
+		writeError(q.w, http.StatusBadRequest, "Invalid backup: No backups available to do an incremental backup.")
+		return
 	}
 	if !e.checkQuotaLocked(q, v.ProjectID, "backups", v.Size) {
 		return
@@ -135,6 +116,39 @@ func (e *Emulator) createBackup(q *req) {
 	id, volID := b.ID, v.ID
 	e.later("backup_create", 1, func() { e.finishBackup(id, volID, src) })
 	writeJSON(q.w, http.StatusAccepted, map[string]any{"backup": map[string]any{"id": b.ID, "name": b.Name, "links": e.cinderLinks(q, "backups", b.ID)}})
+}
+
+// backupSourceLocked is the file a backup of v copies: the snapshot's,
+// which must be an available snapshot of v, or the volume's, which must be
+// available (or in-use with force). false means it has answered.
+func (e *Emulator) backupSourceLocked(q *req, v *volume, snapshotID string, force bool) (string, bool) {
+	if snapshotID == "" {
+		if backupable := v.Status == "available" || force && v.Status == "in-use"; !backupable {
+			writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"%s\".", v.Status))
+			return "", false
+		}
+		return v.DataFile, true
+	}
+	s := e.visibleSnapshotLocked(q, snapshotID)
+	if s == nil {
+		return "", false
+	}
+	if s.VolumeID != v.ID || s.Status != "available" {
+		writeError(q.w, http.StatusBadRequest, fmt.Sprintf("Invalid snapshot: Snapshot to be backed up must be available, but the current status is \"%s\".", s.Status))
+		return "", false
+	}
+	return s.DataFile, true
+}
+
+// hasFullBackupLocked reports whether the volume has an available backup
+// an incremental one can build on.
+func (e *Emulator) hasFullBackupLocked(volID string) bool {
+	for _, b := range e.st.Backups {
+		if b.VolumeID == volID && b.Status == "available" {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Emulator) finishBackup(id, volID, src string) {
