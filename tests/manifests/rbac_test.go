@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
@@ -119,12 +120,27 @@ func TestRBAC(t *testing.T) {
 func checkRBAC(t *testing.T, objs []sidecarargs.Object, ns string) {
 	t.Helper()
 	c, n := podSpecs(t, objs)
+	checkRBACOf(t, objs, ns, c, n, nil, nodeNeeds)
+}
+
+// checkRBACOf checks the ServiceAccounts of controller c and node n: every
+// sidecar's needs plus extra on the controller's, leases for leader
+// election, nodeWants (read-only) on the node's.
+func checkRBACOf(t *testing.T, objs []sidecarargs.Object, ns string, c, n *corev1.PodSpec, extra, nodeWants []need) {
+	t.Helper()
 	for _, sa := range []string{c.ServiceAccountName, n.ServiceAccountName} {
 		if _, err := sidecarargs.Find(objs, "ServiceAccount", sa); err != nil {
 			t.Error(err)
 		}
 	}
 	cluster, namespaced := boundRules(t, objs, ns, c.ServiceAccountName)
+	for _, nd := range extra {
+		for _, v := range nd.verbs {
+			if !grants(cluster, nd.group, nd.resource, v) {
+				t.Errorf("controller needs %s %s/%s cluster-wide; no ClusterRole bound to %s grants it", v, nd.group, nd.resource, c.ServiceAccountName)
+			}
+		}
+	}
 	for _, ctr := range c.Containers {
 		for _, nd := range sidecarNeeds[ctr.Name] {
 			for _, v := range nd.verbs {
@@ -142,7 +158,7 @@ func checkRBAC(t *testing.T, objs []sidecarargs.Object, ns string) {
 		}
 	}
 	ncluster, nnamespaced := boundRules(t, objs, ns, n.ServiceAccountName)
-	for _, nd := range nodeNeeds {
+	for _, nd := range nodeWants {
 		for _, v := range nd.verbs {
 			if !grants(ncluster, nd.group, nd.resource, v) {
 				t.Errorf("node plugin needs %s %s/%s", v, nd.group, nd.resource)

@@ -195,7 +195,7 @@ func TestKubernetes(t *testing.T) {
 
 func (e *env) manifestsDryRun() (string, error) {
 	n := 0
-	for _, dir := range []string{sidecarargs.ManifestDir, sidecarargs.GroupSnapshotsDir} {
+	for _, dir := range []string{sidecarargs.ManifestDir, sidecarargs.GroupSnapshotsDir, sidecarargs.PeerPodDir} {
 		k, err := dryRunManifests(e.ctx, e.a, filepath.Join(e.root, dir))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", dir, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cinder-csi/cinder-csi/pkg/kata"
 	"github.com/cinder-csi/cinder-csi/pkg/peerpod"
+	"github.com/cinder-csi/cinder-csi/tests/manifests/sidecarargs"
 )
 
 // Flows 11 and 12 (issue 23): the PVC kata-mount annotation read at
@@ -174,10 +175,11 @@ func (e *env) upPeerPods(st *peerPodState) (string, error) {
 	return "stand-in PeerPod CRD established, CSIDriver " + peerpod.DriverName + " (attachRequired false), RuntimeClass kata-remote, plugin --peer-pods controller+node, csi-provisioner", nil
 }
 
-// startPeerPodPlugin runs the binary with the manifests' Cinder args plus
-// --peer-pods, and a csi-provisioner on its controller socket.
+// startPeerPodPlugin runs the binary with the args of the peer-pod
+// manifests (manifests/cinder-peerpod: --peer-pods, the RuntimeClasses) and
+// a csi-provisioner on its controller socket.
 func (e *env) startPeerPodPlugin(st *peerPodState) error {
-	args, err := cinderArgs(e.root)
+	args, err := sidecarargs.WorkloadArgs(filepath.Join(e.root, sidecarargs.PeerPodDir), sidecarargs.PeerPodController, sidecarargs.PeerPodNode)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,15 @@ const ManifestDir = "manifests/cinder-csi-plugin"
 // the repository root; the k8s e2e harness runs it.
 const GroupSnapshotsDir = "manifests/cinder-csi-plugin-group-snapshots"
 
+// PeerPodDir is the peer-pod driver's kustomize directory (installed beside
+// ManifestDir, whose Secret, node ConfigMap and sidecar roles it reuses),
+// PeerPodController and PeerPodNode its workloads.
+const (
+	PeerPodDir        = "manifests/cinder-peerpod"
+	PeerPodController = "csi-cinder-peerpod-controllerplugin"
+	PeerPodNode       = "csi-cinder-peerpod-nodeplugin"
+)
+
 // Object is one YAML document of a manifest file.
 type Object struct {
 	File       string
