@@ -256,7 +256,7 @@ func (e *env) manifestsDryRun() (string, error) {
 	if err := e.a.apply(e.ctx, "", false, drv...); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d manifest objects (base and group-snapshots overlay) and %d example objects accepted by server-side dry-run%s; CSIDriver applied", n, m, skipped), nil
+	return fmt.Sprintf("%d manifest objects (base, group-snapshots overlay, peer-pod driver) and %d example objects accepted by server-side dry-run%s; CSIDriver applied", n, m, skipped), nil
 }
 
 func (e *env) upDriver(rigBin, binDir string) (string, error) {
