@@ -370,26 +370,10 @@ func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteS
 		return nil, err
 	}
 	snap, err := c.GetSnapshot(ctx, id)
-	switch {
-	case err == nil:
-		if snap.Status != openstack.SnapshotDeleting {
-			if err := c.DeleteSnapshot(ctx, id); err != nil && !openstack.IsNotFound(err) {
-				return nil, StatusFromError(needsUser(err), "deleting snapshot %s", id)
-			}
-		}
-		// Wait within the request until Cinder has removed it (~0.5 s on
-		// real Cinder with Ceph RBD, openstack-rig): until then the
-		// snapshot still blocks the DeleteVolume of its source that
-		// often follows (csi-sanity's cleanup, namespace teardown).
-		if _, err := c.WaitSnapshot(ctx, id, func(*openstack.Snapshot) bool { return false }); err != nil && !openstack.IsNotFound(err) {
-			if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
-				return nil, errInProgress("snapshot %s is still being deleted", id)
-			}
-			return nil, StatusFromError(err, "waiting for snapshot %s to be deleted", id)
-		}
-		klog.FromContext(ctx).Info("Deleted snapshot", "snapshotID", id, "volumeID", snap.VolumeID)
-		return &csi.DeleteSnapshotResponse{}, nil
-	case !openstack.IsNotFound(err):
+	if err == nil {
+		return cs.deleteCinderSnapshot(ctx, c, id, snap)
+	}
+	if !openstack.IsNotFound(err) {
 		return nil, StatusFromError(err, "reading snapshot %s", id)
 	}
 	b, err := c.GetBackup(ctx, id)
@@ -407,6 +391,56 @@ func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteS
 	cs.cleanupIntermediateSnapshot(ctx, c, b)
 	klog.FromContext(ctx).Info("Deleted backup", "backupID", id, "volumeID", b.VolumeID)
 	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// deleteCinderSnapshot deletes a Cinder snapshot (one still being made is
+// waited for first) and waits within the request until Cinder has removed
+// it (~0.5 s on real Cinder with Ceph RBD, openstack-rig): until then the
+// snapshot still blocks the DeleteVolume of its source that often follows
+// (csi-sanity's cleanup, namespace teardown).
+func (cs *ControllerServer) deleteCinderSnapshot(ctx context.Context, c openstack.Cloud, id string, snap *openstack.Snapshot) (*csi.DeleteSnapshotResponse, error) {
+	if snap.Status == openstack.SnapshotCreating {
+		made, err := cs.waitSnapshotMade(ctx, c, id)
+		if openstack.IsNotFound(err) {
+			return &csi.DeleteSnapshotResponse{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		snap = made
+	}
+	if snap.Status != openstack.SnapshotDeleting {
+		if err := c.DeleteSnapshot(ctx, id); err != nil && !openstack.IsNotFound(err) {
+			return nil, StatusFromError(needsUser(err), "deleting snapshot %s", id)
+		}
+	}
+	if _, err := c.WaitSnapshot(ctx, id, func(*openstack.Snapshot) bool { return false }); err != nil && !openstack.IsNotFound(err) {
+		if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
+			return nil, errInProgress("snapshot %s is still being deleted", id)
+		}
+		return nil, StatusFromError(err, "waiting for snapshot %s to be deleted", id)
+	}
+	klog.FromContext(ctx).Info("Deleted snapshot", "snapshotID", id, "volumeID", snap.VolumeID)
+	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// waitSnapshotMade waits within the request until a snapshot Cinder is
+// still making is available or in error: Cinder refuses to delete a
+// `creating` snapshot (400 "must be available or error"), and
+// CreateSnapshot answers ReadyToUse=false after SnapshotReadyWait, so a
+// DeleteSnapshot right after it (csi-sanity's cleanup, a user deleting a
+// fresh VolumeSnapshot) finds one: on the rig under load a snapshot took
+// 12 s (2026-12-02). At the deadline Aborted, and the retry deletes it.
+func (cs *ControllerServer) waitSnapshotMade(ctx context.Context, c openstack.Cloud, id string) (*openstack.Snapshot, error) {
+	snap, err := c.WaitSnapshot(ctx, id, func(s *openstack.Snapshot) bool { return s.Status != openstack.SnapshotCreating })
+	switch {
+	case err == nil || openstack.IsNotFound(err):
+		return snap, err
+	case openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil:
+		return nil, errInProgress("snapshot %s is still being created; it is deleted once Cinder has made it", id)
+	default:
+		return nil, StatusFromError(err, "waiting for snapshot %s to be made before deleting it", id)
+	}
 }
 
 // GetSnapshot returns one snapshot or backup by id (NotFound when neither).

@@ -1,7 +1,9 @@
 package cinder
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -173,6 +175,40 @@ func TestControllerDeleteSnapshot(t *testing.T) {
 	}
 	_, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{})
 	ctCode(t, err, codes.InvalidArgument)
+}
+
+// A snapshot Cinder is still making is waited for, then deleted: Cinder
+// refuses the DELETE of a `creating` snapshot, and CreateSnapshot answers
+// ReadyToUse=false before it is made.
+func TestControllerDeleteSnapshotStillCreating(t *testing.T) {
+	e := newControllerEnv(t)
+	volID := e.mustCreate("pvc-dsc", 1)
+	e.emu.SetLatency("snapshot_create", 3*time.Second)
+	snap, err := e.cs.CreateSnapshot(e.ctx(), &csi.CreateSnapshotRequest{Name: "snap-dsc", SourceVolumeId: volID})
+	if err != nil {
+		t.Fatalf("CreateSnapshot: %v", err)
+	}
+	if snap.Snapshot.ReadyToUse {
+		t.Fatal("snapshot ready before its 3 s creation latency: the test checks nothing")
+	}
+	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: snap.Snapshot.SnapshotId}); err != nil {
+		t.Fatalf("DeleteSnapshot of a creating snapshot: %v", err)
+	}
+	if n := len(e.emu.Snapshots()); n != 0 {
+		t.Fatalf("%d snapshots left, want 0", n)
+	}
+	// The deadline passes while Cinder is still making it: Aborted.
+	snap2, err := e.cs.CreateSnapshot(e.ctx(), &csi.CreateSnapshotRequest{Name: "snap-dsc-2", SourceVolumeId: volID})
+	if err != nil {
+		t.Fatalf("CreateSnapshot: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx(), 200*time.Millisecond)
+	defer cancel()
+	_, err = e.cs.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snap2.Snapshot.SnapshotId})
+	ctCode(t, err, codes.Aborted)
+	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: snap2.Snapshot.SnapshotId}); err != nil {
+		t.Fatalf("DeleteSnapshot retried: %v", err)
+	}
 }
 
 func TestControllerListSnapshotsPages(t *testing.T) {
