@@ -68,6 +68,7 @@ func TestNodeInGuest(t *testing.T) {
 			defer func() { s.ctx = ctx }()
 			start := time.Now()
 			v := s.newVolume(t)
+			v.awaitLink = sc.foundBy == device.FoundByID
 			sc.run(t, v)
 			got := s.FoundBy(ctx, v.id)
 			s.report = append(s.report, fmt.Sprintf("| %s | %s | %.1f s |", sc.name, got, time.Since(start).Seconds()))

@@ -17,6 +17,11 @@ type volume struct {
 	staging, target   string
 	staged, published bool
 	attached          bool
+	// awaitLink: publish waits for mdev's by-id link. A scenario that
+	// asserts the by-id path needs it: mdev makes the link a moment after
+	// the disk appears, and a stage in that gap rightly finds the disk by
+	// its sysfs serial instead (CI saw this once, right after mdev -d).
+	awaitLink bool
 }
 
 func mountCap(fsType string) *csi.VolumeCapability {
@@ -53,6 +58,11 @@ func (v *volume) publish(t *testing.T) {
 		t.Fatalf("ControllerPublishVolume: %v", err)
 	}
 	v.pc, v.attached = resp.GetPublishContext(), true
+	if v.awaitLink {
+		if err := v.s.Guest.WaitPath(v.s.ctx, "/dev/disk/by-id/virtio-"+v.serial(), false); err != nil {
+			t.Fatalf("by-id link: %v", err)
+		}
+	}
 }
 
 func (v *volume) stageRequest(c *csi.VolumeCapability) *csi.NodeStageVolumeRequest {
