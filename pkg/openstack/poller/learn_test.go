@@ -2,6 +2,8 @@ package poller
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -81,5 +83,63 @@ func TestProportionalScheduleWithoutLearning(t *testing.T) {
 	// on are about 10 + ln(300/20)/ln(1.1) ≈ 38.
 	if n > 45 {
 		t.Fatalf("%d fetches for a 300 ms wait; the schedule is not proportional", n)
+	}
+}
+
+// TestHeadStartSettlesAtItsQuantile: changes of one kind that take
+// 160-240 ms (the emulator's ±20 % jitter) are found done at the first
+// check about 30 % of the time once the head start has settled, and a
+// wait makes two checks at the median, on the driver's own schedule.
+func TestHeadStartSettlesAtItsQuantile(t *testing.T) {
+	cfg := Config{Initial: 20 * time.Millisecond, Max: 5 * time.Second, Fraction: 0.12, HeadStart: 0.9}
+	p, src := newClockPoller(cfg, 200*time.Millisecond, true)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const warm, n = 100, 400
+	var firstHits int
+	var fetches []int64
+	for i := 0; i < warm+n; i++ {
+		src.after = time.Duration(160+rng.IntN(81)) * time.Millisecond
+		f, took := stepWait(t, p, src, fmt.Sprint(i), Hint{Kind: "creating", Since: src.clock.Now()})
+		if i < warm {
+			continue
+		}
+		if f == 1 {
+			firstHits++
+		}
+		fetches = append(fetches, f)
+		if ratio := float64(took) / float64(src.after); ratio > 1.35 {
+			t.Errorf("wait %d: %s for a %s change (%.2f×)", i, took, src.after, ratio)
+		}
+	}
+	slices.Sort(fetches)
+	share := float64(firstHits) / n
+	if share < 0.2 || share > 0.4 {
+		t.Errorf("done at the first check in %.0f %% of waits, want about 30 %% (head start %s)", share*100, p.Learned()["creating"])
+	}
+	var sum int64
+	for _, f := range fetches {
+		sum += f
+	}
+	// At the quantile the second check (12 % after the head start) finds
+	// about half the rest done: a median of 2, a mean about 2.4.
+	if mean := float64(sum) / n; fetches[n/2] > 2 || mean > 2.7 {
+		t.Errorf("checks per wait: median %d, mean %.2f; want at most 2 and 2.7 (head start %s)", fetches[n/2], mean, p.Learned()["creating"])
+	}
+}
+
+// TestHeadStartFollowsASlowerCloud: a kind that becomes five times
+// slower moves the head start to the new durations within a few waits.
+func TestHeadStartFollowsASlowerCloud(t *testing.T) {
+	cfg := Config{Initial: 5 * time.Millisecond, Max: 5 * time.Second, Fraction: 0.12, HeadStart: 0.9}
+	p, src := newClockPoller(cfg, 200*time.Millisecond, true)
+	for i := 0; i < 20; i++ {
+		stepWait(t, p, src, fmt.Sprint("a", i), Hint{Kind: "creating", Since: src.clock.Now()})
+	}
+	src.after = time.Second
+	for i := 0; i < 3; i++ {
+		stepWait(t, p, src, fmt.Sprint("b", i), Hint{Kind: "creating", Since: src.clock.Now()})
+	}
+	if got := p.Learned()["creating"]; got < 700*time.Millisecond || got > 1100*time.Millisecond {
+		t.Fatalf("head start %s three waits after the kind went from 200 ms to 1 s", got)
 	}
 }

@@ -54,11 +54,13 @@ type Config struct {
 	// in proportion: a lone wait is not held to the spacing that keeps a
 	// storm's shared polls cheap.
 	GapWaiters int
-	// HeadStart (0..1), with a classifier set by LearnBy, holds a
-	// waiter's checks after the first (a hinted waiter's first too)
-	// until HeadStart times the quickest recent wait of the same kind:
-	// the polls a proportional schedule would spend before a change can
-	// plausibly be done are skipped (learn.go).
+	// HeadStart > 0, with a classifier set by LearnBy, holds a waiter's
+	// checks after the first (a hinted waiter's first too) until the head
+	// start its kind has learned: the polls a proportional schedule would
+	// spend before a change can plausibly be done are skipped. The first
+	// wait of a kind seeds the head start at HeadStart times its duration;
+	// later waits move it to a low quantile of the kind's durations
+	// (learn.go).
 	HeadStart float64
 }
 
@@ -95,7 +97,7 @@ type Poller[T any] struct {
 	fetches   int
 
 	classify func(Result[T]) string
-	learned  map[string]*recent
+	learned  map[string]*tracker
 }
 
 type update[T any] struct {
@@ -113,6 +115,7 @@ type waiter[T any] struct {
 	interval time.Duration
 	class    string         // the kind of change: hinted, or from the first observation
 	hinted   bool           // start and class came from the caller
+	atHead   bool           // the first check waits for the learned head start
 	lastAge  time.Duration  // age at the latest observation
 	ch       chan update[T] // capacity 1, holds only the newest update
 }
@@ -222,6 +225,7 @@ func (p *Poller[T]) newWaiter(id string, h Hint) *waiter[T] {
 	}
 	if head, ok := p.headStart(h.Kind); ok && w.start.Add(head).After(now) {
 		w.next = w.start.Add(head)
+		w.atHead = true
 	}
 	return w
 }
