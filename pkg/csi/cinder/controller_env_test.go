@@ -38,6 +38,7 @@ type controllerEnv struct {
 	t   *testing.T
 	emu *emulator.Emulator
 	cs  *ControllerServer
+	ops *opLog // the cloud layer's requests in order, reset by warm
 }
 
 type envOption func(*emulator.Options, *ControllerOptions, *[]string)
@@ -87,7 +88,8 @@ func newControllerEnv(t *testing.T, opts ...envOption) *controllerEnv {
 	if err != nil {
 		t.Fatalf("parsing emulator cloud.conf: %v", err)
 	}
-	clouds, err := openstack.NewCloudsFromConfig(cfg, openstack.Options{})
+	ops := &opLog{}
+	clouds, err := openstack.NewCloudsFromConfig(cfg, openstack.Options{Observer: ops})
 	if err != nil {
 		t.Fatalf("building clouds: %v", err)
 	}
@@ -95,7 +97,7 @@ func newControllerEnv(t *testing.T, opts ...envOption) *controllerEnv {
 	if err != nil {
 		t.Fatalf("NewControllerServer: %v", err)
 	}
-	return &controllerEnv{t: t, emu: emu, cs: cs}
+	return &controllerEnv{t: t, emu: emu, cs: cs, ops: ops}
 }
 
 func (e *controllerEnv) ctx() context.Context {
@@ -179,6 +181,7 @@ func (e *controllerEnv) warm() {
 		e.t.Fatalf("warm-up ListVolumes: %v", err)
 	}
 	e.emu.ResetCounters()
+	e.ops.reset()
 }
 
 func ctCode(t *testing.T, err error, want codes.Code) {

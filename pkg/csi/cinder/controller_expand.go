@@ -13,10 +13,14 @@ import (
 
 // ControllerExpandVolume extends a volume to the requested size (rounded up
 // to GiB) and waits, within the deadline, until Cinder reports the new
-// size. A volume already that large is answered at once. An in-use volume
-// needs Cinder microversion 3.42; without it the answer is
-// FailedPrecondition, because the resizer must then wait for the pod to go.
-// A block volume needs no node step; a filesystem does.
+// size. A block volume needs no node step; a filesystem does.
+//
+// The os-extend goes first: Cinder refuses every volume it cannot extend
+// now (already that large, changing state, in-use below microversion 3.42)
+// and changes nothing then, so the volume is read only to explain a
+// refusal (whyNotExtended), and the happy path costs no GET. An in-use
+// volume needs 3.42; without it the answer is FailedPrecondition, because
+// the resizer must then wait for the pod to go.
 func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
 	id := req.GetVolumeId()
 	if req.GetCapacityRange() == nil {
@@ -27,22 +31,31 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 		return nil, err
 	}
 	nodeExpansion := !isBlock(req.GetVolumeCapability())
-	vc, err := cs.openVolume(ctx, id, volumeLock(id), req.GetSecrets())
+	vc, err := cs.openCall(id, volumeLock(id), req.GetSecrets())
 	if err != nil {
 		return nil, err
 	}
 	defer vc.release()
-	c, vol := vc.cloud, vc.vol
-	if vol == nil {
-		return nil, errNotFound("volume %s not found", id)
-	}
-	if vol.SizeGiB >= sizeGiB && vol.Status != openstack.VolumeExtending {
-		return expandResponse(vol.SizeGiB, nodeExpansion), nil
-	}
+	c := vc.cloud
 
 	start := time.Now()
-	if err := startExtend(ctx, c, vol, sizeGiB); err != nil {
-		return nil, err
+	// The status is not known before sending: inUse=false lets the request
+	// go out whatever the microversion, and Cinder's own check (an in-use
+	// volume below 3.42 is refused) is explained by whyNotExtended.
+	err = c.ExtendVolume(ctx, id, sizeGiB, false)
+	switch kind := openstack.KindOf(err); {
+	case err == nil:
+	case openstack.IsNotFound(err) || kind == openstack.KindConflict || kind == openstack.KindBadRequest:
+		vol, rerr := whyNotExtended(ctx, c, id, sizeGiB, err)
+		if rerr != nil {
+			return nil, rerr
+		}
+		if vol.Status != openstack.VolumeExtending {
+			return expandResponse(vol.SizeGiB, nodeExpansion), nil
+		}
+		// An earlier call's extend is running: wait for it.
+	default:
+		return nil, StatusFromError(err, "extending volume %s to %d GiB", id, sizeGiB)
 	}
 
 	last, err := c.WaitVolume(ctx, id, func(v *openstack.Volume) bool {
@@ -59,36 +72,40 @@ func (cs *ControllerServer) ControllerExpandVolume(ctx context.Context, req *csi
 		}
 		return nil, StatusFromError(err, "waiting for volume %s to extend", id)
 	}
-	klog.FromContext(ctx).Info("Extended volume", "volumeID", id, "fromGiB", vol.SizeGiB, "toGiB", last.SizeGiB, "took", time.Since(start))
+	klog.FromContext(ctx).Info("Extended volume", "volumeID", id, "toGiB", last.SizeGiB, "took", time.Since(start))
 	return expandResponse(last.SizeGiB, nodeExpansion), nil
 }
 
-// startExtend asks Cinder to extend an available or in-use volume, lets an
-// extend already running go on, and refuses the states that cannot be
-// extended.
-func startExtend(ctx context.Context, c openstack.Cloud, vol *openstack.Volume, sizeGiB int) error {
-	id := vol.ID
+// whyNotExtended reads a volume whose extend Cinder refused (or answered
+// 404). It returns the volume when the refusal is no failure: already at
+// least sizeGiB (the answer, with its size) or `extending` (an earlier
+// call's extend, to wait for); otherwise the error that explains it.
+func whyNotExtended(ctx context.Context, c openstack.Cloud, id string, sizeGiB int, refusal error) (*openstack.Volume, error) {
+	vol, err := c.GetVolume(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
+		return nil, errNotFound("volume %s not found", id)
+	case err != nil:
+		return nil, StatusFromError(err, "reading volume %s", id)
+	case vol.Status == openstack.VolumeExtending || vol.SizeGiB >= sizeGiB:
+		return vol, nil
+	}
 	switch vol.Status {
 	case openstack.VolumeAvailable, openstack.VolumeInUse:
-		inUse := vol.Status == openstack.VolumeInUse
-		if inUse && !c.Features().ExtendInUse {
-			return errPrecondition("volume %s is in use and this cloud's Cinder is older than microversion 3.42, so it can only be extended while detached", id)
+		if vol.Status == openstack.VolumeInUse && !c.Features().ExtendInUse {
+			return nil, errPrecondition("volume %s is in use and this cloud's Cinder is older than microversion 3.42, so it can only be extended while detached", id)
 		}
-		if err := c.ExtendVolume(ctx, vol.ID, sizeGiB, inUse); err != nil {
-			return StatusFromError(err, "extending volume %s to %d GiB", id, sizeGiB)
-		}
-	case openstack.VolumeExtending:
-		// An earlier call's extend is running; the caller waits for it.
+		// Refused in a state it has left since (or for a reason of
+		// Cinder's own): Cinder's message, Aborted for a state conflict.
+		return nil, StatusFromError(refusal, "extending volume %s to %d GiB", id, sizeGiB)
 	case openstack.VolumeErrorExtending:
 		reason := latestReason(ctx, c, id)
-		return errPrecondition("volume %s is in status error_extending%s; an administrator must reset it", id, reasonSuffix(reason))
-	default:
-		if isVolumeErrorStatus(vol.Status) {
-			return errPrecondition("volume %s is in status %s and cannot be extended", id, vol.Status)
-		}
-		return errInProgress("volume %s is %s; it can be extended once Cinder finishes", id, vol.Status)
+		return nil, errPrecondition("volume %s is in status error_extending%s; an administrator must reset it", id, reasonSuffix(reason))
 	}
-	return nil
+	if isVolumeErrorStatus(vol.Status) {
+		return nil, errPrecondition("volume %s is in status %s and cannot be extended", id, vol.Status)
+	}
+	return nil, errInProgress("volume %s is %s; it can be extended once Cinder finishes", id, vol.Status)
 }
 
 func expandResponse(sizeGiB int, nodeExpansion bool) *csi.ControllerExpandVolumeResponse {

@@ -352,9 +352,12 @@ func csiSnapshot(id, volumeID string, sizeGiB int, ready bool, created time.Time
 	return e
 }
 
-// DeleteSnapshot deletes a snapshot or a backup. The id is looked up as a
-// snapshot first (the common case), then as a backup, so neither kind logs
-// a spurious error. Not found as either is success.
+// DeleteSnapshot deletes a snapshot or a backup. The snapshot DELETE goes
+// first (most ids are snapshots): Cinder refuses a snapshot it cannot
+// delete now (creating, deleting, a group member) and changes nothing then,
+// so the snapshot is read only to explain a refusal and the happy path
+// costs no GET. A 404 sends the id on to the backups; not found as either
+// is success.
 func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
 	id := req.GetSnapshotId()
 	if err := checkID("snapshot", id); err != nil {
@@ -369,13 +372,24 @@ func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteS
 	if err != nil {
 		return nil, err
 	}
-	snap, err := c.GetSnapshot(ctx, id)
-	if err == nil {
-		return cs.deleteCinderSnapshot(ctx, c, id, snap)
+	err = c.DeleteSnapshot(ctx, id)
+	switch {
+	case err == nil:
+		// No GET on this path, so the source volume is not known and
+		// the "Deleted snapshot" log line names only the snapshot.
+		return cs.waitSnapshotDeleted(ctx, c, id, "")
+	case openstack.IsNotFound(err):
+		return cs.deleteBackup(ctx, c, id)
+	case openstack.KindOf(err) == openstack.KindConflict:
+		return cs.snapshotDeleteRefused(ctx, c, id, err)
 	}
-	if !openstack.IsNotFound(err) {
-		return nil, StatusFromError(err, "reading snapshot %s", id)
-	}
+	return nil, StatusFromError(err, "deleting snapshot %s", id)
+}
+
+// deleteBackup deletes the backup id, after the snapshot DELETE found no
+// snapshot of that id, and then the backup's intermediate snapshot if it
+// is still there. No backup of that id either is success.
+func (cs *ControllerServer) deleteBackup(ctx context.Context, c openstack.Cloud, id string) (*csi.DeleteSnapshotResponse, error) {
 	b, err := c.GetBackup(ctx, id)
 	if openstack.IsNotFound(err) {
 		return &csi.DeleteSnapshotResponse{}, nil
@@ -393,34 +407,55 @@ func (cs *ControllerServer) DeleteSnapshot(ctx context.Context, req *csi.DeleteS
 	return &csi.DeleteSnapshotResponse{}, nil
 }
 
-// deleteCinderSnapshot deletes a Cinder snapshot (one still being made is
-// waited for first) and waits within the request until Cinder has removed
-// it (~0.5 s on real Cinder with Ceph RBD, openstack-rig): until then the
-// snapshot still blocks the DeleteVolume of its source that often follows
-// (csi-sanity's cleanup, namespace teardown).
-func (cs *ControllerServer) deleteCinderSnapshot(ctx context.Context, c openstack.Cloud, id string, snap *openstack.Snapshot) (*csi.DeleteSnapshotResponse, error) {
-	if snap.Status == openstack.SnapshotCreating {
-		made, err := cs.waitSnapshotMade(ctx, c, id)
-		if openstack.IsNotFound(err) {
-			return &csi.DeleteSnapshotResponse{}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		snap = made
+// snapshotDeleteRefused reads a snapshot whose DELETE Cinder refused. Gone
+// since is success; one being deleted is waited for; one still `creating`
+// (CreateSnapshot answered ReadyToUse=false) is waited for until made,
+// then deleted; anything else (a group member, error_deleting) needs the
+// user: FailedPrecondition with Cinder's message.
+func (cs *ControllerServer) snapshotDeleteRefused(ctx context.Context, c openstack.Cloud, id string, refusal error) (*csi.DeleteSnapshotResponse, error) {
+	snap, err := c.GetSnapshot(ctx, id)
+	switch {
+	case openstack.IsNotFound(err):
+		return &csi.DeleteSnapshotResponse{}, nil
+	case err != nil:
+		return nil, StatusFromError(err, "reading snapshot %s", id)
+	case snap.Status == openstack.SnapshotDeleting:
+		return cs.waitSnapshotDeleted(ctx, c, id, snap.VolumeID)
+	case snap.Status != openstack.SnapshotCreating:
+		return nil, StatusFromError(needsUser(refusal), "deleting snapshot %s", id)
 	}
-	if snap.Status != openstack.SnapshotDeleting {
+	made, err := cs.waitSnapshotMade(ctx, c, id)
+	if openstack.IsNotFound(err) {
+		return &csi.DeleteSnapshotResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if made.Status != openstack.SnapshotDeleting {
 		if err := c.DeleteSnapshot(ctx, id); err != nil && !openstack.IsNotFound(err) {
 			return nil, StatusFromError(needsUser(err), "deleting snapshot %s", id)
 		}
 	}
+	return cs.waitSnapshotDeleted(ctx, c, id, made.VolumeID)
+}
+
+// waitSnapshotDeleted waits within the request until Cinder has removed a
+// snapshot it is deleting (~0.5 s on real Cinder with Ceph RBD,
+// openstack-rig): until then the snapshot still blocks the DeleteVolume of
+// its source that often follows (csi-sanity's cleanup, namespace
+// teardown). volumeID is only for the log, empty when not read.
+func (cs *ControllerServer) waitSnapshotDeleted(ctx context.Context, c openstack.Cloud, id, volumeID string) (*csi.DeleteSnapshotResponse, error) {
 	if _, err := c.WaitSnapshot(ctx, id, func(*openstack.Snapshot) bool { return false }); err != nil && !openstack.IsNotFound(err) {
 		if openstack.KindOf(err) == openstack.KindTimeout || ctx.Err() != nil {
 			return nil, errInProgress("snapshot %s is still being deleted", id)
 		}
 		return nil, StatusFromError(err, "waiting for snapshot %s to be deleted", id)
 	}
-	klog.FromContext(ctx).Info("Deleted snapshot", "snapshotID", id, "volumeID", snap.VolumeID)
+	kv := []any{"snapshotID", id}
+	if volumeID != "" {
+		kv = append(kv, "volumeID", volumeID)
+	}
+	klog.FromContext(ctx).Info("Deleted snapshot", kv...)
 	return &csi.DeleteSnapshotResponse{}, nil
 }
 

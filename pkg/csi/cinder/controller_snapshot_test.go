@@ -143,11 +143,10 @@ func TestControllerBackupLifecycle(t *testing.T) {
 	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: snap.SnapshotId}); err != nil {
 		t.Fatalf("DeleteSnapshot: %v", err)
 	}
-	calls := e.calls()
-	// Snapshot GET (404), backup GET, backup DELETE, intermediate snapshot GET (404).
-	if distinct(calls) > 4 || mutating(calls) != 1 {
-		t.Errorf("calls = %s, want at most 4 with one DELETE", formatCalls(calls))
-	}
+	// The snapshot DELETE finds no snapshot of a backup's id; then the
+	// backup is read, deleted, and its intermediate snapshot (cleaned up
+	// already) looked for.
+	e.assertSentExactly([]string{"snapshot_delete 404", "backup_get 200", "backup_delete 202", "snapshot_get 404"})
 	_, err = e.cs.GetSnapshot(e.ctx(), &csi.GetSnapshotRequest{SnapshotId: snap.SnapshotId})
 	if len(e.emu.Backups()) == 0 {
 		ctCode(t, err, codes.NotFound)
@@ -166,13 +165,20 @@ func TestControllerDeleteSnapshot(t *testing.T) {
 	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: snap.SnapshotId}); err != nil {
 		t.Fatalf("DeleteSnapshot: %v", err)
 	}
-	calls := e.calls()
-	if distinct(calls) != 2 || mutating(calls) != 1 {
-		t.Errorf("calls = %s, want a GET and a DELETE (no backup lookup)", formatCalls(calls))
+	// The DELETE first, then only the polls until it is gone: no GET
+	// before it, no backup lookup.
+	e.assertSentExactly([]string{"snapshot_delete 202"})
+	if _, polls := e.ops.sent(); polls == 0 {
+		t.Errorf("not waited for until gone: %s", e.ops.all())
 	}
+	if n := len(e.emu.Snapshots()); n != 0 {
+		t.Errorf("%d snapshots left, want 0", n)
+	}
+	e.ops.reset()
 	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: nodeGone}); err != nil {
 		t.Fatalf("DeleteSnapshot of nothing: %v", err)
 	}
+	e.assertSentExactly([]string{"snapshot_delete 404", "backup_get 404"})
 	_, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{})
 	ctCode(t, err, codes.InvalidArgument)
 }
@@ -191,12 +197,15 @@ func TestControllerDeleteSnapshotStillCreating(t *testing.T) {
 	if snap.Snapshot.ReadyToUse {
 		t.Fatal("snapshot ready before its 3 s creation latency: the test checks nothing")
 	}
+	e.ops.reset()
 	if _, err := e.cs.DeleteSnapshot(e.ctx(), &csi.DeleteSnapshotRequest{SnapshotId: snap.Snapshot.SnapshotId}); err != nil {
 		t.Fatalf("DeleteSnapshot of a creating snapshot: %v", err)
 	}
 	if n := len(e.emu.Snapshots()); n != 0 {
 		t.Fatalf("%d snapshots left, want 0", n)
 	}
+	// Refused, read, waited for until made (polls), deleted, waited for.
+	e.assertSentExactly([]string{"snapshot_delete 400", "snapshot_get 200", "snapshot_delete 202"})
 	// The deadline passes while Cinder is still making it: Aborted.
 	snap2, err := e.cs.CreateSnapshot(e.ctx(), &csi.CreateSnapshotRequest{Name: "snap-dsc-2", SourceVolumeId: volID})
 	if err != nil {
