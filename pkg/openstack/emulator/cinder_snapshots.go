@@ -238,7 +238,9 @@ func (e *Emulator) deleteSnapshot(q *req) {
 		writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Snapshot status must be available or error and must not be part of a group.")
 		return
 	}
-	if s.Status != "available" && s.Status != "error" && s.Status != "error_deleting" {
+	// Zed refuses error_deleting too unless forced (volume/api.py
+	// delete_snapshot: status must be available or error).
+	if s.Status != "available" && s.Status != "error" {
 		writeError(q.w, http.StatusBadRequest, "Invalid snapshot: Volume Snapshot status must be available or error and must not be part of a group.")
 		return
 	}
