@@ -24,6 +24,7 @@ func main() {
 		plugin     = flag.String("plugin", "bin/cinder-csi-plugin", "plugin binary for the storm")
 		lanes      = flag.Int("lanes", 4, "independent emulator+controller pairs per operations run")
 		iterations = flag.Int("iterations", 5, "volume lifecycles per lane per operations run")
+		warmup     = flag.Int("warmup", 10, "untimed volume lifecycles per lane before the timed ones (1: a freshly started controller, whose poller has learned nothing)")
 		unlimited  = flag.Int("unlimited-storm-runs", 1, "extra storm runs without the plugin's client-side limiter, to show what it prevents")
 		skip       = flag.String("skip", "", "comma list of benchmarks to leave out: ops, storm, calls, node")
 		reference  = flag.String("reference", "", "cloud-provider-openstack's cinder-csi-plugin binary, run beside ours in the calls storm; empty: ours alone")
@@ -38,11 +39,11 @@ func main() {
 		skipped[strings.TrimSpace(s)] = true
 	}
 
-	r := report{runs: *runs, lanes: *lanes, iterations: *iterations, command: "make bench", profile: *profile}
+	r := report{runs: *runs, lanes: *lanes, iterations: *iterations, warmup: *warmup, command: "make bench", profile: *profile}
 	if !skipped["ops"] {
 		for i := 0; i < *runs; i++ {
 			start := time.Now()
-			res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Seed: int64(i), Profile: *profile})
+			res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Warmup: *warmup, Seed: int64(i), Profile: *profile})
 			fail(err)
 			r.ops = append(r.ops, res.Stats())
 			r.latencies = res.Latencies
@@ -50,7 +51,7 @@ func main() {
 		}
 		if *reference != "" {
 			for i := 0; i < *runs; i++ {
-				res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Seed: int64(i), Profile: *profile, Reference: *reference})
+				res, err := bench.RunOps(ctx, bench.OpsConfig{Lanes: *lanes, Iterations: *iterations, Warmup: *warmup, Seed: int64(i), Profile: *profile, Reference: *reference})
 				fail(err)
 				r.refOps = append(r.refOps, res.Stats())
 			}

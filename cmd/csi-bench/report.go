@@ -10,6 +10,7 @@ import (
 
 type report struct {
 	runs, lanes, iterations int
+	warmup                  int
 	command                 string
 	profile                 string
 	machine                 string
@@ -94,7 +95,7 @@ func (r *report) opsSection(w func(string, ...any)) {
 	w("%s, each ±20 %% jitter. ", strings.Join(parts, ", "))
 	w("Each run is %d lanes × %d volume lifecycles (create, publish, publish again, snapshot, expand, unpublish, delete snapshot, delete), ", r.lanes, r.iterations)
 	w("one operation at a time per lane; every lane has its own emulator and controller, so nothing (not even the poller) is shared. ")
-	w("One untimed lifecycle per lane comes first (Keystone token, version discovery, connections). ")
+	w("%d untimed lifecycles per lane come first (Keystone token, version discovery, connections, and each kind of change learned by the poller, as in a controller that has been running; `-warmup 1` measures a freshly started one). ", max(r.warmup, 1))
 	w("**Intrinsic** is the cloud's own time: from the start of the RPC to the moment the emulator's state changed, ")
 	w("seen in process every 2 ms without API calls; no client could answer sooner. **Ratio** is each operation's latency over its own intrinsic time, ")
 	w("at p50 and p99. **Calls** are API calls per operation (Keystone excluded), **mutating** the POST/PUT/DELETE among them, ")

@@ -33,6 +33,11 @@ type OpsConfig struct {
 	// (so nothing is shared between them, not even a poller); Iterations
 	// volume lifecycles run one after another in each lane.
 	Lanes, Iterations int
+	// Warmup untimed lifecycles run first in each lane (at least one):
+	// Keystone, version discovery and connections happen once per
+	// process, and the poller learns each kind of change from the waits
+	// it has seen, as in a controller that has been running.
+	Warmup int
 	// Profile and Latency set the emulator's intrinsic times.
 	Profile string
 	Latency map[string]time.Duration
@@ -151,10 +156,10 @@ func runLane(ctx context.Context, cfg OpsConfig, n int) (map[string][]Sample, ma
 	}
 	l := &lane{emu: emu, cs: cs, obs: obs, w: startWatcher(emu), out: map[string][]Sample{}, node: nodeID(0)}
 	defer l.w.close()
-	// One untimed lifecycle first: Keystone, version discovery and
-	// connection set-up happen once per process, not per operation.
-	if err := l.lifecycle(ctx, fmt.Sprintf("warm-%d", n), false); err != nil {
-		return nil, nil, err
+	for i := 0; i < max(cfg.Warmup, 1); i++ {
+		if err := l.lifecycle(ctx, fmt.Sprintf("warm-%d-%d", n, i), false); err != nil {
+			return nil, nil, err
+		}
 	}
 	l.out = map[string][]Sample{}
 	for i := 0; i < cfg.Iterations; i++ {

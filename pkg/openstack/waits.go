@@ -17,7 +17,7 @@ import (
 // A wait the cloud layer started itself (hints.go) knows its kind of
 // change and its start. Once one change of that kind has finished, it
 // makes its first check at the kind's learned head start, a tracked 30th
-// percentile of its durations (seeded at 90 % of the first; learn.go),
+// percentile of its durations (seeded at 85 % of the first; learn.go),
 // and then every 12 % of the time since the request: a change is seen at most
 // 12 % after it happened, and the checks before it could plausibly be
 // done are not made. That cut a lone CreateVolume from 6.5 calls to 5 and
@@ -34,7 +34,7 @@ import (
 // Backups take minutes and are polled up to every 15 s.
 var (
 	volumePollConfig = poller.Config{Initial: 20 * time.Millisecond, Factor: 2, Max: 5 * time.Second,
-		MinGap: 200 * time.Millisecond, GapWaiters: 20, FetchTimeout: 30 * time.Second, Fraction: 0.12, HeadStart: 0.9}
+		MinGap: 200 * time.Millisecond, GapWaiters: 20, FetchTimeout: 30 * time.Second, Fraction: 0.12, HeadStart: 0.85}
 	backupPollConfig = poller.Config{Initial: time.Second, Factor: 2, Max: 15 * time.Second,
 		MinGap: time.Second, FetchTimeout: 30 * time.Second}
 )

@@ -25,8 +25,8 @@ import "time"
 const (
 	headQuantile = 0.3
 	headStep     = 0.04
-	// headMaxShrink bounds a streak's step (see learn).
-	headMaxShrink = 0.5
+	// headMaxShrink bounds a streak's step (see tracker.streak).
+	headMaxShrink = 0.25
 	// headJump: a wait still unfinished at twice the head start means
 	// the kind became slower; the head start restarts from that wait's
 	// own duration times this instead of creeping up.
@@ -37,9 +37,12 @@ const (
 type tracker struct {
 	head time.Duration
 	// streak counts consecutive waits done by the head start. From the
-	// third on each one doubles the step: a kind that became much quicker
-	// is caught in a few waits, while at the quantile a streak of three is
-	// rare (2.7 %).
+	// fourth on each one doubles the step (at most headMaxShrink): a kind
+	// that became much quicker is caught in a few waits, while at the
+	// quantile four in a row are rare (0.8 %). Doubling from the third,
+	// with steps up to half, collapsed the head start in the ops bench
+	// (a streak at 40 % hits is common in 15 waits) and cost a poll a
+	// wait until it crept back.
 	streak int
 }
 
@@ -55,7 +58,7 @@ func (t *tracker) observe(notDoneAt, doneAt time.Duration, atHead bool) {
 		return
 	case notDoneAt == 0, doneAt <= t.head:
 		t.streak++
-		step := min(headMaxShrink, headStep*float64(int(1)<<min(max(t.streak-2, 0), 8)))
+		step := min(headMaxShrink, headStep*float64(int(1)<<min(max(t.streak-3, 0), 8)))
 		t.head = time.Duration(float64(t.head) * (1 - step))
 	case notDoneAt >= 2*t.head:
 		t.streak = 0
