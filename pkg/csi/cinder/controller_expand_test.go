@@ -71,30 +71,18 @@ func TestControllerExpandVolume(t *testing.T) {
 			toGiB: 2, code: codes.NotFound, sent: []string{"volume_extend 404", "volume_get 404"},
 		},
 		{
-			name: "error_extending is FailedPrecondition",
-			setup: func(e *controllerEnv) string {
-				id := e.mustCreate("pvc-e7", 1)
-				e.emu.SetVolumeStatus(id, "error_extending")
-				return id
-			},
+			name:  "error_extending is FailedPrecondition",
+			setup: inStatus("pvc-e7", "error_extending"),
 			toGiB: 2, code: codes.FailedPrecondition, wantGiB: 1, sent: refusedThenRead,
 		},
 		{
-			name: "another error status is FailedPrecondition",
-			setup: func(e *controllerEnv) string {
-				id := e.mustCreate("pvc-e8", 1)
-				e.emu.SetVolumeStatus(id, "error")
-				return id
-			},
+			name:  "another error status is FailedPrecondition",
+			setup: inStatus("pvc-e8", "error"),
 			toGiB: 2, code: codes.FailedPrecondition, wantGiB: 1, sent: refusedThenRead,
 		},
 		{
-			name: "a volume changing state is Aborted",
-			setup: func(e *controllerEnv) string {
-				id := e.mustCreate("pvc-e9", 1)
-				e.emu.SetVolumeStatus(id, "backing-up")
-				return id
-			},
+			name:  "a volume changing state is Aborted",
+			setup: inStatus("pvc-e9", "backing-up"),
 			toGiB: 2, code: codes.Aborted, wantGiB: 1, sent: refusedThenRead,
 		},
 		{
@@ -200,5 +188,15 @@ func TestWhyNotExtendedAfterTheStateChanged(t *testing.T) {
 	ctCode(t, err, codes.Aborted)
 	if err == nil || !strings.Contains(err.Error(), "currently attaching") {
 		t.Errorf("error %v does not carry Cinder's refusal", err)
+	}
+}
+
+// inStatus makes a 1 GiB volume and puts it in status, for the refusal
+// cases.
+func inStatus(name, status string) func(*controllerEnv) string {
+	return func(e *controllerEnv) string {
+		id := e.mustCreate(name, 1)
+		e.emu.SetVolumeStatus(id, status)
+		return id
 	}
 }
