@@ -114,7 +114,6 @@ type waiter[T any] struct {
 	next     time.Time
 	interval time.Duration
 	class    string         // the kind of change: hinted, or from the first observation
-	hinted   bool           // start and class came from the caller
 	atHead   bool           // the first check waits for the learned head start
 	lastAge  time.Duration  // age at the latest observation
 	ch       chan update[T] // capacity 1, holds only the newest update
@@ -219,7 +218,7 @@ func (p *Poller[T]) newWaiter(id string, h Hint) *waiter[T] {
 	if h.Kind == "" {
 		return w
 	}
-	w.class, w.hinted = h.Kind, true
+	w.class = h.Kind
 	if !h.Since.IsZero() && h.Since.Before(now) {
 		w.start = h.Since
 	}
